@@ -1,0 +1,52 @@
+"""The `swarmlens` command.
+
+Each subcommand lives in the module of its area; this file only builds the argument parser
+and imports the area lazily, so `swarmlens --help` stays fast and a missing extra only
+affects the commands that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from swarmlens import __version__
+
+# (subcommand, module, one-line help). Each module provides add_arguments(parser) and run(args) -> int.
+COMMANDS: list[tuple[str, str, str]] = [
+    ("clickhouse", "swarmlens.embedded.command", "serve the embedded ClickHouse (chDB) over the ClickHouse HTTP interface"),
+    ("db", "swarmlens.store.command", "database schema: migrate, status"),
+    ("llm-server", "swarmlens.scripted_llm.command", "serve the scripted OpenAI-compatible LLM used by tests and the demo"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="swarmlens", description="Usage history and reporting for OpenAI Swarm apps.")
+    parser.add_argument("--version", action="version", version=f"swarmlens {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, help_text in COMMANDS:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        try:
+            importlib.import_module(module).add_arguments(p)
+        except ImportError as exc:  # a missing extra: the command explains itself when run
+            p.set_defaults(_import_error=str(exc))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    if getattr(args, "_import_error", None):
+        print(f"swarmlens {args.command}: {args._import_error} (install with: pip install 'swarmlens[server]')",
+              file=sys.stderr)
+        return 2
+    return int(importlib.import_module(args._module).run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Every setting of the swarmlens service side, read in one place.
+
+Each setting is an environment variable (``SWARMLENS_*``) with a default; command-line
+flags override the environment where a command offers one. The README's settings table
+documents each of them once, and a test fails when one is missing there.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+
+def _default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return os.path.join(base, "swarmlens")
+
+
+def _bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Callable[[str], Any]
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # Where data lives
+    Setting("SWARMLENS_DATA_DIR", _default_data_dir, str,
+            "Data directory of the embedded ClickHouse, rotel's state and the generated admin credentials."),
+    # Embedded ClickHouse endpoint (`swarmlens clickhouse`, `swarmlens up`)
+    Setting("SWARMLENS_CLICKHOUSE_LISTEN_HOST", "127.0.0.1", str,
+            "Address the embedded ClickHouse HTTP interface binds to. A non-loopback address requires SWARMLENS_CLICKHOUSE_PASSWORD."),
+    Setting("SWARMLENS_CLICKHOUSE_LISTEN_PORT", 8123, int,
+            "Port of the embedded ClickHouse HTTP interface; 0 picks a free port and prints the URL."),
+    Setting("SWARMLENS_CLICKHOUSE_MAX_BODY_BYTES", 1 << 30, int,
+            "Largest request body (after decompression) the embedded endpoint accepts; larger ones get error 413."),
+    Setting("SWARMLENS_CLICKHOUSE_MAX_QUERY_BYTES", 16 << 20, int,
+            "Largest SQL text (outside of INSERT data) the embedded endpoint accepts."),
+    Setting("SWARMLENS_CLICKHOUSE_POOL_SIZE", 8, int,
+            "Engine connections the embedded endpoint keeps for requests without a session_id (the concurrency limit)."),
+    # Where ClickHouse is, for every client (migrations, reporter, demo, bench)
+    Setting("SWARMLENS_CLICKHOUSE_URL", "http://127.0.0.1:8123", str,
+            "ClickHouse HTTP interface the reporter, migrations and tools talk to (embedded or a real server)."),
+    Setting("SWARMLENS_CLICKHOUSE_USER", "default", str,
+            "ClickHouse user, for clients and, when a password is set, required by the embedded endpoint."),
+    Setting("SWARMLENS_CLICKHOUSE_PASSWORD", "", str,
+            "ClickHouse password; empty means the embedded endpoint requires none (loopback only)."),
+    Setting("SWARMLENS_OTEL_DATABASE", "otel", str,
+            "Database of the raw span table otel_traces, as the collector writes it."),
+    Setting("SWARMLENS_DATABASE", "swarmlens", str,
+            "Database of swarmlens' derived tables, views and configuration tables."),
+    Setting("SWARMLENS_CLUSTER", "", str,
+            "ClickHouse cluster name: when set, migrations use ON CLUSTER with Replicated and Distributed engines."),
+    Setting("SWARMLENS_TRACES_TTL_DAYS", 0, int,
+            "Days raw spans are kept in otel_traces (0 keeps them forever); derived tables are kept."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class Config(dict):
+    """A plain mapping of setting name to parsed value, with attribute-free access by name."""
+
+    def __getattr__(self, item: str) -> Any:  # config.SWARMLENS_DATA_DIR reads naturally in code
+        try:
+            return self[item]
+        except KeyError:
+            raise AttributeError(item) from None
+
+
+def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Reads every setting from the environment, then applies explicit overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        raw = env.get(s.name)
+        if raw is None or raw == "":
+            values[s.name] = s.default() if callable(s.default) else s.default
+        else:
+            try:
+                values[s.name] = s.parse(raw)
+            except ValueError as exc:
+                raise ValueError(f"{s.name}: {exc}") from None
+    for key, value in (overrides or {}).items():
+        if key not in _BY_NAME:
+            raise KeyError(f"unknown setting {key}")
+        if value is not None:
+            values[key] = value
+    return Config(values)
+
+
+def setting_names() -> list[str]:
+    return [s.name for s in SETTINGS]
