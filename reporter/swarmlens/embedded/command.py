@@ -1,0 +1,44 @@
+"""`swarmlens clickhouse`: serve the embedded ClickHouse until SIGTERM / Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from swarmlens import config as config_mod
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--data-dir", help="data directory (default: $SWARMLENS_DATA_DIR/clickhouse)")
+    p.add_argument("--host", help="address to bind (default: SWARMLENS_CLICKHOUSE_LISTEN_HOST)")
+    p.add_argument("--port", type=int, help="port to bind, 0 for a free one (default: SWARMLENS_CLICKHOUSE_LISTEN_PORT)")
+    p.add_argument("--user", help="user clients must give when a password is set (default: SWARMLENS_CLICKHOUSE_USER)")
+    p.add_argument("--password-env", metavar="VAR", default="SWARMLENS_CLICKHOUSE_PASSWORD",
+                   help="environment variable holding the password (never pass it on the command line)")
+    p.add_argument("--verbose", "-v", action="store_true", help="log every request")
+
+
+def run(args) -> int:
+    from swarmlens.embedded.server import EmbeddedClickHouse
+
+    cfg = config_mod.load()
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    data_dir = args.data_dir or os.path.join(cfg.SWARMLENS_DATA_DIR, "clickhouse")
+    host = args.host or cfg.SWARMLENS_CLICKHOUSE_LISTEN_HOST
+    port = cfg.SWARMLENS_CLICKHOUSE_LISTEN_PORT if args.port is None else args.port
+    try:
+        ep = EmbeddedClickHouse(
+            data_dir, host=host, port=port, user=args.user or cfg.SWARMLENS_CLICKHOUSE_USER,
+            password=os.environ.get(args.password_env, ""), pool_size=cfg.SWARMLENS_CLICKHOUSE_POOL_SIZE,
+            max_body_bytes=cfg.SWARMLENS_CLICKHOUSE_MAX_BODY_BYTES,
+            max_query_bytes=cfg.SWARMLENS_CLICKHOUSE_MAX_QUERY_BYTES,
+        ).start(background=False)
+    except (ValueError, OSError) as exc:
+        print(f"swarmlens clickhouse: {exc}", file=sys.stderr)
+        return 1
+    print(f"embedded ClickHouse {ep.engine.version} serving {data_dir} at {ep.url}", flush=True)
+    ep.serve_forever()
+    print("embedded ClickHouse stopped", flush=True)
+    return 0

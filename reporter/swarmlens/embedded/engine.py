@@ -1,0 +1,199 @@
+"""chDB connections behind the HTTP interface: a pool for sessionless requests, one
+connection per HTTP session, and per-request settings applied as a server would.
+
+A chDB connection behaves like a ClickHouse session: `SET`, `USE` and temporary tables are
+its own, and queries on different connections run in parallel (the engine releases the
+GIL), so a long query never stalls an insert on another connection.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import chdb
+
+from swarmlens.embedded.errors import ClickHouseError
+
+# Settings every connection starts with. Inserts are synchronous so that an acknowledged
+# insert is on disk; a client's async_insert request is accepted and ignored.
+BASE_SETTINGS = {"async_insert": "0", "wait_for_async_insert": "1"}
+IGNORED_SETTINGS = {"async_insert", "wait_for_async_insert", "async_insert_deduplicate",
+                    "async_insert_busy_timeout_ms", "async_insert_max_data_size"}
+
+_SET_RE = re.compile(r"^\s*SET\s+(?!ROLE\b)(.+?)\s*;?\s*$", re.IGNORECASE | re.DOTALL)
+_USE_RE = re.compile(r"^\s*USE\s+(`[^`]+`|\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_]*)\s*;?\s*$", re.IGNORECASE)
+
+
+@dataclass
+class Connection:
+    conn: object
+    settings: dict[str, str] = field(default_factory=dict)  # applied now, beyond the defaults
+    baseline: dict[str, str] = field(default_factory=dict)  # set by the session itself with SET
+    database: str = "default"
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last_used: float = field(default_factory=time.monotonic)
+    timeout: float = 60.0
+
+    def run(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None):
+        try:
+            return self.conn.query(sql, fmt, params=params or {})
+        except Exception as exc:  # chdb raises ChdbError / RuntimeError with the server's text
+            raise ClickHouseError.from_engine(exc) from None
+
+    def prepare(self, database: str | None, settings: dict[str, str]) -> None:
+        """Brings the connection to the request's database and settings, issuing only the differences."""
+        want = dict(self.baseline)
+        want.update({k: v for k, v in settings.items() if k not in IGNORED_SETTINGS})
+        for name in [n for n in self.settings if n not in want]:
+            self.run(f"SET {name} = DEFAULT")
+            del self.settings[name]
+        changes = {k: v for k, v in want.items() if self.settings.get(k) != v}
+        if changes:
+            # Names were validated by the caller; values are quoted literals (SET takes no parameters).
+            self.run("SET " + ", ".join(f"{k} = {_quote_literal(v)}" for k, v in changes.items()))
+            self.settings.update(changes)
+        if database and database != self.database:
+            self.run(f"USE {_quote_ident(database)}")
+            self.database = database
+
+    def note_statement(self, sql: str) -> None:
+        """Keeps track of SET / USE a session issued itself, so later requests keep them."""
+        m = _USE_RE.match(sql)
+        if m:
+            self.database = m.group(1).strip("`\"")
+            return
+        m = _SET_RE.match(sql)
+        if m:
+            for part in _split_assignments(m.group(1)):
+                name, _, value = part.partition("=")
+                name, value = name.strip().lower(), value.strip()
+                if re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+                    value = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == "'" else value
+                    self.baseline[name] = value
+                    self.settings[name] = value
+
+
+def _split_assignments(text: str) -> Iterable[str]:
+    part, quote = [], False
+    for ch in text:
+        if ch == "'":
+            quote = not quote
+        if ch == "," and not quote:
+            yield "".join(part)
+            part = []
+        else:
+            part.append(ch)
+    if part:
+        yield "".join(part)
+
+
+def _quote_ident(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def _quote_literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+SETTING_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+class Engine:
+    """The chDB engine on one data directory, shared by every request of the endpoint."""
+
+    def __init__(self, data_dir: str, pool_size: int = 8, max_sessions: int = 512):
+        os.makedirs(data_dir, exist_ok=True)
+        self.data_dir = os.path.abspath(data_dir)
+        self._path = self.data_dir
+        self._pool: queue.LifoQueue[Connection] = queue.LifoQueue()
+        self._all: list[Connection] = []
+        self._pool_size = max(1, pool_size)
+        self._created = 0
+        self._lock = threading.Lock()
+        self._sessions: dict[str, Connection] = {}
+        self._max_sessions = max_sessions
+        self._closed = False
+        first = self._new_connection()  # fails fast on a bad or locked data directory
+        self.version, self.timezone = first.run("SELECT version(), timezone()", "TSV").bytes().decode().strip().split("\t")
+        self._pool.put(first)
+
+    def _new_connection(self) -> Connection:
+        c = Connection(chdb.connect(self._path))
+        c.run("SET " + ", ".join(f"{k} = {v}" for k, v in BASE_SETTINGS.items()))
+        with self._lock:
+            self._all.append(c)
+            self._created += 1
+        return c
+
+    # -- sessionless -------------------------------------------------------------------------
+    def acquire(self, timeout: float = 60.0) -> Connection:
+        if self._closed:
+            raise ClickHouseError(210, "NETWORK_ERROR", "Server is shutting down", http_status=503)
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            grow = self._created < self._pool_size
+        if grow:
+            return self._new_connection()
+        try:
+            return self._pool.get(timeout=timeout)
+        except queue.Empty:
+            raise ClickHouseError(202, "TOO_MANY_SIMULTANEOUS_QUERIES",
+                                  f"Too many simultaneous queries. Maximum: {self._pool_size}") from None
+
+    def release(self, c: Connection) -> None:
+        c.last_used = time.monotonic()
+        self._pool.put(c)
+
+    # -- HTTP sessions -----------------------------------------------------------------------
+    def session(self, session_id: str, timeout: float, check: bool) -> Connection:
+        self._expire_sessions()
+        with self._lock:
+            c = self._sessions.get(session_id)
+            if c is None:
+                if check:
+                    raise ClickHouseError(372, "SESSION_NOT_FOUND", f"Session {session_id} not found")
+                if len(self._sessions) >= self._max_sessions:
+                    raise ClickHouseError(202, "TOO_MANY_SIMULTANEOUS_QUERIES",
+                                          f"Too many open sessions. Maximum: {self._max_sessions}")
+                c = Connection(chdb.connect(self._path))
+                c.run("SET " + ", ".join(f"{k} = {v}" for k, v in BASE_SETTINGS.items()))
+                self._sessions[session_id] = c
+            c.timeout = timeout
+            c.last_used = time.monotonic()
+            return c
+
+    def _expire_sessions(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            stale = [(sid, c) for sid, c in self._sessions.items()
+                     if now - c.last_used > c.timeout and not c.lock.locked()]
+            for sid, _ in stale:
+                del self._sessions[sid]
+        for _, c in stale:
+            _close_quietly(c)
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            conns = list(self._all) + list(self._sessions.values())
+            self._sessions.clear()
+            self._all.clear()
+        for c in conns:
+            with c.lock:
+                _close_quietly(c)
+
+
+def _close_quietly(c: Connection) -> None:
+    try:
+        c.conn.close()
+    except Exception:
+        pass

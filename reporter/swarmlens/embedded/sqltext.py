@@ -1,0 +1,119 @@
+"""Just enough SQL lexing for the HTTP layer: where an INSERT's data starts, which output
+format a query asks for, and whether a statement only reads. Quotes, comments and
+parentheses are respected; everything else is left to the engine."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MODIFYING_STARTS = {"INSERT", "CREATE", "DROP", "ALTER", "TRUNCATE", "RENAME", "OPTIMIZE", "SYSTEM", "KILL",
+                     "GRANT", "REVOKE", "ATTACH", "DETACH", "DELETE", "UPDATE", "EXCHANGE", "UNDROP", "BACKUP",
+                     "RESTORE", "MOVE", "REPLACE"}
+
+
+def tokens(sql: str):
+    """Yields (word_upper, start, end, depth) for each bare word outside quotes and comments."""
+    i, n, depth = 0, len(sql), 0
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"`":
+            j = i + 1
+            while j < n:
+                if sql[j] == "\\":
+                    j += 2
+                    continue
+                if sql[j] == ch:
+                    if j + 1 < n and sql[j + 1] == ch:  # doubled quote
+                        j += 2
+                        continue
+                    break
+                j += 1
+            i = j + 1
+        elif sql.startswith("--", i) or ch == "#" and sql.startswith("#!", i) or sql.startswith("# ", i):
+            j = sql.find("\n", i)
+            i = n if j < 0 else j + 1
+        elif sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+        elif ch == "(":
+            depth += 1
+            i += 1
+        elif ch == ")":
+            depth -= 1
+            i += 1
+        elif ch.isalpha() or ch == "_":
+            m = _WORD.match(sql, i)
+            yield m.group(0).upper(), i, m.end(), depth
+            i = m.end()
+        else:
+            i += 1
+
+
+def first_word(sql: str) -> str:
+    for word, _, _, _ in tokens(sql):
+        return word
+    return ""
+
+
+@dataclass
+class InsertHead:
+    statement: str  # the INSERT without its FORMAT clause, as chDB's streaming insert wants it
+    format: str
+    data_offset: int  # where the data starts in the text the head was found in
+
+
+def split_data_insert(sql: str) -> InsertHead | None:
+    """For `INSERT INTO ... FORMAT Name <data>`, returns the head and where the data starts.
+
+    Returns None for anything else, including INSERT ... VALUES and INSERT ... SELECT,
+    which the engine runs as ordinary statements.
+    """
+    it = tokens(sql)
+    first = next(it, None)
+    if not first or first[0] != "INSERT":
+        return None
+    for word, start, end, depth in it:
+        if depth != 0:
+            continue
+        if word in ("VALUES", "SELECT", "WITH"):
+            return None
+        if word == "FORMAT":
+            m = _WORD.match(sql, _skip_space(sql, end))
+            if not m:
+                return None
+            fmt = m.group(0)
+            if fmt.upper() == "VALUES":
+                return None
+            pos = m.end()
+            # Data starts after the format name and the blanks up to and including one newline.
+            while pos < len(sql) and sql[pos] in " \t":
+                pos += 1
+            if sql.startswith("\r\n", pos):
+                pos += 2
+            elif pos < len(sql) and sql[pos] == "\n":
+                pos += 1
+            return InsertHead(sql[:start].rstrip(), fmt, pos)
+    return None
+
+
+def output_format(sql: str) -> str | None:
+    """The name in a query's top-level FORMAT clause, if it has one."""
+    found = None
+    for word, _, end, depth in tokens(sql):
+        if word == "FORMAT" and depth == 0:
+            m = _WORD.match(sql, _skip_space(sql, end))
+            if m:
+                found = m.group(0)
+    return found
+
+
+def is_read_only(sql: str) -> bool:
+    return first_word(sql) not in _MODIFYING_STARTS
+
+
+def _skip_space(sql: str, i: int) -> int:
+    while i < len(sql) and sql[i].isspace():
+        i += 1
+    return i
