@@ -109,6 +109,8 @@ def test_rotel_inserts_contract_spans_through_the_endpoint(rotel_agent, migrated
         FROM {otel}.otel_traces WHERE SpanName = 'invoke_agent Billing' AND SpanAttributes['session.id'] = 's-4'
     """).result_rows
     assert row == [("support-app", "Internal", "user-1", ["note"], [{"k": "v"}], True)]
+    # the views' rows become visible just after the raw part while rotel's last insert is in flight
+    assert _wait_for(client, f"SELECT count() FROM {db}.tasks", [(10,)]) == [(10,)]
     tasks = _wait_for(client, f"""
         SELECT user_id, agents, final_agent, input, input_tokens, output_tokens, status
         FROM {db}.tasks FINAL WHERE session_id = 's-9'""", None, timeout=0)

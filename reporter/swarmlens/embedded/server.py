@@ -305,20 +305,19 @@ class _Handler(BaseHTTPRequestHandler):
         return self.endpoint.engine.session(sid, timeout, params.get("session_check") == "1"), True
 
     def _insert(self, conn: Connection, head: sqltext.InsertHead, data: "_Spool | None"):
+        inserter = None
         try:
             inserter = conn.conn.send_insert(head.statement, head.format)
-        except Exception as exc:
-            raise ClickHouseError.from_engine(exc) from None
-        try:
             if data is not None:
                 for chunk in data.chunks():
                     inserter.append(chunk)
             return inserter.finish()
         except Exception as exc:
-            try:
-                inserter.cancel()
-            except Exception:
-                pass
+            if inserter is not None:
+                try:
+                    inserter.cancel()
+                except Exception:
+                    pass
             err = ClickHouseError.from_engine(exc)
             if err.code in DATA_ERROR_CODES:
                 raise err from None
