@@ -1,0 +1,75 @@
+"""Fixtures of the instrumentation tests: real Swarm, real openai client, the scripted LLM over
+real HTTP, and an in-memory exporter that is instrumented, yielded, uninstrumented."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import support_scenario as sc  # noqa: E402
+from opentelemetry.instrumentation.openai_swarm import SwarmInstrumentor  # noqa: E402
+from opentelemetry.instrumentation.openai_swarm.utils import SETTINGS  # noqa: E402
+from swarmlens.scripted_llm import ScriptedLLMServer  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _clean_settings_env(monkeypatch):
+    for s in SETTINGS:
+        monkeypatch.delenv(s.env, raising=False)
+
+
+@pytest.fixture(scope="session")
+def llm():
+    with ScriptedLLMServer(sc.SCRIPT) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def llm_no_usage():
+    with ScriptedLLMServer(sc.SCRIPT, usage=False) as server:
+        yield server
+
+
+@pytest.fixture
+def exporter():
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def provider(exporter):
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    return tp
+
+
+@pytest.fixture
+def instrument(provider):
+    """instrument(**options) with our provider; uninstrumented after the test."""
+    inst = SwarmInstrumentor()
+
+    def _instrument(**options):
+        if inst.is_instrumented_by_opentelemetry:
+            inst.uninstrument()
+        inst.instrument(tracer_provider=provider, **options)
+        return inst
+
+    yield _instrument
+    if inst.is_instrumented_by_opentelemetry:
+        inst.uninstrument()
+
+
+@pytest.fixture
+def instrumented(instrument):
+    return instrument()
+
+
+@pytest.fixture
+def swarm_client(llm):
+    return sc.make_swarm(llm)
