@@ -65,6 +65,32 @@ SETTINGS: tuple[Setting, ...] = (
             "ClickHouse cluster name: when set, migrations use ON CLUSTER with Replicated and Distributed engines."),
     Setting("SWARMLENS_TRACES_TTL_DAYS", 0, int,
             "Days raw spans are kept in otel_traces (0 keeps them forever); derived tables are kept."),
+    # The single-machine stack (`swarmlens up`): rotel's OTLP listeners and the reporter's WSGI server
+    Setting("SWARMLENS_OTLP_HOST", "127.0.0.1", str,
+            "Address rotel's OTLP receivers bind to under `swarmlens up` (the address apps send spans to)."),
+    Setting("SWARMLENS_OTLP_GRPC_PORT", 4317, int,
+            "Port of rotel's OTLP/gRPC receiver under `swarmlens up`."),
+    Setting("SWARMLENS_OTLP_HTTP_PORT", 4318, int,
+            "Port of rotel's OTLP/HTTP receiver under `swarmlens up`."),
+    Setting("SWARMLENS_ROTEL_CONFIG", "", str,
+            "Rotel settings file `swarmlens up` reads (default: collector_config/rotel.env of the source tree)."),
+    Setting("SWARMLENS_REPORTER_HOST", "127.0.0.1", str,
+            "Address `swarmlens up` serves the reporter on (gunicorn)."),
+    Setting("SWARMLENS_REPORTER_PORT", 8000, int,
+            "Port `swarmlens up` serves the reporter on."),
+    Setting("SWARMLENS_REPORTER_WORKERS", 2, int,
+            "gunicorn worker processes of the reporter under `swarmlens up`."),
+    # The reporter itself (web pages, JSON API, PDFs)
+    Setting("SWARMLENS_SECRET_KEY", "", str,
+            "Key that signs the reporter's session cookies; empty generates one once and keeps it in SWARMLENS_DATA_DIR/reporter_secret_key."),
+    Setting("SWARMLENS_SESSION_HOURS", 12, int,
+            "Hours a sign-in to the reporter stays valid in the browser."),
+    Setting("SWARMLENS_SECURE_COOKIES", False, _bool,
+            "Send the reporter's session cookie over HTTPS only (set it when the reporter is behind TLS)."),
+    Setting("SWARMLENS_MAX_REQUEST_BYTES", 64 * 1024, int,
+            "Largest request body the reporter accepts (forms, API feedback); larger ones get error 413."),
+    Setting("SWARMLENS_PAGE_SIZE", 50, int,
+            "Rows per page of task history and search results, and the API's default limit."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -1,0 +1,61 @@
+"""Agents: ranking (tasks, tokens, average and p95 tokens per task, error rate, feedback), the
+handoff graph, and an optimization guide (tokens per task rising; outlier tasks above p95)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarmlens.reports.common import Period, change, parallel, q, ratio
+
+SORTS = ("tasks", "tokens", "avg_tokens_per_task", "p95_tokens_per_task", "error_rate", "score", "cost_usd")
+# A rise in average tokens per task at least this large is listed in the optimization guide.
+RISE_THRESHOLD = 0.10
+
+
+def ranking(client, config, period: Period) -> list[dict[str, Any]]:
+    rows = q(client, config, "agents_ranking", start=period.start_ts, end=period.end_ts)
+    costs = {r["agent"]: r["cost_usd"] for r in
+             q(client, config, "usage_by_agent", start=period.start, end=period.end, user="", limit=100000)}
+    ratings = {r["agent"]: r for r in q(client, config, "agent_ratings", start=period.start_ts, end=period.end_ts)}
+    for r in rows:
+        rating = ratings.get(r["agent"], {})
+        r["error_rate"] = ratio(r["errors"], r["runs"])
+        r["avg_tokens_per_task"] = float(r["avg_tokens_per_task"] or 0)
+        r["p95_tokens_per_task"] = float(r["p95_tokens_per_task"] or 0)
+        r["up"], r["down"] = int(rating.get("up", 0)), int(rating.get("down", 0))
+        r["votes"] = r["up"] + r["down"]
+        r["score"] = ratio(r["up"], r["votes"]) if r["votes"] else None
+        r["cost_usd"] = float(costs.get(r["agent"]) or 0.0)
+    return rows
+
+
+def build(client, config, period: Period, sort: str = "tasks") -> dict[str, Any]:
+    prev = period.previous()
+    res = parallel(
+        rows=lambda: ranking(client, config, period), before=lambda: ranking(client, config, prev),
+        handoffs=lambda: q(client, config, "handoff_graph", start=period.start_ts, end=period.end_ts),
+        outliers=lambda: q(client, config, "agent_outliers", start=period.start_ts, end=period.end_ts, limit=25),
+    )
+    rows = res["rows"]
+    before = {b["agent"]: b for b in res["before"]}
+    rising = []
+    for r in rows:
+        p = before.get(r["agent"])
+        r["previous_avg_tokens_per_task"] = p["avg_tokens_per_task"] if p else None
+        r["avg_change"] = change(r["avg_tokens_per_task"], p["avg_tokens_per_task"]) if p else None
+        if r["avg_change"] is not None and r["avg_change"] >= RISE_THRESHOLD:
+            rising.append({"agent": r["agent"], "avg_tokens_per_task": r["avg_tokens_per_task"],
+                           "previous_avg_tokens_per_task": p["avg_tokens_per_task"], "change": r["avg_change"]})
+    rows.sort(key=lambda r: (r[sort] is None, -(r[sort] or 0), r["agent"]))
+    rising.sort(key=lambda r: -r["change"])
+    return {
+        "period": period.as_dict(),
+        "previous_period": prev.as_dict(),
+        "sort": sort,
+        "sorts": SORTS,
+        "agents": rows,
+        "handoffs": res["handoffs"],
+        "rising": rising,
+        "rise_threshold": RISE_THRESHOLD,
+        "outliers": res["outliers"],
+    }

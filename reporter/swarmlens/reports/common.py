@@ -1,0 +1,205 @@
+"""What every report shares: running a query file into dicts, periods, cost and quota arithmetic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Iterable, Mapping
+
+from swarmlens.store.client import query_file
+
+
+def q(client, config: Mapping[str, Any], name: str, **params) -> list[dict[str, Any]]:
+    """Rows of ``store/queries/NAME.sql`` as dicts, with typed server-side parameters."""
+    return list(query_file(client, name, params, config=config).named_results())
+
+
+def q1(client, config, name: str, **params) -> dict[str, Any]:
+    rows = q(client, config, name, **params)
+    return rows[0] if rows else {}
+
+
+def today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+def month_start(d: date) -> date:
+    return d.replace(day=1)
+
+
+def add_months(d: date, months: int) -> date:
+    index = d.year * 12 + d.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole UTC days ``[start, end)``. ``key`` names it in URLs (``7d``, ``2026-03``, ``2026-W10``)."""
+
+    key: str
+    label: str
+    start: date
+    end: date
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    @property
+    def start_ts(self) -> datetime:
+        return datetime.combine(self.start, time(), tzinfo=timezone.utc)
+
+    @property
+    def end_ts(self) -> datetime:
+        return datetime.combine(self.end, time(), tzinfo=timezone.utc)
+
+    def day_list(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range(self.days)]
+
+    def previous(self) -> "Period":
+        if self.start.day == 1 and self.end == add_months(self.start, 1):
+            start = add_months(self.start, -1)
+            return Period(f"{start:%Y-%m}", f"{start:%B %Y}", start, self.start)
+        start = self.start - timedelta(days=self.days)
+        return Period("previous", f"{start:%d %b} – {self.start - timedelta(days=1):%d %b %Y}", start, self.start)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "label": self.label, "start": self.start.isoformat(),
+                "end_exclusive": self.end.isoformat(), "days": self.days}
+
+
+DASHBOARD_PERIODS = {
+    "7d": "Last 7 days",
+    "30d": "Last 30 days",
+    "this_month": "This month",
+    "last_month": "Last month",
+}
+
+
+def dashboard_period(key: str, now: date | None = None) -> Period:
+    """One of DASHBOARD_PERIODS; raises ValueError for anything else."""
+    d = now or today()
+    if key == "7d":
+        return Period(key, DASHBOARD_PERIODS[key], d - timedelta(days=6), d + timedelta(days=1))
+    if key == "30d":
+        return Period(key, DASHBOARD_PERIODS[key], d - timedelta(days=29), d + timedelta(days=1))
+    if key == "this_month":
+        return Period(key, f"This month ({d:%B %Y})", month_start(d), add_months(d, 1))
+    if key == "last_month":
+        start = add_months(d, -1)
+        return Period(key, f"Last month ({start:%B %Y})", start, month_start(d))
+    raise ValueError(f"period must be one of {', '.join(DASHBOARD_PERIODS)}, not {key[:20]!r}")
+
+
+def month_period(value: str | None, now: date | None = None) -> Period:
+    """A calendar month from ``YYYY-MM``; the current month when empty."""
+    if not value:
+        start = month_start(now or today())
+    else:
+        try:
+            start = datetime.strptime(value.strip(), "%Y-%m").date()
+        except ValueError:
+            raise ValueError(f"month must look like 2026-03, not {value[:20]!r}") from None
+    return Period(f"{start:%Y-%m}", f"{start:%B %Y}", start, add_months(start, 1))
+
+
+def week_period(value: str | None, now: date | None = None) -> Period:
+    """An ISO week (Monday to Sunday) from ``YYYY-Www``; the current week when empty."""
+    if not value:
+        d = now or today()
+        start = d - timedelta(days=d.weekday())
+    else:
+        try:
+            year, week = value.strip().upper().split("-W")
+            start = date.fromisocalendar(int(year), int(week), 1)
+        except ValueError:
+            raise ValueError(f"week must look like 2026-W10, not {value[:20]!r}") from None
+    iso = start.isocalendar()
+    end = start + timedelta(days=7)
+    return Period(f"{iso[0]}-W{iso[1]:02d}", f"Week {iso[1]}, {start:%d %b} – {end - timedelta(days=1):%d %b %Y}",
+                  start, end)
+
+
+def date_range(start: str | None, end: str | None, default_days: int = 30) -> Period:
+    """A period from inclusive ``YYYY-MM-DD`` dates; the last ``default_days`` days by default."""
+    def parse(value: str, what: str) -> date:
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{what} must be a date like 2026-03-01, not {value[:20]!r}") from None
+
+    last = parse(end, "to") if end else today()
+    first = parse(start, "from") if start else last - timedelta(days=default_days - 1)
+    if first > last:
+        raise ValueError("from must not be after to")
+    return Period("range", f"{first:%d %b %Y} – {last:%d %b %Y}", first, last + timedelta(days=1))
+
+
+def change(current: float | int | None, previous: float | int | None) -> float | None:
+    """Relative change from previous to current (0.25 = +25%); None when there is no base."""
+    if not previous:
+        return None
+    return (float(current or 0) - float(previous)) / float(previous)
+
+
+def ratio(numerator: float | int | None, denominator: float | int | None) -> float:
+    return float(numerator or 0) / float(denominator) if denominator else 0.0
+
+
+def quota_level(tokens: int, quota: int, warn_at_percent: int = 80) -> str:
+    """``none`` (no quota), ``ok``, ``warn`` (at warn_at_percent or more) or ``over`` (100% or more)."""
+    if not quota:
+        return "none"
+    if tokens >= quota:
+        return "over"
+    if tokens * 100 >= quota * (warn_at_percent or 80):
+        return "warn"
+    return "ok"
+
+
+def with_quota(row: dict[str, Any]) -> dict[str, Any]:
+    """Adds ``percent``, ``level`` and ``overage_tokens`` to a quota_status row."""
+    quota = int(row.get("quota") or 0)
+    tokens = int(row.get("tokens") or 0)
+    row["percent"] = round(100.0 * tokens / quota, 1) if quota else None
+    row["level"] = quota_level(tokens, quota, int(row.get("warn_at_percent") or 80))
+    row["overage_tokens"] = max(0, tokens - quota) if quota else 0
+    return row
+
+
+def fill_days(period: Period, rows: Iterable[dict[str, Any]], fields: Iterable[str]) -> list[dict[str, Any]]:
+    """One row per day of the period, zeros where the query returned none."""
+    fields = list(fields)
+    by_day = {r["day"]: r for r in rows}
+    out = []
+    for d in period.day_list():
+        r = by_day.get(d, {})
+        out.append({"day": d, **{f: r.get(f, 0) or 0 for f in fields}})
+    return out
+
+
+def quota_rows(client, config, month: Period, user: str = "") -> list[dict[str, Any]]:
+    return [with_quota(r) for r in q(client, config, "quota_status", start=month.start, end=month.end, user=user)]
+
+
+def this_month(now: date | None = None) -> Period:
+    return month_period(None, now)
+
+
+_POOL = None
+
+
+def parallel(**calls):
+    """Runs independent queries at once and returns their results by name.
+
+    A page's queries do not depend on each other; on a server each takes mostly server time, so
+    running them side by side keeps a page near the time of its slowest query. clickhouse-connect
+    clients without a session id are safe to share between threads.
+    """
+    global _POOL
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="swarmlens-query")
+    futures = {name: _POOL.submit(fn) for name, fn in calls.items()}
+    return {name: f.result() for name, f in futures.items()}

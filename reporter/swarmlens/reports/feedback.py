@@ -1,0 +1,53 @@
+"""Feedback: a 👍 or 👎 per (task, voter) with an optional comment; the latest vote wins (the table
+is a ReplacingMergeTree on (task_id, user_id) versioned by created_at)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from swarmlens.reports.common import Period, q, ratio
+
+MAX_COMMENT = 2000
+VOTES = {"up": 1, "down": -1, "1": 1, "-1": -1, "+1": 1, "👍": 1, "👎": -1}
+
+
+class InvalidFeedback(ValueError):
+    """A vote that is not up/down, or a comment that is too long."""
+
+
+def parse_vote(value: Any) -> int:
+    if isinstance(value, bool):
+        raise InvalidFeedback("vote must be 'up' or 'down' (or 1 / -1)")
+    if isinstance(value, int) and value in (1, -1):
+        return value
+    if isinstance(value, str) and value.strip().lower() in VOTES:
+        return VOTES[value.strip().lower()]
+    raise InvalidFeedback("vote must be 'up' or 'down' (or 1 / -1)")
+
+
+def parse_comment(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidFeedback("comment must be a string")
+    value = value.strip()
+    if len(value) > MAX_COMMENT:
+        raise InvalidFeedback(f"comment is longer than {MAX_COMMENT} characters")
+    if "\x00" in value:
+        raise InvalidFeedback("comment contains a NUL character")
+    return value
+
+
+def record(client, config, *, task_id: str, voter: str, vote: Any, comment: Any) -> dict[str, Any]:
+    row = {"task_id": task_id, "user_id": voter, "vote": parse_vote(vote), "comment": parse_comment(comment),
+           "created_at": datetime.now(timezone.utc)}
+    client.insert("feedback", [list(row.values())], column_names=list(row), database=config["SWARMLENS_DATABASE"])
+    return row
+
+
+def feedback_list(client, config, period: Period, vote: int, limit: int) -> dict[str, Any]:
+    rows = q(client, config, "feedback_list", start=period.start_ts, end=period.end_ts, vote=vote, limit=limit)
+    return {"period": period.as_dict(), "vote": vote, "feedback": rows,
+            "summary": {"up": sum(1 for r in rows if r["vote"] > 0), "down": sum(1 for r in rows if r["vote"] < 0),
+                        "share_up": ratio(sum(1 for r in rows if r["vote"] > 0), len(rows))}}

@@ -1,0 +1,87 @@
+"""Weekly and monthly usage reports: totals and average tokens per task, breakdowns by user (task
+level), agent (agent level) and model (chat level), each against the previous period; every table
+exports as CSV and the whole report as PDF."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarmlens.reports import dashboard
+from swarmlens.reports.common import Period, change, parallel, q
+
+TABLES = ("totals", "daily", "users", "agents", "models")
+
+# CSV columns per table, in order; the names are the JSON keys.
+CSV_COLUMNS = {
+    "totals": ["figure", "current", "previous", "change"],
+    "daily": ["day", "tasks", "tokens", "errors", "active_users", "cost_usd"],
+    "users": ["user_id", "tasks", "input_tokens", "output_tokens", "tokens", "errors", "cost_usd",
+              "previous_tokens", "change"],
+    "agents": ["agent", "runs", "input_tokens", "output_tokens", "tokens", "errors", "users", "cost_usd",
+               "previous_tokens", "change"],
+    "models": ["model", "calls", "input_tokens", "output_tokens", "tokens", "errors", "usd_per_1m_input",
+               "usd_per_1m_output", "cost_usd", "previous_tokens", "change"],
+}
+
+_FIGURES = [("tasks", "Tasks"), ("tokens", "Tokens"), ("input_tokens", "Input tokens"),
+            ("output_tokens", "Output tokens"), ("avg_tokens_per_task", "Average tokens per task"),
+            ("cost_usd", "Cost (USD)"), ("active_users", "Active users"), ("errors", "Failed tasks"),
+            ("error_rate", "Error rate")]
+
+
+def _with_previous(rows: list[dict[str, Any]], previous: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    before = {r[key]: r["tokens"] for r in previous}
+    for r in rows:
+        r["previous_tokens"] = int(before.get(r[key], 0))
+        r["change"] = change(r["tokens"], before.get(r[key]))
+    return rows
+
+
+def build(client, config, period: Period, kind: str) -> dict[str, Any]:
+    prev = period.previous()
+    big = 1_000_000
+
+    def by_user(p: Period):
+        return q(client, config, "tasks_by_user", start=p.start, end=p.end, limit=big)
+
+    def by_agent(p: Period):
+        return q(client, config, "usage_by_agent", start=p.start, end=p.end, user="", limit=big)
+
+    def by_model(p: Period):
+        return q(client, config, "usage_by_model", start=p.start_ts, end=p.end_ts, user="")
+
+    r = parallel(
+        cur_f=lambda: dashboard.figures(client, config, period), prev_f=lambda: dashboard.figures(client, config, prev),
+        daily=lambda: dashboard.daily(client, config, period),
+        users=lambda: by_user(period), prev_users=lambda: by_user(prev),
+        agents=lambda: by_agent(period), prev_agents=lambda: by_agent(prev),
+        models=lambda: by_model(period), prev_models=lambda: by_model(prev),
+        unpriced=lambda: q(client, config, "unpriced_models", start=period.start, end=period.end),
+    )
+    cur_f, prev_f = r["cur_f"], r["prev_f"]
+    return {
+        "kind": kind,
+        "period": period.as_dict(),
+        "previous_period": prev.as_dict(),
+        "totals": [{"figure": label, "key": key, "current": cur_f[key], "previous": prev_f[key],
+                    "change": change(cur_f[key], prev_f[key])} for key, label in _FIGURES],
+        "daily": r["daily"],
+        "users": _with_previous(r["users"], r["prev_users"], "user_id"),
+        "agents": _with_previous(r["agents"], r["prev_agents"], "agent"),
+        "models": _with_previous(r["models"], r["prev_models"], "model"),
+        "unpriced_models": r["unpriced"],
+    }
+
+
+def csv_rows(ctx: dict[str, Any], table: str) -> tuple[list[str], list[list[Any]]]:
+    columns = CSV_COLUMNS[table]
+    out = []
+    for r in ctx[table]:
+        line = []
+        for c in columns:
+            v = r.get(c)
+            if isinstance(v, float):
+                v = round(v, 6)
+            line.append("" if v is None else v)
+        out.append(line)
+    return columns, out

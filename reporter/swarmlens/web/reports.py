@@ -1,0 +1,73 @@
+"""Weekly and monthly usage reports, with CSV export of every table and a PDF."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+from flask import Blueprint, Response, redirect, url_for
+
+from swarmlens.reports import common as rc
+from swarmlens.reports import usage as report
+from swarmlens.web.common import arg_choice, arg_text, client, config, page, period_or_400, requires
+
+bp = Blueprint("reports", __name__)
+
+KINDS = {"weekly": ("week", rc.week_period), "monthly": ("month", rc.month_period)}
+
+
+def _build(kind: str):
+    param, parse = KINDS[kind]
+    period = period_or_400(parse, arg_text(param, 10))
+    ctx = report.build(client(), config(), period, kind)
+    prev_p, next_p = period.previous(), parse(None, period.end)
+    ctx["nav"] = {"param": param, "previous": prev_p.key if kind == "monthly" else
+                  rc.week_period(None, period.start - timedelta(days=7)).key,
+                  "next": next_p.key, "this": parse(None).key}
+    ctx["tables"] = list(report.TABLES)
+    return period, ctx
+
+
+@bp.route("/reports/")
+@requires("ops")
+def index():
+    return redirect(url_for("reports.monthly"))
+
+
+@bp.route("/reports/weekly")
+@requires("ops")
+def weekly():
+    return page("report.html", _build("weekly")[1])
+
+
+@bp.route("/reports/monthly")
+@requires("ops")
+def monthly():
+    return page("report.html", _build("monthly")[1])
+
+
+@bp.route("/reports/<any(weekly, monthly):kind>.csv")
+@requires("ops")
+def usage_csv(kind: str):
+    table = arg_choice("table", report.TABLES, "users")
+    period, ctx = _build(kind)
+    columns, rows = report.csv_rows(ctx, table)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        # A cell starting with = + - @ is a formula to spreadsheet apps; a leading quote disarms it.
+        writer.writerow([("'" + v) if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row])
+    return Response(buf.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="swarmlens-{kind}-{period.key}-{table}.csv"'})
+
+
+@bp.route("/reports/<any(weekly, monthly):kind>.pdf")
+@requires("ops")
+def usage_pdf(kind: str):
+    from swarmlens import pdf
+
+    period, ctx = _build(kind)
+    return Response(pdf.usage_report_pdf(ctx), mimetype="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="swarmlens-{kind}-{period.key}.pdf"'})

@@ -1,0 +1,50 @@
+"""Search over tasks; end users search their own tasks only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, request
+
+from swarmlens.reports import common as rc
+from swarmlens.reports import search as report
+from swarmlens.web.common import (arg_choice, arg_int, arg_text, client, config, decode_cursor, keyset_params,
+                                  next_cursor, page, period_or_400, principal, requires)
+
+bp = Blueprint("search", __name__)
+
+
+def search_params() -> dict:
+    """The search filters of the query string, validated (shared with the API)."""
+    who = principal()
+    period = period_or_400(rc.date_range, arg_text("from", 10), arg_text("to", 10), 30)
+    return {
+        "period": period,
+        "q_text": arg_text("q", 200),
+        "user": arg_text("user", 128) if who.is_ops else who.id,
+        "agent": arg_text("agent", 128),
+        "status": arg_choice("status", report.STATUSES, ""),
+        "limit": arg_int("limit", config()["SWARMLENS_PAGE_SIZE"], 1, 500),
+    }
+
+
+@bp.route("/search")
+@requires("any")
+def search():
+    params = search_params()
+    cursor = decode_cursor(arg_text("cursor", 300))
+    rows = report.search(client(), config(), cursor_params=keyset_params(cursor), **params)
+    nxt = next_cursor(rows, params["limit"])
+    who = principal()
+    ctx = {
+        "filters": {"q": params["q_text"], "from": params["period"].start.isoformat(),
+                    "to": (params["period"].end - timedelta(days=1)).isoformat(), "user": params["user"],
+                    "agent": params["agent"], "status": params["status"], "limit": params["limit"]},
+        "tasks": rows,
+        "next_cursor": nxt,
+        "first_page": cursor is None,
+        "agents": [r["agent"] for r in rc.q(client(), config(), "known_agents")],
+        "users": [r["user_id"] for r in rc.q(client(), config(), "known_users")] if who.is_ops else [who.id],
+        "searched": bool(request.args),
+    }
+    return page("search.html", ctx)

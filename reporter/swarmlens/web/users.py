@@ -1,0 +1,65 @@
+"""Users list (ops) and a user's page (ops, or that user), with their monthly PDF."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, redirect, url_for
+
+from swarmlens.reports import common as rc
+from swarmlens.reports import users as report
+from swarmlens.web.common import (arg_choice, arg_int, arg_text, check_user_access, client, config, decode_cursor,
+                                  keyset_params, next_cursor, page, period_or_400, principal, requires)
+
+bp = Blueprint("users", __name__)
+
+
+@bp.route("/users")
+@requires("ops")
+def users_list():
+    sort = arg_choice("sort", report.SORTS, "tokens")
+    direction = arg_choice("dir", ("asc", "desc"), "desc")
+    return page("users.html", report.users_list(client(), config(), sort, direction))
+
+
+@bp.route("/me")
+@requires("any")
+def me():
+    return redirect(url_for("users.user_page", user_id=principal().id) if not principal().is_ops
+                    else url_for("dashboard.dashboard"))
+
+
+@bp.route("/users/<path:user_id>")
+@requires("any")
+def user_page(user_id: str = ""):
+    check_user_access(user_id)
+    limit = arg_int("limit", config()["SWARMLENS_PAGE_SIZE"], 1, 500)
+    cursor = decode_cursor(arg_text("cursor", 300))
+    ctx = report.user_page(client(), config(), user_id, limit=limit, cursor_params=keyset_params(cursor))
+    ctx["next_cursor"] = next_cursor(ctx["tasks"], limit)
+    ctx["limit"] = limit
+    ctx["first_page"] = cursor is None
+    if not ctx["tasks"] and not ctx["quota"]["plan"] and not ctx["figures_30d"]["tasks"] and cursor is None \
+            and not ctx["agents"]:
+        abort(404, description=f"no user {user_id!r}: no tasks in the last 90 days and no configuration")
+    return page("user.html", ctx)
+
+
+@bp.route("/users/<path:user_id>/report.pdf")
+@requires("any")
+def user_pdf(user_id: str):
+    check_user_access(user_id)
+    from swarmlens import pdf
+    from swarmlens.reports import dashboard
+
+    month = period_or_400(rc.month_period, arg_text("month", 10))
+    ctx = {
+        "user_id": user_id,
+        "month": month.as_dict(),
+        "quota": report.quota_status(client(), config(), user_id),
+        "figures": dashboard.figures(client(), config(), month, user=user_id),
+        "daily": dashboard.daily(client(), config(), month, user=user_id),
+        "agents": rc.q(client(), config(), "usage_by_agent", start=month.start, end=month.end, user=user_id, limit=15),
+        "models": rc.q(client(), config(), "usage_by_model", start=month.start_ts, end=month.end_ts, user=user_id),
+    }
+    body = pdf.user_month_pdf(ctx)
+    return Response(body, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="swarmlens-{month.key}.pdf"'})

@@ -1,0 +1,195 @@
+"""A real browser (Debian's chromium, headless) against a real server: the dashboard, a task page
+and the agents page load with no console errors or uncaught exceptions, and their screenshots are
+kept under test-artifacts/ for review. Driven over the DevTools protocol with a tiny client."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class Browser:
+    """One headless chromium with one page, spoken to over the DevTools websocket."""
+
+    def __init__(self, binary: str):
+        import websocket
+
+        self.profile = tempfile.mkdtemp(prefix="swarmlens-chromium-")
+        self.proc = subprocess.Popen(
+            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-extensions",
+             "--disable-dev-shm-usage", f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
+             "--window-size=1280,900", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        url = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if "DevTools listening on" in line:
+                url = line.split("DevTools listening on", 1)[1].strip()
+                break
+            if not line and self.proc.poll() is not None:
+                break
+        if not url:
+            self.close()
+            raise RuntimeError("chromium did not start its DevTools endpoint")
+        threading.Thread(target=self.proc.stderr.read, daemon=True).start()  # keep the pipe drained
+        self.ws = websocket.create_connection(url, timeout=30)
+        self.ids = itertools.count(1)
+        self.events: list[dict] = []
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            self.call(f"{domain}.enable", session=True)
+
+    def call(self, method: str, session: bool = False, **params):
+        msg_id = next(self.ids)
+        msg = {"id": msg_id, "method": method, "params": params}
+        if session:
+            msg["sessionId"] = self.session
+        self.ws.send(json.dumps(msg))
+        while True:
+            reply = json.loads(self.ws.recv())
+            if reply.get("id") == msg_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def wait_event(self, method: str, timeout: float = 20) -> dict:
+        deadline = time.monotonic() + timeout
+        for i, e in enumerate(self.events):
+            if e.get("method") == method:
+                return self.events.pop(i)
+        self.ws.settimeout(timeout)
+        while time.monotonic() < deadline:
+            reply = json.loads(self.ws.recv())
+            if reply.get("method") == method:
+                return reply
+            self.events.append(reply)
+        raise TimeoutError(method)
+
+    def goto(self, url: str) -> None:
+        self.events = [e for e in self.events if e.get("method") != "Page.loadEventFired"]
+        self.call("Page.navigate", session=True, url=url)
+        self.wait_event("Page.loadEventFired")
+
+    def evaluate(self, expression: str):
+        return self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True)["result"].get("value")
+
+    def submit_and_wait(self, expression: str) -> None:
+        self.events = [e for e in self.events if e.get("method") != "Page.loadEventFired"]
+        self.evaluate(expression)
+        self.wait_event("Page.loadEventFired")
+
+    def problems(self) -> list[str]:
+        """Console errors, uncaught exceptions and failed loads seen so far."""
+        self.call("Runtime.evaluate", session=True, expression="1")  # flush pending events
+        out = []
+        for e in self.events:
+            m, p = e.get("method"), e.get("params", {})
+            if m == "Runtime.exceptionThrown":
+                out.append("Uncaught: " + json.dumps(p.get("exceptionDetails", {}))[:500])
+            elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+                out.append("console.error: " + json.dumps(p.get("args", []))[:500])
+            elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
+                out.append(f"log: {p['entry'].get('text')} {p['entry'].get('url', '')}")
+        return out
+
+    def screenshot(self, path: Path) -> None:
+        height = self.evaluate("Math.ceil(document.documentElement.scrollHeight)") or 900
+        self.call("Emulation.setDeviceMetricsOverride", session=True, width=1280, height=min(int(height), 6000),
+                  deviceScaleFactor=1, mobile=False)
+        data = self.call("Page.captureScreenshot", session=True, format="png", captureBeyondViewport=True)["data"]
+        path.write_bytes(base64.b64decode(data))
+        self.call("Emulation.clearDeviceMetricsOverride", session=True)
+
+    def close(self) -> None:
+        try:
+            if getattr(self, "ws", None):
+                self.ws.close()
+        finally:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    from werkzeug.serving import make_server
+
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    binary = _chromium()
+    if not binary:
+        pytest.skip("chromium is not installed (scripts/test.sh installs it with apt-get install chromium)")
+    pytest.importorskip("websocket", reason="websocket-client (test extra) drives chromium")
+    b = Browser(binary)
+    yield b
+    b.close()
+
+
+def test_pages_load_without_console_errors_and_are_saved_as_screenshots(server, browser, seeded, h):
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.goto(f"{server}/")
+    assert browser.evaluate("location.pathname") == "/login"
+    browser.submit_and_wait(
+        f"document.querySelector('input[name=login]').value = {json.dumps(h.OPS_LOGIN)};"
+        f"document.querySelector('input[name=password]').value = {json.dumps(h.OPS_PASSWORD)};"
+        "document.querySelector('input[name=login]').form.submit()")
+    assert browser.evaluate("location.pathname") == "/"
+    assert browser.evaluate("document.querySelector('h1').textContent") == "Dashboard"
+    assert browser.evaluate("document.querySelectorAll('svg rect').length") > 10  # the trend chart drew
+    browser.screenshot(ARTIFACTS / "dashboard.png")
+
+    task = seeded.task_ids["xss"]
+    browser.goto(f"{server}/tasks/{task}")
+    assert browser.evaluate("document.title").startswith("Task ")
+    # The payload is text on the page, not markup: no injected element, no alert.
+    assert browser.evaluate("document.querySelectorAll('main img[src=x]').length") == 0
+    assert "<script>" in browser.evaluate("document.querySelector('pre.content').textContent")
+    browser.screenshot(ARTIFACTS / "task-xss.png")
+
+    browser.goto(f"{server}/tasks/{seeded.task_ids['handoff']}")
+    assert browser.evaluate("document.querySelectorAll('.path .agent').length") == 3
+    browser.screenshot(ARTIFACTS / "task.png")
+
+    for name, path in (("agents", "/agents"), ("user", "/users/alice"), ("report", "/reports/monthly")):
+        browser.goto(f"{server}{path}")
+        browser.screenshot(ARTIFACTS / f"{name}.png")
+
+    assert browser.problems() == []
+    for name in ("dashboard", "task", "task-xss", "agents", "user", "report"):
+        assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
