@@ -103,3 +103,21 @@ def test_port_zero_prints_the_chosen_url(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_requests_arriving_during_shutdown_are_answered_and_then_refused(clickhouse_server, make_endpoint):
+    """A request sent on an open keep-alive connection while the endpoint stops is answered
+    (with Connection: close); the next connection is refused, which collectors retry intact."""
+    ep = make_endpoint()
+    session = requests.Session()
+    assert session.get(ep.url, params={"query": "SELECT 1"}).text == "1\n"
+    import threading
+    stopper = threading.Thread(target=ep.stop, kwargs={"idle_grace": 1.5})
+    stopper.start()
+    time.sleep(0.3)
+    r = session.get(ep.url, params={"query": "SELECT 2"})  # the kept-alive connection, mid-shutdown
+    assert r.text == "2\n" and r.headers.get("Connection") == "close"
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(ep.url, params={"query": "SELECT 3"})
+    stopper.join(timeout=10)
+    assert not stopper.is_alive()

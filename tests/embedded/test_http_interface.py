@@ -291,37 +291,49 @@ def test_oversized_bodies_are_refused(make_endpoint, ch_client):
     assert requests.get(ep.url, params={"query": f"SELECT x FROM {db}.t"}).text == "ok\n"
 
 
-def test_a_valid_insert_failing_on_the_server_side_closes_the_connection(make_endpoint, ch_client):
-    """Collectors retry an aborted connection with the same body, while some (rotel) re-send an
-    empty body after an HTTP error: a valid batch must never be answered with an error status."""
+def test_server_side_insert_failures_are_retried_and_never_answered_with_an_error(make_endpoint, ch_client,
+                                                                                monkeypatch):
+    """A valid batch that fails for a reason of the server's is retried inside the endpoint with
+    the same bytes; if it keeps failing the connection is closed rather than answered with an
+    error status, since rotel re-sends an empty body after an error status."""
+    from swarmlens.embedded import server
+
+    monkeypatch.setattr(server, "_INSERT_RETRY_PAUSES", (0.01, 0.01))
     db = _db(ch_client)
     ch_client.command(f"CREATE TABLE {db}.m (x String) ENGINE = MergeTree ORDER BY x")
     ep = make_endpoint(pool_size=1)
     conn = ep.engine.acquire()
     real = conn.conn
 
-    class FailingOnce:  # the engine runs out of memory once, as a loaded server may
-        failed = False
+    class Failing:  # the engine runs out of memory, as a loaded server may
+        remaining = 0
 
         def __getattr__(self, name):
             return getattr(real, name)
 
         def send_insert(self, *a, **kw):
-            if not FailingOnce.failed:
-                FailingOnce.failed = True
+            if Failing.remaining:
+                Failing.remaining -= 1
                 raise RuntimeError("Code: 241. DB::Exception: Memory limit (total) exceeded. (MEMORY_LIMIT_EXCEEDED)")
             return real.send_insert(*a, **kw)
 
-    conn.conn = FailingOnce()
+    conn.conn = Failing()
     ep.engine.release(conn)
     body = "".join(f"row-{i}\n" for i in range(1000))
-    with pytest.raises(requests.exceptions.ConnectionError):
-        requests.post(ep.url, params={"query": f"INSERT INTO {db}.m FORMAT TSV"}, data=body)
-    # the retry of the same batch is stored once, and the endpoint kept serving
-    r = requests.post(ep.url, params={"query": f"INSERT INTO {db}.m FORMAT TSV"}, data=body)
-    assert r.status_code == 200
-    assert ch_client.query(f"SELECT count() FROM {db}.m").result_rows == [(1000,)]
-    # while bad data still gets a clear error, since re-sending it cannot succeed
-    r = requests.post(ep.url, params={"query": f"INSERT INTO {db}.m FORMAT JSONEachRow"}, data="{not json")
-    assert r.status_code == 400 and r.text.startswith("Code: ")
-    conn.conn = real
+    try:
+        Failing.remaining = 2  # transient: the endpoint's own retries get it through
+        r = requests.post(ep.url, params={"query": f"INSERT INTO {db}.m FORMAT TSV"}, data=body)
+        assert r.status_code == 200
+        assert ch_client.query(f"SELECT count() FROM {db}.m").result_rows == [(1000,)]
+        Failing.remaining = 100  # persistent: no answer at all, and nothing half-stored
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.post(ep.url, params={"query": f"INSERT INTO {db}.m FORMAT TSV"}, data="other\n")
+        Failing.remaining = 0
+        r = requests.post(ep.url, params={"query": f"INSERT INTO {db}.m FORMAT TSV"}, data="other\n")
+        assert r.status_code == 200
+        assert ch_client.query(f"SELECT count() FROM {db}.m").result_rows == [(1001,)]
+        # bad data still gets a clear error, since re-sending it cannot succeed
+        r = requests.post(ep.url, params={"query": f"INSERT INTO {db}.m FORMAT JSONEachRow"}, data="{not json")
+        assert r.status_code == 400 and r.text.startswith("Code: ")
+    finally:
+        conn.conn = real

@@ -53,6 +53,7 @@ _CONTENT_TYPES = {
     "TSVWithNames": "text/tab-separated-values", "Pretty": "text/plain", "XML": "application/xml",
 }
 _CHUNK = 1 << 20
+_INSERT_RETRY_PAUSES = (0.1, 0.5, 1.0, 2.0, 4.0)
 _SPOOL_IN_MEMORY = 64 << 20
 
 
@@ -102,6 +103,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args) -> None:  # route through logging, quietly
         log.debug("%s %s", self.address_string(), fmt % args)
 
+    def parse_request(self) -> bool:
+        self.endpoint._track(self, busy=True)
+        return super().parse_request()
+
     def handle_one_request(self) -> None:
         try:
             super().handle_one_request()
@@ -129,10 +134,11 @@ class _Handler(BaseHTTPRequestHandler):
     # -- request -------------------------------------------------------------------------------
     def _serve(self, method: str) -> None:
         ep = self.endpoint
-        if ep._stopping:
-            self._drop()
-            return
         ep._track(self, busy=True)
+        if ep._stopping:
+            # Served, then closed: the client's next connection is refused, which collectors retry
+            # with the batch intact (a connection closed under a sent request loses it in rotel).
+            self.close_connection = True
         query_id = None
         try:
             url = urlsplit(self.path)
@@ -305,25 +311,33 @@ class _Handler(BaseHTTPRequestHandler):
         return self.endpoint.engine.session(sid, timeout, params.get("session_check") == "1"), True
 
     def _insert(self, conn: Connection, head: sqltext.InsertHead, data: "_Spool | None"):
-        inserter = None
-        try:
-            inserter = conn.conn.send_insert(head.statement, head.format)
-            if data is not None:
-                for chunk in data.chunks():
-                    inserter.append(chunk)
-            return inserter.finish()
-        except Exception as exc:
-            if inserter is not None:
-                try:
-                    inserter.cancel()
-                except Exception:
-                    pass
-            err = ClickHouseError.from_engine(exc)
-            if err.code in DATA_ERROR_CODES:
-                raise err from None
-            log.error("insert failed for a reason of the server's; closing the connection so the client "
-                      "retries the same batch: %s", err.message[:500])
-            raise _DropConnection() from None
+        """Runs a buffered insert. A failure of the data is the client's to hear about; a failure of
+        the server's is retried here with the same bytes (insert deduplication makes a repeat of a
+        partly applied attempt harmless), and only when it persists is the connection closed."""
+        for attempt, pause in enumerate(_INSERT_RETRY_PAUSES + (None,)):
+            inserter = None
+            try:
+                inserter = conn.conn.send_insert(head.statement, head.format)
+                if data is not None:
+                    for chunk in data.chunks():
+                        inserter.append(chunk)
+                return inserter.finish()
+            except Exception as exc:
+                if inserter is not None:
+                    try:
+                        inserter.cancel()
+                    except Exception:
+                        pass
+                err = ClickHouseError.from_engine(exc)
+                if err.code in DATA_ERROR_CODES:
+                    raise err from None
+                if pause is None or self.endpoint._stopping:
+                    log.error("insert failed %d times for a reason of the server's; closing the connection "
+                              "without an answer: %s", attempt + 1, err.message[:500])
+                    raise _DropConnection() from None
+                log.warning("insert failed for a reason of the server's, retrying in %.1f s: %s",
+                            pause, err.message[:300])
+                time.sleep(pause)
 
     # -- bodies --------------------------------------------------------------------------------
     def _raw_chunks(self):
@@ -562,23 +576,28 @@ class EmbeddedClickHouse:
             pass
         self.stop()
 
-    def stop(self, grace: float = 30.0) -> None:
-        """Stops accepting, lets requests in flight finish, closes idle connections and the engine."""
+    def stop(self, grace: float = 30.0, idle_grace: float = 2.0) -> None:
+        """Stops accepting, serves what arrives on open connections for `idle_grace` seconds
+        (answering with Connection: close), lets requests in flight finish for up to `grace`
+        seconds, then closes the remaining idle connections and the engine."""
         if self._httpd is None:
             return
         self._stopping = True
         self._httpd.shutdown()
-        self._httpd.server_close()
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
+        self._httpd.server_close()  # new connections are refused from here on
+        started = time.monotonic()
+        while True:
+            waited = time.monotonic() - started
             with self._handlers_lock:
                 busy = [h for h, b in self._handlers.items() if b]
                 idle = [h for h, b in self._handlers.items() if not b]
-            for h in idle:
-                h._drop()
-            if not busy:
+            if not busy and (not idle or waited >= idle_grace):
+                break
+            if waited >= grace:
                 break
             time.sleep(0.02)
+        for h in idle + busy:
+            h._drop()
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self.engine is not None:

@@ -13,17 +13,32 @@ Rules every wrapper follows
 - The wrapped method is called exactly once, with the caller's arguments (the only change:
   ``stream_options.include_usage`` on streamed requests that had no ``stream_options``), and
   its result or exception is passed on unchanged. Everything the instrumentation does itself
-  runs under ``_guard``: an internal failure is logged, never raised.
+  runs under try/except: an internal failure is logged, never raised.
 - A span is made current only around synchronous calls, never across a ``yield``: streaming
   attaches the task context for each step of the generator and detaches it before yielding,
   so closing a generator early cannot produce "Failed to detach context" errors.
+- A span is made current only where something may start a child span under it: the root
+  around Swarm's loop, the ``invoke_agent`` span around ``get_chat_completion`` (agent
+  instructions callables, the official OpenAI instrumentation), the ``chat`` span around the
+  HTTP request (HTTP client instrumentations) and each ``execute_tool`` span around its tool.
+  Every span is started with an explicit parent context, so nothing else needs attaching.
+
+Cost
+----
+This code runs several times per completion, so it is written for the interpreter: the
+attributes known at start go into ``start_span(attributes=...)`` in one dict (the SDK's
+per-call ``set_attribute`` costs more), the rest in one ``set_attributes`` before the end;
+settings are read once per ``instrument()``; the client views Swarm's ``get_chat_completion``
+runs against are built once per Swarm instance (and client), not per call; streamed chunks
+pass through a plain generator. ``bench/bench_instrumentation.py`` measures the result.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import types
-from collections import deque
+import weakref
 from typing import Any, Callable, Optional
 
 import wrapt
@@ -46,6 +61,43 @@ _SUPPRESS_KEY_PLAIN = "suppress_instrumentation"
 _CTX_VARS = "context_variables"  # swarm.core.__CTX_VARS_NAME__
 _UNSET = object()
 
+
+
+def _context_ops() -> tuple:
+    """get_current / attach / detach of the OpenTelemetry context.
+
+    With the default runtime context (a ContextVar; the only one the API ships) these are the
+    ContextVar's own get / set / reset: the API functions add two Python calls each, and the
+    wrappers use them several times per completion and per streamed step. Every attach here
+    is detached in the same frame and the same contextvars.Context, so ``reset`` cannot fail
+    the way ``detach`` guards against. Any other runtime context goes through the API.
+    """
+    try:
+        from opentelemetry.context import _RUNTIME_CONTEXT
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+
+        cv = getattr(_RUNTIME_CONTEXT, "_current_context", None)
+        if type(_RUNTIME_CONTEXT) is ContextVarsRuntimeContext and isinstance(cv, contextvars.ContextVar):
+            return cv.get, cv.set, cv.reset
+    except Exception:  # pragma: no cover - a different API version
+        pass
+    return otel_context.get_current, otel_context.attach, otel_context.detach
+
+
+# Hot-path aliases (module globals are one dict lookup; attribute chains are several).
+_get_current, _attach, _detach = _context_ops()
+_set_value = otel_context.set_value
+_set_span = trace.set_span_in_context
+_clean_str = u.clean_str
+_MethodType = types.MethodType
+_GeneratorType = types.GeneratorType
+_INTERNAL = SpanKind.INTERNAL
+_CLIENT = SpanKind.CLIENT
+
+_OP = u.GEN_AI_OPERATION_NAME
+_AGENT = u.GEN_AI_AGENT_NAME
+_REQUEST_MODEL = u.GEN_AI_REQUEST_MODEL
+
 # Wrappers of openai's Completions.create from these modules create chat spans of their own;
 # when one is active ours would be a duplicate.
 _EXTERNAL_CHAT_PREFIXES = (
@@ -57,8 +109,9 @@ _EXTERNAL_CHAT_PREFIXES = (
 )
 _OWN_PREFIX = "opentelemetry.instrumentation.openai_swarm"
 
+
 class _Guard:
-    """Context manager that logs and swallows instrumentation failures."""
+    """Context manager that logs and swallows instrumentation failures (for the cold paths)."""
 
     __slots__ = ("what",)
 
@@ -98,13 +151,15 @@ _external_cache: dict = {}
 def external_chat_instrumentation(completions: Any) -> bool:
     """Whether another instrumentation wraps ``create`` of this completions resource's class."""
     cls = type(completions)
+    cached = _external_cache.get(cls)
+    if cached is not None and cls.__dict__.get("create") is cached[0] is not None:
+        return cached[1]  # same function object on the class as last time: same answer
     attr = None
     for klass in cls.__mro__:
         attr = klass.__dict__.get("create")
         if attr is not None:
             break
-    cached = _external_cache.get(cls)
-    if cached is not None and cached[0] is attr:  # same function object as last time: same answer
+    if cached is not None and cached[0] is attr:
         return cached[1]
     result = _is_external(attr)
     _external_cache[cls] = (attr, result)
@@ -129,9 +184,10 @@ def _record_error(span: Any, exc: BaseException) -> None:
 
 
 class Telemetry:
-    """What the wrappers share: tracer, settings, Swarm's types."""
+    """What the wrappers share: tracer, settings (read once), Swarm's types, the per-instance views."""
 
-    __slots__ = ("tracer", "config", "agent_cls", "result_cls", "limit")
+    __slots__ = ("tracer", "config", "agent_cls", "result_cls", "limit", "capture_content", "capture_messages",
+                 "stream_usage", "start_span", "_views", "_last_view")
 
     def __init__(self, tracer: trace.Tracer, config: u.Config, agent_cls: type, result_cls: type):
         self.tracer = tracer
@@ -139,9 +195,41 @@ class Telemetry:
         self.agent_cls = agent_cls
         self.result_cls = result_cls
         self.limit = config.max_attribute_length
+        self.capture_content = config.capture_content
+        self.capture_messages = config.capture_messages
+        self.stream_usage = config.stream_usage
+        self.start_span = tracer.start_span
+        # Swarm instance -> the _SwarmView its get_chat_completion runs against (weak: an app may
+        # create a Swarm per request).
+        self._views: "weakref.WeakKeyDictionary[Any, _SwarmView]" = weakref.WeakKeyDictionary()
+        # Most apps have one Swarm: skip the dict lookup. Weak, so that a discarded Swarm's view
+        # (and the client it holds) goes with the dictionary entry.
+        self._last_view: Callable[[], Optional[_SwarmView]] = lambda: None
 
     def name_of(self, agent: Any) -> str:
-        return u.clean_str(getattr(agent, "name", None) or type(agent).__name__, self.limit)
+        name = getattr(agent, "name", None)
+        if type(name) is str and name and len(name) <= self.limit and name.isascii():
+            return name
+        return _clean_str(name or type(agent).__name__, self.limit)
+
+    def view_of(self, swarm: Any) -> "_SwarmView":
+        """The view of this Swarm instance, rebuilt only when its ``client`` was replaced."""
+        client = swarm.client
+        view = self._last_view()  # one read: another thread may replace it meanwhile, never half-way
+        if view is not None and view._swarm() is swarm and view._client is client:
+            return view
+        try:
+            view = self._views.get(swarm)
+        except TypeError:  # not weak-referenceable: a view per call
+            return _SwarmView(swarm, client)
+        if view is None or view._client is not client or view._swarm() is not swarm:
+            view = _SwarmView(swarm, client)
+            try:
+                self._views[swarm] = view
+            except TypeError:
+                return view
+        self._last_view = weakref.ref(view)
+        return view
 
 
 # ======================================================================================
@@ -152,20 +240,23 @@ class Telemetry:
 class _Stretch:
     """One contiguous stretch of an active agent: one invoke_agent span."""
 
-    __slots__ = ("span", "agent", "name", "ctx", "turns", "input_tokens", "output_tokens", "estimated", "failed")
+    __slots__ = ("span", "agent", "name", "ctx", "chat_attrs", "turns", "input_tokens", "output_tokens",
+                 "estimated", "failed")
 
     def __init__(self, task: "_Task", agent: Any, model: Any, handoff_from: Optional[str]):
         tel = task.tel
         self.agent = agent
-        self.name = tel.name_of(agent)
-        attrs = {u.GEN_AI_OPERATION_NAME: "invoke_agent", **task.identity, u.GEN_AI_AGENT_NAME: self.name}
+        self.name = name = tel.name_of(agent)
+        identity = task.identity
+        attrs = {_OP: "invoke_agent", **identity, _AGENT: name}
         if model:
-            attrs[u.GEN_AI_REQUEST_MODEL] = u.clean_str(model, tel.limit)
+            attrs[_REQUEST_MODEL] = model if type(model) is str and len(model) <= tel.limit and model.isascii() \
+                else _clean_str(model, tel.limit)
         if handoff_from is not None:
             attrs[u.SWARM_HANDOFF_FROM] = handoff_from
-        self.span = tel.tracer.start_span("invoke_agent " + self.name, context=task.ctx, kind=SpanKind.INTERNAL,
-                                          attributes=attrs)
-        self.ctx = trace.set_span_in_context(self.span, task.ctx)
+        self.span = span = tel.start_span("invoke_agent " + name, context=task.ctx, kind=_INTERNAL, attributes=attrs)
+        self.ctx = _set_span(span, task.ctx)
+        self.chat_attrs = {_OP: "chat", **identity, _AGENT: name}  # what every chat span of the stretch starts with
         self.turns = 0
         self.input_tokens = 0
         self.output_tokens = 0
@@ -180,13 +271,14 @@ class _Stretch:
     def end(self) -> None:
         span = self.span
         if span.is_recording():
-            span.set_attributes({
+            attrs = {
                 u.GEN_AI_USAGE_INPUT_TOKENS: self.input_tokens,
                 u.GEN_AI_USAGE_OUTPUT_TOKENS: self.output_tokens,
                 u.SWARM_AGENT_TURNS: self.turns,
-            })
+            }
             if self.estimated:
-                span.set_attribute(u.SWARM_USAGE_ESTIMATED, True)
+                attrs[u.SWARM_USAGE_ESTIMATED] = True
+            span.set_attributes(attrs)
         span.end()
 
 
@@ -195,26 +287,26 @@ class _Task:
 
     __slots__ = ("tel", "span", "ctx", "identity", "parent", "recording", "start_agent", "agents", "handoffs",
                  "turns", "input_tokens", "output_tokens", "estimated", "stretch", "pending_from", "open_chat",
-                 "response", "finished", "failed")
+                 "pending_chat", "response", "finished", "failed")
 
-    def __init__(self, tel: Telemetry, agent: Any, messages: Any, context_variables: Any):
+    def __init__(self, tel: Telemetry, agent: Any, messages: Any, context_variables: Any,
+                 ambient: Optional[otel_context.Context] = None):
         self.tel = tel
-        cfg = tel.config
-        ambient = otel_context.get_current()
-        self.parent: Optional[_Task] = otel_context.get_value(_TASK_KEY, ambient)
-        user = u.resolve_user(ambient, context_variables, cfg)
-        self.identity = u.identity_attributes(user)
+        if ambient is None:
+            ambient = _get_current()
+        self.parent: Optional[_Task] = ambient.get(_TASK_KEY)
+        user = u.resolve_user(ambient, context_variables, tel.config)
+        self.identity = identity = u.identity_attributes(user)
         self.start_agent = tel.name_of(agent) if agent is not None else None
-        attrs: dict[str, Any] = {u.GEN_AI_OPERATION_NAME: "invoke_workflow", **self.identity,
-                                 u.GEN_AI_WORKFLOW_NAME: u.WORKFLOW_NAME}
+        attrs: dict[str, Any] = {_OP: "invoke_workflow", **identity, u.GEN_AI_WORKFLOW_NAME: u.WORKFLOW_NAME}
         if self.start_agent is not None:
-            attrs[u.GEN_AI_AGENT_NAME] = self.start_agent
+            attrs[_AGENT] = self.start_agent
         if user.conversation_id is not None:
             attrs[u.GEN_AI_CONVERSATION_ID] = user.conversation_id
-        if cfg.capture_content:
+        if tel.capture_content:
             text = u.last_user_message(messages)
             if text:
-                attrs[u.SWARM_TASK_INPUT] = u.clean_str(text, tel.limit)
+                attrs[u.SWARM_TASK_INPUT] = _clean_str(text, tel.limit)
         links = None
         if self.parent is None:
             # One task is one trace (the trace id is the task id): a task started inside some
@@ -222,13 +314,13 @@ class _Task:
             current = trace.get_current_span(ambient).get_span_context()
             if current.is_valid:
                 links = [Link(current)]
-            parent_ctx = trace.set_span_in_context(INVALID_SPAN, ambient)
+            parent_ctx = _set_span(INVALID_SPAN, ambient)
         else:
             parent_ctx = ambient  # a Swarm run inside a tool of another task stays in that trace
-        self.span = tel.tracer.start_span("invoke_workflow swarm", context=parent_ctx, kind=SpanKind.INTERNAL,
+        self.span = span = tel.start_span("invoke_workflow swarm", context=parent_ctx, kind=_INTERNAL,
                                           attributes=attrs, links=links)
-        self.ctx = otel_context.set_value(_TASK_KEY, self, trace.set_span_in_context(self.span, parent_ctx))
-        self.recording = self.span.is_recording()
+        self.ctx = _set_value(_TASK_KEY, self, _set_span(span, parent_ctx))
+        self.recording = span.is_recording()
         self.agents: list[str] = []
         self.handoffs = 0
         self.turns = 0
@@ -238,6 +330,7 @@ class _Task:
         self.stretch: Optional[_Stretch] = None
         self.pending_from: Optional[str] = None
         self.open_chat: Optional[_Chat] = None
+        self.pending_chat: Optional[_Chat] = None  # prepared by get_chat_completion, taken by the view's create
         self.response: Any = None
         self.finished = False
         self.failed = False
@@ -258,31 +351,23 @@ class _Task:
 
     def stretch_for(self, agent: Any, model: Any) -> _Stretch:
         st = self.stretch
-        if st is not None and st.agent is not agent:
+        if st is not None:
+            if st.agent is agent:
+                return st
             # The active agent changed without a handoff seen by handle_tool_calls (a subclass
             # may switch agents itself): Swarm only switches on handoffs, so count it as one.
             self.handoff(agent)
-            st = None
-        if st is None:
-            st = self.stretch = _Stretch(self, agent, model, self.pending_from)
-            self.pending_from = None
-            self._note_agent(st.name)
+        st = self.stretch = _Stretch(self, agent, model, self.pending_from)
+        self.pending_from = None
+        self._note_agent(st.name)
         return st
-
-    def add_usage(self, stretch: Optional[_Stretch], input_tokens: int, output_tokens: int, estimated: bool) -> None:
-        self.input_tokens += input_tokens
-        self.output_tokens += output_tokens
-        self.estimated = self.estimated or estimated
-        if stretch is not None:
-            stretch.input_tokens += input_tokens
-            stretch.output_tokens += output_tokens
-            stretch.estimated = stretch.estimated or estimated
 
     # -- end --------------------------------------------------------------------------------
     def finish(self, error: Optional[BaseException] = None) -> None:
         if self.finished:
             return
         self.finished = True
+        self.pending_chat = None
         chat = self.open_chat
         if chat is not None:
             chat.abandon()
@@ -312,14 +397,17 @@ class _Task:
                 attrs[u.SWARM_TASK_FINAL_AGENT] = self.agents[-1]
             elif self.start_agent is not None:
                 attrs[u.SWARM_TASK_FINAL_AGENT] = self.start_agent
-            if tel.config.capture_content and response is not None:
+            if tel.capture_content and response is not None:
                 text = u.final_assistant_message(getattr(response, "messages", None))
                 if text:
-                    attrs[u.SWARM_TASK_OUTPUT] = u.clean_str(text, tel.limit)
+                    attrs[u.SWARM_TASK_OUTPUT] = _clean_str(text, tel.limit)
             span.set_attributes(attrs)
             if error is not None:
                 _record_error(span, error)
         span.end()
+        # The context holds the task and the task its context: break the cycle so the task, its
+        # spans and their attributes are freed now, not by a later garbage collection.
+        self.ctx = None
         parent = self.parent
         if parent is not None and not parent.finished:
             # A nested run's tokens belong to the enclosing task's totals too (its root is not a task
@@ -360,33 +448,36 @@ class _Chat:
 
     # called by _CompletionsView.create, right before the real request
     def on_request(self, completions: Any, kwargs: dict) -> dict:
-        task, tel = self.task, self.task.tel
-        cfg = tel.config
+        task = self.task
+        tel = task.tel
+        stretch = self.stretch
         self.messages = kwargs.get("messages")
-        self.stream = bool(kwargs.get("stream"))
-        if self.stream and cfg.stream_usage and kwargs.get("stream_options") is None:
+        stream = self.stream = bool(kwargs.get("stream"))
+        if stream and tel.stream_usage and kwargs.get("stream_options") is None:
             kwargs = dict(kwargs)
             kwargs["stream_options"] = {"include_usage": True}
             self.injected = True
         task.turns += 1
-        self.stretch.turns += 1
-        if self.stream and cfg.capture_messages:
+        stretch.turns += 1
+        capture = tel.capture_messages
+        if stream and capture:
             self.out_text = []
             self.out_tools = {}
         if not external_chat_instrumentation(completions):
+            attrs = stretch.chat_attrs.copy()
             model = kwargs.get("model")
-            model = u.clean_str(model, tel.limit) if model else None
-            attrs: dict[str, Any] = {u.GEN_AI_OPERATION_NAME: "chat", **task.identity,
-                                     u.GEN_AI_AGENT_NAME: self.stretch.name}
             if model:
-                attrs[u.GEN_AI_REQUEST_MODEL] = model
-            if cfg.capture_messages:
+                if not (type(model) is str and len(model) <= tel.limit and model.isascii()):
+                    model = _clean_str(model, tel.limit)
+                if model:
+                    attrs[_REQUEST_MODEL] = model
+            if capture:
                 system, rest = u.split_system(self.messages)
                 if system:
                     attrs[u.GEN_AI_SYSTEM_INSTRUCTIONS] = u.system_instructions_json(system, tel.limit)
                 attrs[u.GEN_AI_INPUT_MESSAGES] = u.messages_json(rest, tel.limit)
-            self.span = tel.tracer.start_span("chat " + model if model else "chat", context=self.stretch.ctx,
-                                              kind=SpanKind.CLIENT, attributes=attrs)
+            self.span = tel.start_span("chat " + model if model else "chat", context=stretch.ctx, kind=_CLIENT,
+                                       attributes=attrs)
         return kwargs
 
     def fail(self, exc: BaseException) -> None:
@@ -408,14 +499,14 @@ class _Chat:
             reason = getattr(choice, "finish_reason", None)
             if reason:
                 self.finish_reasons.append(str(reason))
-        self.usage = u.usage_from_response(getattr(response, "usage", None))
+        usage = self.usage = u.usage_from_response(getattr(response, "usage", None))
         message = getattr(choices[0], "message", None) if choices else None
-        if message is not None and self.usage is None:
+        if message is not None and usage is None:
             self.out_chars = len(u.content_text(getattr(message, "content", None)))
             for call in getattr(message, "tool_calls", None) or ():
                 fn = getattr(call, "function", None)
                 self.out_chars += len(getattr(fn, "name", "") or "") + len(getattr(fn, "arguments", "") or "")
-        self.finish(output_message=message if self.task.tel.config.capture_messages else None)
+        self.finish(output_message=message if self.task.tel.capture_messages else None)
 
     def on_chunk(self, chunk: Any) -> bool:
         """A streamed chunk arrived; True when it is the usage-only chunk we asked for and
@@ -477,33 +568,45 @@ class _Chat:
         if estimated:
             usage = u.Usage(u.estimate_tokens(u.request_text(self.messages)),
                             -(-self.out_chars // u.CHARS_PER_TOKEN))
-        task.add_usage(self.stretch, usage.input_tokens, usage.output_tokens, estimated)
+        input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
+        task.input_tokens += input_tokens
+        task.output_tokens += output_tokens
+        stretch = self.stretch
+        stretch.input_tokens += input_tokens
+        stretch.output_tokens += output_tokens
+        if estimated:
+            task.estimated = stretch.estimated = True
         span = self.span
         if span is None:
             return
         if span.is_recording():
             tel = task.tel
+            limit = tel.limit
             attrs: dict[str, Any] = {
-                u.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
-                u.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+                u.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+                u.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
             }
-            if self.response_model:
-                attrs[u.GEN_AI_RESPONSE_MODEL] = u.clean_str(self.response_model, tel.limit)
-            if self.response_id:
-                attrs[u.GEN_AI_RESPONSE_ID] = u.clean_str(self.response_id, tel.limit)
+            value = self.response_model
+            if value:
+                attrs[u.GEN_AI_RESPONSE_MODEL] = value if type(value) is str and len(value) <= limit \
+                    and value.isascii() else _clean_str(value, limit)
+            value = self.response_id
+            if value:
+                attrs[u.GEN_AI_RESPONSE_ID] = value if type(value) is str and len(value) <= limit \
+                    and value.isascii() else _clean_str(value, limit)
             if self.finish_reasons:
-                attrs[u.GEN_AI_RESPONSE_FINISH_REASONS] = [u.clean_str(r, 64) for r in self.finish_reasons]
+                attrs[u.GEN_AI_RESPONSE_FINISH_REASONS] = [_clean_str(r, 64) for r in self.finish_reasons]
             if usage.cache_read_input_tokens is not None:
                 attrs[u.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_input_tokens
             if usage.reasoning_output_tokens is not None:
                 attrs[u.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
             if estimated:
                 attrs[u.SWARM_USAGE_ESTIMATED] = True
-            if tel.config.capture_messages:
+            if tel.capture_messages:
                 message = output_message if output_message is not None else self._stream_output_message()
                 if message is not None:
                     reason = self.finish_reasons[0] if self.finish_reasons else None
-                    attrs[u.GEN_AI_OUTPUT_MESSAGES] = u.messages_json([message], tel.limit, reason)
+                    attrs[u.GEN_AI_OUTPUT_MESSAGES] = u.messages_json([message], limit, reason)
             span.set_attributes(attrs)
         span.end()
 
@@ -512,6 +615,7 @@ class _Chat:
         span with what arrived (usage estimated unless it already came) and release the
         HTTP response Swarm left behind."""
         inner = self.inner
+        self.inner = None
         self.finish()
         if inner is not None:
             close = getattr(inner, "close", None)
@@ -520,136 +624,118 @@ class _Chat:
                     close()
 
 
-class _ChatStream:
-    """The stream Swarm iterates: passes every chunk through except the usage-only chunk we
-    asked for, and ends the chat when the stream ends."""
-
-    __slots__ = ("_stream", "_iter", "_chat")
-
-    def __init__(self, stream: Any, chat: _Chat):
-        self._stream = stream
-        self._iter = None
-        self._chat = chat
-
-    def __iter__(self) -> "_ChatStream":
-        return self
-
-    def __next__(self) -> Any:
-        it = self._iter
-        if it is None:
-            it = self._iter = iter(self._stream)
-        chat = self._chat
-        while True:
+def _chat_stream(stream: Any, chat: _Chat):
+    """The stream Swarm iterates: every chunk passes through except the usage-only chunk we
+    asked for; the chat ends when the stream ends, fails or is closed."""
+    on_chunk = chat.on_chunk
+    try:
+        for chunk in stream:
             try:
-                chunk = next(it)
-            except StopIteration:
-                with _guard("ending a streamed chat span"):
-                    chat.finish()
-                raise
-            except Exception as exc:
-                with _guard("recording a stream error"):
-                    chat.fail(exc)
-                raise
-            try:
-                drop = chat.on_chunk(chunk)
+                drop = on_chunk(chunk)
             except Exception:
                 _log_failure("reading a stream chunk")
                 # still keep the chunk we asked for away from Swarm
                 drop = chat.injected and not getattr(chunk, "choices", True)
             if not drop:
-                return chunk
-
-    def close(self) -> None:
+                yield chunk
+    except GeneratorExit:  # closed before the end (Swarm's generator was closed): release the response
         try:
-            close = getattr(self._stream, "close", None)
-            if close is not None:
-                close()
-        finally:
-            with _guard("ending a closed stream"):
-                self._chat.finish()
+            chat.abandon()
+        except Exception:
+            _log_failure("ending a closed stream")
+        raise
+    except Exception as exc:
+        try:
+            chat.fail(exc)
+        except Exception:
+            _log_failure("recording a stream error")
+        raise
+    try:
+        chat.finish()
+    except Exception:
+        _log_failure("ending a streamed chat span")
 
-    def __enter__(self) -> "_ChatStream":
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
+# Views: what ``self`` is inside the original get_chat_completion. Swarm's own code reads only
+# ``self.client`` there, and calls ``self.client.chat.completions.create``; the views route that
+# one call through the chat the wrapper prepared for the current task (found in the context, so
+# one view per Swarm instance serves every thread and task) and forward everything else.
 
 
 class _CompletionsView:
-    __slots__ = ("_completions", "_chat")
+    __slots__ = ("_client",)
 
-    def __init__(self, completions: Any, chat: _Chat):
-        self._completions = completions
-        self._chat = chat
+    def __init__(self, client: Any):
+        self._client = client
 
     def create(self, *args: Any, **kwargs: Any) -> Any:
-        chat = self._chat
+        completions = self._client.chat.completions
+        task = _get_current().get(_TASK_KEY)
+        chat = task.pending_chat if task is not None else None
+        if chat is None:  # not the call the wrapper prepared (or the instrumentation failed): just forward
+            return completions.create(*args, **kwargs)
+        task.pending_chat = None
         token = None
         try:
-            kwargs = chat.on_request(self._completions, kwargs)
+            kwargs = chat.on_request(completions, kwargs)
             if chat.span is not None:
-                token = otel_context.attach(trace.set_span_in_context(chat.span, chat.stretch.ctx))
+                token = _attach(_set_span(chat.span, chat.stretch.ctx))
         except Exception:
             _log_failure("starting a chat span")
         try:
-            return self._completions.create(*args, **kwargs)
+            return completions.create(*args, **kwargs)
         finally:
             if token is not None:
-                otel_context.detach(token)
+                _detach(token)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._completions, name)
+        return getattr(self._client.chat.completions, name)
 
 
 class _ChatView:
-    __slots__ = ("_chat_resource", "completions")
+    __slots__ = ("_client", "completions")
 
-    def __init__(self, chat_resource: Any, chat: _Chat):
-        self._chat_resource = chat_resource
-        self.completions = _CompletionsView(chat_resource.completions, chat)
+    def __init__(self, client: Any):
+        self._client = client
+        self.completions = _CompletionsView(client)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._chat_resource, name)
+        return getattr(self._client.chat, name)
 
 
 class _ClientView:
     __slots__ = ("_client", "chat")
 
-    def __init__(self, client: Any, chat: _Chat):
+    def __init__(self, client: Any):
         self._client = client
-        self.chat = _ChatView(client.chat, chat)
+        self.chat = _ChatView(client)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
 
 class _SwarmView:
-    """What ``self`` is inside the original get_chat_completion: the Swarm instance, except that
-    ``self.client.chat.completions.create`` goes through the chat. Swarm's own code reads only
-    ``self.client`` there; everything else is forwarded."""
+    """The Swarm instance, except that ``self.client.chat.completions.create`` goes through the
+    chat of the current task. Holds the instance weakly (the view is cached per instance)."""
 
-    __slots__ = ("_swarm", "client")
+    __slots__ = ("_swarm", "_client", "client", "__weakref__")
 
-    def __init__(self, swarm: Any, chat: _Chat):
-        self._swarm = swarm
-        self.client = _ClientView(swarm.client, chat)
+    def __init__(self, swarm: Any, client: Any):
+        try:
+            self._swarm = weakref.ref(swarm)
+        except TypeError:
+            self._swarm = lambda swarm=swarm: swarm
+        self._client = client
+        self.client = _ClientView(client)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._swarm, name)
-
-
-def _enabled(ctx: otel_context.Context) -> bool:
-    # is_instrumentation_enabled(), reading the context once (this runs several times per completion)
-    return not (ctx.get(_SUPPRESS_KEY) or ctx.get(_SUPPRESS_KEY_PLAIN))
+        return getattr(self._swarm(), name)
 
 
 def _current_task() -> Optional[_Task]:
-    ctx = otel_context.get_current()
+    ctx = _get_current()
     task = ctx.get(_TASK_KEY)
-    if task is None or not task.recording or task.finished or not _enabled(ctx):
+    if task is None or task.finished or not task.recording or ctx.get(_SUPPRESS_KEY) or ctx.get(_SUPPRESS_KEY_PLAIN):
         return None
     return task
 
@@ -661,26 +747,38 @@ def _current_task() -> Optional[_Task]:
 
 def traced_get_chat_completion(tel: Telemetry) -> Callable:
     def traced_method(wrapped, instance, args, kwargs):
-        task = _current_task()
-        if task is None:
+        ctx = _get_current()
+        task = ctx.get(_TASK_KEY)
+        if task is None or task.finished or not task.recording or ctx.get(_SUPPRESS_KEY) \
+                or ctx.get(_SUPPRESS_KEY_PLAIN):
             return wrapped(*args, **kwargs)
         chat = view = None
         try:
-            agent = _arg(args, kwargs, "agent", 0)
-            model = _arg(args, kwargs, "model_override", 3) or getattr(agent, "model", None)
+            if args:
+                agent = _arg(args, kwargs, "agent", 0)
+                model = _arg(args, kwargs, "model_override", 3)
+            else:  # how Swarm calls it
+                agent = kwargs.get("agent")
+                model = kwargs.get("model_override")
+            if not model:
+                model = getattr(agent, "model", None)
             stretch = task.stretch_for(agent, model)
             chat = _Chat(task, stretch)
-            if isinstance(wrapped, types.MethodType):
-                view = _SwarmView(instance, chat)
+            if type(wrapped) is _MethodType:
+                view = tel.view_of(instance)
         except Exception:
             _log_failure("preparing a chat completion")
             chat = None
         if chat is None:
             return wrapped(*args, **kwargs)
-        token = otel_context.attach(chat.stretch.ctx)
+        token = _attach(chat.stretch.ctx)
         try:
             if view is not None:
-                result = wrapped.__func__(view, *args, **kwargs)
+                task.pending_chat = chat
+                try:
+                    result = wrapped.__func__(view, *args, **kwargs)
+                finally:
+                    task.pending_chat = None
             else:  # called unbound or through another wrapper: observe without rerouting the client
                 with _guard("starting a chat span"):
                     chat.on_request(None, {"model": model, "stream": _arg(args, kwargs, "stream", 4, False)})
@@ -691,12 +789,12 @@ def traced_get_chat_completion(tel: Telemetry) -> Callable:
                 chat.stretch.fail(exc)
             raise
         finally:
-            otel_context.detach(token)
+            _detach(token)
         try:
             if chat.stream:
                 chat.inner = result
                 task.open_chat = chat
-                return _ChatStream(result, chat)
+                return _chat_stream(result, chat)
             chat.on_response(result)
         except Exception:
             _log_failure("reading a chat completion")
@@ -706,49 +804,60 @@ def traced_get_chat_completion(tel: Telemetry) -> Callable:
 
 
 class _ToolBatch:
-    __slots__ = ("task", "stretch", "ctx", "pending", "agent")
+    """One handle_tool_calls call: the tool calls it will run and the span of each."""
+
+    __slots__ = ("task", "stretch", "ctx", "calls", "pending", "agent", "names")
 
     def __init__(self, task: _Task, tool_calls: Any, names: set):
         self.task = task
-        self.stretch = task.stretch
-        self.ctx = self.stretch.ctx if self.stretch is not None else task.ctx
-        self.agent = self.stretch.agent if self.stretch is not None else None
-        self.pending = deque(tc for tc in tool_calls if _tool_name(tc) in names)
+        stretch = self.stretch = task.stretch
+        if stretch is not None:
+            self.ctx = stretch.ctx
+            self.agent = stretch.agent
+        else:
+            self.ctx = task.ctx
+            self.agent = None
+        self.names = names
+        self.calls = calls = [(tc, _tool_name(tc)) for tc in tool_calls]
+        self.pending = [c for c in calls if c[1] in names]
 
     def _take(self, name: str) -> Any:
-        for i, tc in enumerate(self.pending):
-            if _tool_name(tc) == name:
-                del self.pending[i]
+        pending = self.pending
+        for i, (tc, n) in enumerate(pending):
+            if n == name:
+                del pending[i]
                 return tc
         return None
 
     def _start(self, name: str, call_id: Optional[str]) -> Any:
         task = self.task
         tel = task.tel
-        name = u.clean_str(name, tel.limit)
-        attrs: dict[str, Any] = {u.GEN_AI_OPERATION_NAME: "execute_tool", **task.identity,
+        limit = tel.limit
+        if not (type(name) is str and len(name) <= limit and name.isascii()):
+            name = _clean_str(name, limit)
+        attrs: dict[str, Any] = {_OP: "execute_tool", **task.identity,
                                  u.GEN_AI_TOOL_NAME: name, u.GEN_AI_TOOL_TYPE: "function"}
         if call_id:
-            attrs[u.GEN_AI_TOOL_CALL_ID] = u.clean_str(call_id, tel.limit)
+            attrs[u.GEN_AI_TOOL_CALL_ID] = call_id if type(call_id) is str and len(call_id) <= limit \
+                and call_id.isascii() else _clean_str(call_id, limit)
         if self.stretch is not None:
-            attrs[u.GEN_AI_AGENT_NAME] = self.stretch.name
-        return tel.tracer.start_span("execute_tool " + name, context=self.ctx, kind=SpanKind.INTERNAL,
-                                     attributes=attrs)
+            attrs[_AGENT] = self.stretch.name
+        return tel.start_span("execute_tool " + name, context=self.ctx, kind=_INTERNAL, attributes=attrs)
 
-    def call_tool(self, wrapped, name, args, kwargs):
+    def call_tool(self, wrapped: Any, name: str, args: tuple, kwargs: dict) -> Any:
         span = None
         try:
             tc = self._take(name)
-            span = self._start(_tool_name(tc) or name, getattr(tc, "id", None))
-            if self.task.tel.config.capture_messages and tc is not None:
+            span = self._start(name, getattr(tc, "id", None))  # a pending call's name is `name`
+            if tc is not None and self.task.tel.capture_messages:
                 span.set_attribute(u.GEN_AI_TOOL_CALL_ARGUMENTS,
-                                   u.clean_str(tc.function.arguments, self.task.tel.limit))
+                                   _clean_str(tc.function.arguments, self.task.tel.limit))
         except Exception:
             _log_failure("starting a tool span")
             span = None
         if span is None:
             return wrapped(*args, **kwargs)
-        token = otel_context.attach(trace.set_span_in_context(span, self.ctx))
+        token = _attach(_set_span(span, self.ctx))
         try:
             raw = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -757,7 +866,7 @@ class _ToolBatch:
                 span.end()
             raise
         finally:
-            otel_context.detach(token)
+            _detach(token)
         try:
             self._tool_done(span, raw)
         except Exception:
@@ -767,27 +876,27 @@ class _ToolBatch:
     def _tool_done(self, span: Any, raw: Any) -> None:
         tel = self.task.tel
         target = None
-        if isinstance(raw, tel.agent_cls):
-            target = raw
-        elif isinstance(raw, tel.result_cls):
-            target = raw.agent
-        if span.is_recording():
-            if target is not None and target is not self.agent:
-                span.set_attribute(u.SWARM_HANDOFF_TO, tel.name_of(target))
-            if tel.config.capture_messages:
-                if isinstance(raw, tel.result_cls):
-                    value = raw.value
-                elif target is not None:
-                    value = json.dumps({"assistant": tel.name_of(target)})
-                else:
-                    value = raw
-                span.set_attribute(u.GEN_AI_TOOL_CALL_RESULT, u.clean_str(value, tel.limit))
+        if type(raw) is not str:  # the common result needs no type tests
+            if isinstance(raw, tel.agent_cls):
+                target = raw
+            elif isinstance(raw, tel.result_cls):
+                target = raw.agent
+        if target is not None and target is not self.agent and span.is_recording():
+            span.set_attribute(u.SWARM_HANDOFF_TO, tel.name_of(target))
+        if tel.capture_messages and span.is_recording():
+            if isinstance(raw, tel.result_cls):
+                value = raw.value
+            elif target is not None:
+                value = json.dumps({"assistant": tel.name_of(target)})
+            else:
+                value = raw
+            span.set_attribute(u.GEN_AI_TOOL_CALL_RESULT, _clean_str(value, tel.limit))
         span.end()
 
-    def missing(self, tool_calls: Any, names: set) -> None:
+    def missing(self) -> None:
         """Swarm answers calls of unknown functions with an error message and goes on; record them."""
-        for tc in tool_calls:
-            name = _tool_name(tc)
+        names = self.names
+        for tc, name in self.calls:
             if name in names:
                 continue
             span = self._start(name or "function", getattr(tc, "id", None))
@@ -842,10 +951,15 @@ def traced_handle_tool_calls(tel: Telemetry) -> Callable:
             return wrapped(*args, **kwargs)
         batch = None
         try:
-            tool_calls = list(_arg(args, kwargs, "tool_calls", 0) or ())
-            functions = _arg(args, kwargs, "functions", 1) or []
+            if args:
+                tool_calls = _arg(args, kwargs, "tool_calls", 0)
+                functions = _arg(args, kwargs, "functions", 1)
+            else:
+                tool_calls = kwargs.get("tool_calls")
+                functions = kwargs.get("functions")
+            functions = functions or []
             names = {getattr(f, "__name__", None) for f in functions}
-            batch = _ToolBatch(task, tool_calls, names)
+            batch = _ToolBatch(task, tool_calls or (), names)
             proxied = [_tool_proxy(f, batch) for f in functions]
             if "functions" in kwargs:
                 kwargs = dict(kwargs, functions=proxied)
@@ -856,7 +970,8 @@ def traced_handle_tool_calls(tel: Telemetry) -> Callable:
             batch = None
         if batch is None:
             return wrapped(*args, **kwargs)
-        token = otel_context.attach(batch.ctx)
+        # Nothing is made current here: each tool span is started with the agent span as its
+        # explicit parent and made current around its own tool.
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -864,10 +979,8 @@ def traced_handle_tool_calls(tel: Telemetry) -> Callable:
                 if batch.stretch is not None:
                     batch.stretch.fail(exc)
             raise
-        finally:
-            otel_context.detach(token)
         try:
-            batch.missing(tool_calls, names)
+            batch.missing()
             batch.done(response)
         except Exception:
             _log_failure("finishing tool calls")
@@ -878,16 +991,22 @@ def traced_handle_tool_calls(tel: Telemetry) -> Callable:
 
 def traced_run(tel: Telemetry) -> Callable:
     def traced_method(wrapped, instance, args, kwargs):
-        if _arg(args, kwargs, "stream", 4, False) or not _enabled(otel_context.get_current()):
+        if ("stream" in kwargs and kwargs["stream"]) or (len(args) > 4 and args[4]):
             # run(stream=True) returns run_and_stream(...), which is traced on its own.
             return wrapped(*args, **kwargs)
+        ambient = _get_current()
+        if ambient.get(_SUPPRESS_KEY) or ambient.get(_SUPPRESS_KEY_PLAIN):
+            return wrapped(*args, **kwargs)
         task = None
-        with _guard("starting a task span"):
+        try:
             task = _Task(tel, _arg(args, kwargs, "agent", 0), _arg(args, kwargs, "messages", 1),
-                         _arg(args, kwargs, "context_variables", 2))
+                         _arg(args, kwargs, "context_variables", 2), ambient)
+        except Exception:
+            _log_failure("starting a task span")
+            task = None
         if task is None:
             return wrapped(*args, **kwargs)
-        token = otel_context.attach(task.ctx)
+        token = _attach(task.ctx)
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -895,10 +1014,12 @@ def traced_run(tel: Telemetry) -> Callable:
                 task.finish(exc)
             raise
         finally:
-            otel_context.detach(token)
-        with _guard("ending a task"):
+            _detach(token)
+        try:
             task.response = response
             task.finish()
+        except Exception:
+            _log_failure("ending a task")
         return response
 
     return traced_method
@@ -906,13 +1027,13 @@ def traced_run(tel: Telemetry) -> Callable:
 
 def traced_run_and_stream(tel: Telemetry) -> Callable:
     def traced_method(wrapped, instance, args, kwargs):
-        if not _enabled(otel_context.get_current()):
+        ambient = _get_current()
+        if ambient.get(_SUPPRESS_KEY) or ambient.get(_SUPPRESS_KEY_PLAIN):
             return wrapped(*args, **kwargs)
         gen = wrapped(*args, **kwargs)
-        if not isinstance(gen, types.GeneratorType):
+        if not isinstance(gen, _GeneratorType):
             return gen
         # Capture who the user is now, where the app called us; the span starts at the first step.
-        ambient = otel_context.get_current()
         return _traced_stream(tel, gen, ambient, _arg(args, kwargs, "agent", 0), _arg(args, kwargs, "messages", 1),
                               _arg(args, kwargs, "context_variables", 2))
 
@@ -923,23 +1044,22 @@ def _traced_stream(tel: Telemetry, gen: types.GeneratorType, ambient: otel_conte
                    messages: Any, context_variables: Any):
     """Yield exactly what Swarm yields, with the task's context attached only while Swarm runs."""
     task: Optional[_Task] = None
-    token = otel_context.attach(ambient)
     try:
-        with _guard("starting a task span"):
-            task = _Task(tel, agent, messages, context_variables)
-    finally:
-        otel_context.detach(token)
+        task = _Task(tel, agent, messages, context_variables, ambient)
+    except Exception:
+        _log_failure("starting a task span")
     step_ctx = task.ctx if task is not None else ambient
+    send = gen.send
     send_value: Any = None
     throw: Optional[BaseException] = None
     while True:
-        token = otel_context.attach(step_ctx)
+        token = _attach(step_ctx)
         try:
             if throw is not None:
                 exc, throw = throw, None
                 item = gen.throw(exc)
             else:
-                item = gen.send(send_value)
+                item = send(send_value)
         except StopIteration as stop:
             if task is not None:
                 with _guard("ending a task"):
@@ -951,17 +1071,17 @@ def _traced_stream(tel: Telemetry, gen: types.GeneratorType, ambient: otel_conte
                     task.finish(exc)
             raise
         finally:
-            otel_context.detach(token)
-        if task is not None and type(item) is dict and "response" in item:
+            _detach(token)
+        if type(item) is dict and "response" in item and task is not None:
             task.response = item["response"]
         try:
             send_value = yield item
         except GeneratorExit:
-            token = otel_context.attach(step_ctx)
+            token = _attach(step_ctx)
             try:
                 gen.close()
             finally:
-                otel_context.detach(token)
+                _detach(token)
                 if task is not None:
                     with _guard("ending a closed task"):
                         task.finish()

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Mapping as _Mapping  # for isinstance: typing.Mapping's check costs several calls more
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
@@ -223,6 +224,8 @@ def clean_value(value: Any, limit: int) -> Any:
 
 def content_text(content: Any) -> str:
     """The text of a message content: a string, or the text parts of a list of parts."""
+    if type(content) is str:
+        return content
     if content is None:
         return ""
     if isinstance(content, str):
@@ -230,7 +233,7 @@ def content_text(content: Any) -> str:
     if isinstance(content, (list, tuple)):
         out = []
         for part in content:
-            if isinstance(part, Mapping):
+            if isinstance(part, _Mapping):
                 t = part.get("text")
                 if isinstance(t, str):
                     out.append(t)
@@ -241,7 +244,9 @@ def content_text(content: Any) -> str:
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
-    if isinstance(obj, Mapping):
+    if type(obj) is dict:
+        return obj.get(key, default)
+    if isinstance(obj, _Mapping):
         return obj.get(key, default)
     return getattr(obj, key, default)
 
@@ -294,10 +299,10 @@ def usage_from_response(usage: Any) -> Optional[Usage]:
     """Usage of an OpenAI response (object or dict); None when the API reported none."""
     if usage is None:
         return None
-    if not isinstance(usage, Mapping):  # the openai client's CompletionUsage: plain attributes, fast path
-        prompt = usage.prompt_tokens if type(getattr(usage, "prompt_tokens", None)) is int else None
-        completion = usage.completion_tokens if type(getattr(usage, "completion_tokens", None)) is int else None
-        if prompt is not None and completion is not None:
+    if type(usage) is not dict:  # the openai client's CompletionUsage: plain attributes, fast path
+        prompt = getattr(usage, "prompt_tokens", None)
+        completion = getattr(usage, "completion_tokens", None)
+        if type(prompt) is int and type(completion) is int and not isinstance(usage, _Mapping):
             out = Usage(prompt, completion)
             details = getattr(usage, "prompt_tokens_details", None)
             if details is not None:
@@ -354,7 +359,7 @@ class UserInfo:
 
 
 def _from_vars(context_variables: Any, key: str) -> Any:
-    if not key or not isinstance(context_variables, Mapping):
+    if not key or (type(context_variables) is not dict and not isinstance(context_variables, _Mapping)):
         return None
     value = context_variables.get(key)
     if value is None or value == "" or value == b"":
@@ -364,14 +369,19 @@ def _from_vars(context_variables: Any, key: str) -> Any:
 
 def resolve_user(ctx: Optional[otel_context.Context], context_variables: Any, config: Config) -> UserInfo:
     """The user of a task, by the contract's precedence: explicit API, baggage, context_variables."""
-    explicit = otel_context.get_value(USER_CONTEXT_KEY, ctx)
+    if ctx is None:
+        ctx = otel_context.get_current()
+    explicit = ctx.get(USER_CONTEXT_KEY)
     user = session = conversation = None
-    if isinstance(explicit, UserInfo):
+    if explicit is not None and isinstance(explicit, UserInfo):
         user, session, conversation = explicit.user_id, explicit.session_id, explicit.conversation_id
-    if user is None:
-        user = baggage.get_baggage(BAGGAGE_USER, ctx) or None
-    if session is None:
-        session = baggage.get_baggage(BAGGAGE_SESSION, ctx) or None
+    if user is None or session is None:
+        bag = baggage.get_all(ctx)
+        if bag:
+            if user is None:
+                user = bag.get(BAGGAGE_USER) or None
+            if session is None:
+                session = bag.get(BAGGAGE_SESSION) or None
     if user is None:
         user = _from_vars(context_variables, config.user_key)
     if session is None:
