@@ -18,6 +18,7 @@ import http.client as http_client
 import os
 import platform
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -33,18 +34,11 @@ from swarmlens.embedded.server import EmbeddedClickHouse
 from swarmlens.store.migrate import migrate_from_config
 from swarmlens.store.spans import COLUMNS, Stretch, insert_spans, task_spans
 
+from benchlib import progress, write_section
+
 AGENTS = ["Triage", "Billing", "Tech Support", "Account", "Sales"]
 TOOLS = ["lookup_invoice", "search_docs", "reset_password", "create_ticket"]
 SECTION = "## Embedded ClickHouse"
-
-
-def progress(done: int, total: int, label: str) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    sys.stderr.write(f"\r{label:<28} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 def generate(n_tasks: int, seed: int) -> list[dict]:
@@ -155,6 +149,7 @@ def main() -> int:
             ep.engine.release(conn)
     finally:
         ep.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
     sps_http, sps_in = total / t_http, total / t_inproc
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, " \
@@ -179,19 +174,6 @@ def main() -> int:
     if args.write_docs:
         write_section("docs/benchmarks.md", SECTION, text)
     return 0
-
-
-def write_section(path: str, heading: str, text: str) -> None:
-    """Replaces one `## ` section of a Markdown file (appends it when absent)."""
-    old = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    start = old.find(heading + "\n")
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(heading))
-        new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
-    with open(path, "w") as f:
-        f.write(new)
 
 
 if __name__ == "__main__":

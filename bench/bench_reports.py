@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import generate  # noqa: E402
-from bench_clickhouse import progress, write_section  # noqa: E402
+from benchlib import progress, write_section  # noqa: E402
 from postgres import SETTINGS as PG_SETTINGS  # noqa: E402
 from postgres import PostgresServer, PostgresUnavailable  # noqa: E402
 

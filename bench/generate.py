@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_clickhouse import progress  # noqa: E402  (the benches share one progress bar)
+from benchlib import progress  # noqa: E402  (the benches share one progress bar)
 
 PRESETS = {
     "tiny": 2_000,

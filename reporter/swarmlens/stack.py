@@ -65,8 +65,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", metavar="HOST", help="address of the reporter (default: SWARMLENS_REPORTER_HOST)")
     p.add_argument("--port", type=int, metavar="PORT", help="port of the reporter (default: SWARMLENS_REPORTER_PORT, 8000)")
     p.add_argument("--workers", type=int, help="gunicorn workers (default: SWARMLENS_REPORTER_WORKERS)")
-    p.add_argument("--wsgi-app", default=DEFAULT_WSGI_APP, metavar="MODULE:CALLABLE",
-                   help=f"the WSGI application gunicorn serves (default: {DEFAULT_WSGI_APP})")
     p.add_argument("--demo", action="store_true", help="keep demo traffic flowing (swarmlens demo --forever)")
     p.add_argument("--demo-interval", type=float, default=2.0, metavar="SECONDS",
                    help="pause between demo tasks (default: 2)")
@@ -279,9 +277,8 @@ class Stack:
     """The children of `swarmlens up`, started in order and stopped in reverse."""
 
     def __init__(self, cfg: config_mod.Config, data_dir: str, demo: bool = False, demo_interval: float = 2.0,
-                 demo_backfill_days: int = 0, demo_backfill_tasks: int = 0, wsgi_app: str = DEFAULT_WSGI_APP,
+                 demo_backfill_days: int = 0, demo_backfill_tasks: int = 0,
                  say: Callable[[str], None] = print):
-        self.wsgi_app = wsgi_app
         self.cfg = cfg
         self.data_dir = os.path.abspath(os.path.expanduser(data_dir))
         self.demo = demo
@@ -386,7 +383,7 @@ class Stack:
                                        "--workers", str(cfg.SWARMLENS_REPORTER_WORKERS),
                                        "--graceful-timeout", "20", "--timeout", "120",
                                        "--access-logfile", "-", "--error-logfile", "-",
-                                       self.wsgi_app], self._env(), grace=30)
+                                       DEFAULT_WSGI_APP], self._env(), grace=30)
         _wait(app, lambda: _http_ok(app_url + "/") is not None, "serving HTTP", timeout=60)
         self.urls["reporter"] = app_url
         self.say(f"  reporter     {app_url}  (gunicorn, {cfg.SWARMLENS_REPORTER_WORKERS} workers)")
@@ -479,7 +476,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     stack = Stack(cfg, cfg.SWARMLENS_DATA_DIR, demo=args.demo, demo_interval=args.demo_interval,
                   demo_backfill_days=args.demo_backfill_days, demo_backfill_tasks=args.demo_backfill_tasks,
-                  wsgi_app=args.wsgi_app,
                   say=lambda line: print(line, flush=True))
 
     def on_signal(signum, frame):

@@ -3,7 +3,7 @@ a taken port is named before anything starts."""
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import os
 import re
 import signal
@@ -19,13 +19,6 @@ import clickhouse_connect
 import pytest
 
 pytestmark = pytest.mark.slow
-
-STUB_APP = '''
-def app(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"stub reporter"]
-'''
-
 
 def _descendants(pid: int) -> set[int]:
     """Every process below pid, from /proc."""
@@ -66,26 +59,12 @@ def _http_status(url: str) -> int | None:
         return None
 
 
-def _reporter_builds() -> bool:
-    if importlib.util.find_spec("swarmlens.app") is None:
-        return False
-    probe = subprocess.run([sys.executable, "-c", "from swarmlens.app import create_app; create_app()"],
-                           capture_output=True, timeout=60)
-    return probe.returncode == 0
-
-
 def _up_command(tmp_path, pl, *extra: str):
     ports = {"ch": pl.free_port(), "grpc": pl.free_port(), "http": pl.free_port(), "app": pl.free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARMLENS_", "OTEL_"))}
     argv = [sys.executable, "-m", "swarmlens.cli", "up", "--data-dir", str(tmp_path / "data"),
             "--clickhouse-port", str(ports["ch"]), "--otlp-grpc-port", str(ports["grpc"]),
             "--otlp-http-port", str(ports["http"]), "--port", str(ports["app"]), *extra]
-    if not _reporter_builds():
-        # The reporter is not (fully) in this build yet: serve a stub WSGI app; the process tree,
-        # the ports and the shutdown are the same. Drop this once swarmlens.app is complete.
-        (tmp_path / "stub_reporter.py").write_text(STUB_APP)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
-        argv += ["--wsgi-app", "stub_reporter:app"]
     return argv, env, ports
 
 
@@ -128,8 +107,22 @@ def test_up_serves_the_stack_with_demo_traffic_and_sigterm_leaves_no_process(tmp
                 "SELECT countIf(start_time < now() - INTERVAL 1 HOUR), countIf(start_time >= now() - INTERVAL 1 HOUR) "
                 "FROM swarmlens.tasks").result_rows[0]), 90, what="backfilled and live demo tasks")
             assert counts[0] == 20
+            # ... and the reporter served by `up` shows them: an ops token reads a demo user's history.
+            user = client.query("SELECT user_id FROM swarmlens.tasks GROUP BY user_id ORDER BY count() DESC "
+                                "LIMIT 1").result_rows[0][0]
+            n_user = client.query("SELECT count() FROM swarmlens.tasks FINAL WHERE user_id = {u:String}",
+                                  parameters={"u": user}).result_rows[0][0]
         finally:
             client.close()
+        made = subprocess.run([sys.executable, "-m", "swarmlens.cli", "users", "token", "create", "--ops", "admin"],
+                              env={**env, "SWARMLENS_CLICKHOUSE_URL": ch_url}, capture_output=True, text=True,
+                              timeout=60)
+        assert made.returncode == 0, made.stderr
+        req = urllib.request.Request(f"{app_url}/api/v1/users/{user}/tasks?limit=200",
+                                     headers={"Authorization": "Bearer " + made.stdout.strip().splitlines()[-1]})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            listed = json.loads(r.read())["tasks"]
+        assert 1 <= len(listed) <= n_user and all(t["user_id"] == user for t in listed)
         tree = _descendants(proc.pid)
         assert len(tree) >= 5, tree  # clickhouse, rotel, gunicorn master + workers, demo
         proc.send_signal(signal.SIGTERM)
