@@ -391,6 +391,15 @@ class Stack:
 
         # 5. demo traffic
         if self.demo:
+            from swarmlens.demo.seed import seed_demo_configuration
+            from swarmlens.store.client import connect
+
+            client = connect(self.cfg)
+            try:
+                for line in seed_demo_configuration(client, self.cfg):
+                    self.say(f"  demo config  {line} (change them with swarmlens prices / plans)")
+            finally:
+                client.close()
             argv = [sys.executable, "-m", "swarmlens.cli", "demo", "--forever", "--interval", str(self.demo_interval),
                     "--otlp-endpoint", self.urls["otlp_http"], "--no-progress"]
             if self.demo_backfill_days > 0 and self.demo_backfill_tasks > 0 and self._tasks_empty():

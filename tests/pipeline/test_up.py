@@ -110,6 +110,10 @@ def test_up_serves_the_stack_with_demo_traffic_and_sigterm_leaves_no_process(tmp
             # ... and the reporter served by `up` shows them: an ops token reads a demo user's history.
             user = client.query("SELECT user_id FROM swarmlens.tasks GROUP BY user_id ORDER BY count() DESC "
                                 "LIMIT 1").result_rows[0][0]
+            # the demo brought prices and plans, so cost and quotas show something real
+            assert client.query("SELECT groupArray(model) FROM (SELECT model FROM swarmlens.model_prices FINAL "
+                                "ORDER BY model)").result_rows == [(["gpt-4o", "gpt-4o-mini"],)]
+            assert client.query("SELECT count() FROM swarmlens.users FINAL WHERE plan != ''").result_rows[0][0] == 12
             n_user = client.query("SELECT count() FROM swarmlens.tasks FINAL WHERE user_id = {u:String}",
                                   parameters={"u": user}).result_rows[0][0]
         finally:
