@@ -719,7 +719,8 @@ def markdown(res: dict) -> dict[str, str]:
 
 def settle(ch, db: str, otel_db: str) -> None:
     """Merges what background merges would have merged by the time anyone reads a report."""
-    for t in ("tasks", "agent_runs", "chat_calls", "usage_daily", "tasks_daily", "feedback", "users", "plans",
+    for t in ("tasks", "agent_runs", "chat_calls", "usage_daily", "tasks_daily", "agent_daily", "handoffs_daily",
+              "model_daily", "feedback", "users", "plans",
               "model_prices"):
         ch.command(f"OPTIMIZE TABLE `{db}`.`{t}` FINAL")
     ch.command(f"OPTIMIZE TABLE `{otel_db}`.otel_traces_trace_id_ts FINAL")

@@ -1,5 +1,8 @@
 """Agents: ranking (tasks, tokens, average and p95 tokens per task, error rate, feedback), the
-handoff graph, and an optimization guide (tokens per task rising; outlier tasks above p95)."""
+handoff graph, and an optimization guide (tokens per task rising; outlier tasks above p95).
+
+The ranking and the handoff graph read the daily rollups agent_daily and handoffs_daily (schema
+0006), not a period of agent runs; the outliers read agent runs for the tasks' sums only."""
 
 from __future__ import annotations
 
@@ -12,31 +15,51 @@ SORTS = ("tasks", "tokens", "avg_tokens_per_task", "p95_tokens_per_task", "error
 RISE_THRESHOLD = 0.10
 
 
-def ranking(client, config, period: Period) -> list[dict[str, Any]]:
-    rows = q(client, config, "agents_ranking", start=period.start_ts, end=period.end_ts)
-    costs = {r["agent"]: r["cost_usd"] for r in
-             q(client, config, "usage_by_agent", start=period.start, end=period.end, user="", limit=100000)}
-    ratings = {r["agent"]: r for r in q(client, config, "agent_ratings", start=period.start_ts, end=period.end_ts)}
+def ranking_calls(client, config, period: Period) -> dict[str, Any]:
+    """The three queries of a ranking (agent_daily rollup; costs from usage_daily; ratings), as calls
+    for parallel(); ranking_of() joins them."""
+    return {
+        "ranking": lambda: q(client, config, "agents_ranking", start=period.start_ts, end=period.end_ts),
+        "costs": lambda: q(client, config, "usage_by_agent", start=period.start, end=period.end, user="",
+                           limit=100000),
+        "ratings": lambda: q(client, config, "agent_ratings", start=period.start_ts, end=period.end_ts),
+    }
+
+
+def ranking_of(rows: list[dict[str, Any]], costs: list[dict[str, Any]],
+               ratings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    cost = {r["agent"]: r["cost_usd"] for r in costs}
+    rating_of = {r["agent"]: r for r in ratings}
     for r in rows:
-        rating = ratings.get(r["agent"], {})
+        rating = rating_of.get(r["agent"], {})
         r["error_rate"] = ratio(r["errors"], r["runs"])
         r["avg_tokens_per_task"] = float(r["avg_tokens_per_task"] or 0)
         r["p95_tokens_per_task"] = float(r["p95_tokens_per_task"] or 0)
         r["up"], r["down"] = int(rating.get("up", 0)), int(rating.get("down", 0))
         r["votes"] = r["up"] + r["down"]
         r["score"] = ratio(r["up"], r["votes"]) if r["votes"] else None
-        r["cost_usd"] = float(costs.get(r["agent"]) or 0.0)
+        r["cost_usd"] = float(cost.get(r["agent"]) or 0.0)
     return rows
+
+
+def ranking(client, config, period: Period) -> list[dict[str, Any]]:
+    r = parallel(**ranking_calls(client, config, period))
+    return ranking_of(r["ranking"], r["costs"], r["ratings"])
 
 
 def build(client, config, period: Period, sort: str = "tasks") -> dict[str, Any]:
     prev = period.previous()
+    # All six queries at once. Of the previous period only the average tokens per task is shown, so
+    # its costs and ratings are not queried.
     res = parallel(
-        rows=lambda: ranking(client, config, period), before=lambda: ranking(client, config, prev),
+        **ranking_calls(client, config, period),
+        before=lambda: q(client, config, "agents_ranking", start=prev.start_ts, end=prev.end_ts),
         handoffs=lambda: q(client, config, "handoff_graph", start=period.start_ts, end=period.end_ts),
         outliers=lambda: q(client, config, "agent_outliers", start=period.start_ts, end=period.end_ts, limit=25),
     )
-    rows = res["rows"]
+    rows = ranking_of(res["ranking"], res["costs"], res["ratings"])
+    for b in res["before"]:
+        b["avg_tokens_per_task"] = float(b["avg_tokens_per_task"] or 0)
     before = {b["agent"]: b for b in res["before"]}
     rising = []
     for r in rows:

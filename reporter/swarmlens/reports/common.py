@@ -178,8 +178,11 @@ def fill_days(period: Period, rows: Iterable[dict[str, Any]], fields: Iterable[s
     return out
 
 
-def quota_rows(client, config, month: Period, user: str = "") -> list[dict[str, Any]]:
-    return [with_quota(r) for r in q(client, config, "quota_status", start=month.start, end=month.end, user=user)]
+def quota_rows(client, config, month: Period, user: str = "", alerts_only: bool = False) -> list[dict[str, Any]]:
+    """quota_status rows with their level; ``alerts_only`` leaves out the users below their warning
+    level in SQL (the dashboard lists only those)."""
+    return [with_quota(r) for r in q(client, config, "quota_status", start=month.start, end=month.end, user=user,
+                                     alerts_only=int(alerts_only))]
 
 
 def this_month(now: date | None = None) -> Period:

@@ -8,15 +8,22 @@ model and the user together.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from swarmlens.reports.common import (DASHBOARD_PERIODS, Period, change, fill_days, parallel, q, q1, quota_rows,
                                       ratio, this_month)
 
 
-def figures(client, config, period: Period, user: str = "") -> dict[str, Any]:
-    t = q1(client, config, "task_totals", start=period.start, end=period.end, user=user)
-    c = q1(client, config, "cost_total", start=period.start, end=period.end, user=user)
+def figure_calls(client, config, period: Period, user: str = "") -> dict[str, Callable[[], Any]]:
+    """The two queries behind figures(), as calls for parallel(); figures_of() turns their results
+    into the figures. A page merges them with its other queries so that all run at once."""
+    return {
+        "totals": lambda: q1(client, config, "task_totals", start=period.start, end=period.end, user=user),
+        "cost": lambda: q1(client, config, "cost_total", start=period.start, end=period.end, user=user),
+    }
+
+
+def figures_of(t: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
     tasks = int(t.get("tasks") or 0)
     return {
         "tasks": tasks,
@@ -32,29 +39,52 @@ def figures(client, config, period: Period, user: str = "") -> dict[str, Any]:
     }
 
 
-def daily(client, config, period: Period, user: str = "") -> list[dict[str, Any]]:
-    rows = fill_days(period, q(client, config, "task_daily", start=period.start, end=period.end, user=user),
-                     ["tasks", "tokens", "errors", "active_users"])
-    costs = {r["day"]: float(r["cost_usd"] or 0) for r in
-             q(client, config, "cost_daily", start=period.start, end=period.end, user=user)}
+def figures(client, config, period: Period, user: str = "") -> dict[str, Any]:
+    r = parallel(**figure_calls(client, config, period, user))
+    return figures_of(r["totals"], r["cost"])
+
+
+def daily_calls(client, config, period: Period, user: str = "") -> dict[str, Callable[[], Any]]:
+    """The two queries behind daily(), as calls for parallel(); daily_of() joins their results."""
+    return {
+        "days": lambda: q(client, config, "task_daily", start=period.start, end=period.end, user=user),
+        "costs": lambda: q(client, config, "cost_daily", start=period.start, end=period.end, user=user),
+    }
+
+
+def daily_of(period: Period, days: list[dict[str, Any]], costs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = fill_days(period, days, ["tasks", "tokens", "errors", "active_users"])
+    by_day = {r["day"]: float(r["cost_usd"] or 0) for r in costs}
     for r in rows:
-        r["cost_usd"] = costs.get(r["day"], 0.0)
+        r["cost_usd"] = by_day.get(r["day"], 0.0)
     return rows
+
+
+def daily(client, config, period: Period, user: str = "") -> list[dict[str, Any]]:
+    r = parallel(**daily_calls(client, config, period, user))
+    return daily_of(period, r["days"], r["costs"])
+
+
+def prefixed(prefix: str, calls: dict[str, Callable[[], Any]]) -> dict[str, Callable[[], Any]]:
+    """Names calls ``prefix + name``, so that several sets of calls share one parallel()."""
+    return {prefix + name: fn for name, fn in calls.items()}
 
 
 def build(client, config, period: Period) -> dict[str, Any]:
     previous_period = period.previous()
     month = this_month()
+    # Every query of the page at once (ten; the pool runs eight side by side).
     r = parallel(
-        current=lambda: figures(client, config, period),
-        previous=lambda: figures(client, config, previous_period),
-        daily=lambda: daily(client, config, period),
+        **prefixed("cur_", figure_calls(client, config, period)),
+        **prefixed("prev_", figure_calls(client, config, previous_period)),
+        **daily_calls(client, config, period),
         top_agents=lambda: q(client, config, "usage_by_agent", start=period.start, end=period.end, user="", limit=10),
         top_users=lambda: q(client, config, "tasks_by_user", start=period.start, end=period.end, limit=10),
-        quota=lambda: quota_rows(client, config, month),
+        quota=lambda: quota_rows(client, config, month, alerts_only=True),
         unpriced=lambda: q(client, config, "unpriced_models", start=period.start, end=period.end),
     )
-    current, previous = r["current"], r["previous"]
+    current = figures_of(r["cur_totals"], r["cur_cost"])
+    previous = figures_of(r["prev_totals"], r["prev_cost"])
     quota = [row for row in r["quota"] if row["level"] in ("warn", "over")]
     quota.sort(key=lambda row: -(row["percent"] or 0))
     return {
@@ -65,7 +95,7 @@ def build(client, config, period: Period) -> dict[str, Any]:
         "previous_figures": previous,
         "changes": {k: change(current[k], previous[k]) for k in ("tasks", "tokens", "cost_usd", "active_users",
                                                                  "error_rate")},
-        "daily": r["daily"],
+        "daily": daily_of(period, r["days"], r["costs"]),
         "top_agents": r["top_agents"],
         "top_users": r["top_users"],
         "quota_month": month.as_dict(),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from swarmlens.reports.common import q, q1
+from swarmlens.reports.common import parallel, q, q1
 
 _KIND_ORDER = {"invoke_workflow": 0, "invoke_agent": 1, "chat": 2, "execute_tool": 2}
 
@@ -19,11 +19,14 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def waterfall(client, config, task: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+def waterfall(client, config, task: dict[str, Any], runs: list[dict[str, Any]],
+              spans: list[dict[str, Any]] | None = None) -> tuple[list[dict[str, Any]], str]:
     """Rows of the waterfall, from the raw spans of the trace (or, when those expired, from the
-    derived agent runs and chat calls, without tools). Returns (rows, source)."""
+    derived agent runs and chat calls, without tools). Returns (rows, source). ``spans``: the rows
+    of task_spans when already queried."""
     t0 = _aware(task["start_time"])
-    spans = q(client, config, "task_spans", task=task["task_id"], start=task["start_time"], end=task["end_time"])
+    if spans is None:
+        spans = q(client, config, "task_spans", task=task["task_id"], start=task["start_time"], end=task["end_time"])
     rows: list[dict[str, Any]] = []
     if spans:
         depth = {}
@@ -92,10 +95,16 @@ def find(client, config, task_id: str) -> dict[str, Any]:
 
 
 def build(client, config, task: dict[str, Any], viewer_feedback_user: str = "") -> dict[str, Any]:
-    runs = q(client, config, "task_agent_runs", task=task["task_id"])
-    rows, source = waterfall(client, config, task, runs)
+    # The task's agent runs, spans and feedback at once (the chat calls only when the spans expired).
+    res = parallel(
+        runs=lambda: q(client, config, "task_agent_runs", task=task["task_id"]),
+        spans=lambda: q(client, config, "task_spans", task=task["task_id"], start=task["start_time"],
+                        end=task["end_time"]),
+        feedback=lambda: q(client, config, "task_feedback", task=task["task_id"]),
+    )
+    runs, feedback = res["runs"], res["feedback"]
+    rows, source = waterfall(client, config, task, runs, res["spans"])
     path = [r["agent"] for r in runs]
-    feedback = q(client, config, "task_feedback", task=task["task_id"])
     mine = next((f for f in feedback if f["user_id"] == viewer_feedback_user), None)
     total_ms = max([r["offset_ms"] + r["duration_ms"] for r in rows] + [float(task["duration_ms"]), 1.0])
     return {

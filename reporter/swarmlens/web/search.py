@@ -33,9 +33,16 @@ def search_params() -> dict:
 def search():
     params = search_params()
     cursor = decode_cursor(arg_text("cursor", 300))
-    rows = report.search(client(), config(), cursor_params=keyset_params(cursor), **params)
-    nxt = next_cursor(rows, params["limit"])
     who = principal()
+    c, cfg = client(), config()
+    # The search and the two filter menus at once.
+    r = rc.parallel(
+        rows=lambda: report.search(c, cfg, cursor_params=keyset_params(cursor), **params),
+        agents=lambda: rc.q(c, cfg, "known_agents"),
+        users=lambda: rc.q(c, cfg, "known_users") if who.is_ops else [{"user_id": who.id}],
+    )
+    rows = r["rows"]
+    nxt = next_cursor(rows, params["limit"])
     ctx = {
         "filters": {"q": params["q_text"], "from": params["period"].start.isoformat(),
                     "to": (params["period"].end - timedelta(days=1)).isoformat(), "user": params["user"],
@@ -43,8 +50,8 @@ def search():
         "tasks": rows,
         "next_cursor": nxt,
         "first_page": cursor is None,
-        "agents": [r["agent"] for r in rc.q(client(), config(), "known_agents")],
-        "users": [r["user_id"] for r in rc.q(client(), config(), "known_users")] if who.is_ops else [who.id],
+        "agents": [a["agent"] for a in r["agents"]],
+        "users": [u["user_id"] for u in r["users"]],
         "searched": bool(request.args),
     }
     return page("search.html", ctx)

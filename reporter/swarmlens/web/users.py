@@ -17,7 +17,9 @@ bp = Blueprint("users", __name__)
 def users_list():
     sort = arg_choice("sort", report.SORTS, "tokens")
     direction = arg_choice("dir", ("asc", "desc"), "desc")
-    return page("users.html", report.users_list(client(), config(), sort, direction))
+    return page("users.html", report.users_list(client(), config(), sort, direction,
+                                                page=arg_int("page", 1, 1, 1_000_000),
+                                                per_page=arg_int("limit", report.USERS_PER_PAGE, 1, 1000)))
 
 
 @bp.route("/me")
@@ -51,14 +53,22 @@ def user_pdf(user_id: str):
     from swarmlens.reports import dashboard
 
     month = period_or_400(rc.month_period, arg_text("month", 10))
+    c, cfg, this_month = client(), config(), rc.this_month()
+    r = rc.parallel(
+        quota=lambda: rc.quota_rows(c, cfg, this_month, user=user_id),
+        **dashboard.figure_calls(c, cfg, month, user=user_id),
+        **dashboard.daily_calls(c, cfg, month, user=user_id),
+        agents=lambda: rc.q(c, cfg, "usage_by_agent", start=month.start, end=month.end, user=user_id, limit=15),
+        models=lambda: rc.q(c, cfg, "usage_by_model", start=month.start_ts, end=month.end_ts, user=user_id),
+    )
     ctx = {
         "user_id": user_id,
         "month": month.as_dict(),
-        "quota": report.quota_status(client(), config(), user_id),
-        "figures": dashboard.figures(client(), config(), month, user=user_id),
-        "daily": dashboard.daily(client(), config(), month, user=user_id),
-        "agents": rc.q(client(), config(), "usage_by_agent", start=month.start, end=month.end, user=user_id, limit=15),
-        "models": rc.q(client(), config(), "usage_by_model", start=month.start_ts, end=month.end_ts, user=user_id),
+        "quota": report.quota_status_of(user_id, this_month, r["quota"]),
+        "figures": dashboard.figures_of(r["totals"], r["cost"]),
+        "daily": dashboard.daily_of(month, r["days"], r["costs"]),
+        "agents": r["agents"],
+        "models": r["models"],
     }
     body = pdf.user_month_pdf(ctx)
     return Response(body, mimetype="application/pdf",

@@ -1,5 +1,6 @@
 -- This month's task-level usage of every configured or active user against their plan's quota, with
--- the month's cost (agent level, prices applied now). {user} = '' means every user.
+-- the month's cost (agent level, prices applied now). {user} = '' means every user; {alerts_only} = 1
+-- keeps only the users at or over their plan's warning level (the rule of common.quota_level).
 SELECT
     if(t.user_id != '', t.user_id, u.user_id) AS user_id,
     u.display_name AS display_name,
@@ -36,4 +37,8 @@ LEFT JOIN (
     WHERE d.day >= {start:Date} AND d.day < {end:Date} AND ({user:String} = '' OR d.user_id = {user:String})
     GROUP BY d.user_id
 ) AS c ON c.user_id = if(t.user_id != '', t.user_id, u.user_id)
+WHERE {alerts_only:UInt8} = 0
+   OR (p.monthly_token_quota > 0
+       AND (t.tokens >= p.monthly_token_quota
+            OR t.tokens * 100 >= p.monthly_token_quota * if(p.warn_at_percent = 0, 80, p.warn_at_percent)))
 ORDER BY tokens DESC, user_id
