@@ -1,14 +1,14 @@
 """Embedded ClickHouse benchmark: insert throughput of contract-shaped spans through the HTTP
-endpoint with the materialized views attached, and the per-query cost of the HTTP layer,
-each run side by side with the same work done on chDB in-process.
+endpoint with the materialized views attached, and the per-query cost of the HTTP layer, each run
+side by side with the same work done on chDB in-process.
 
-    .venv/bin/python bench/bench_clickhouse.py            # full run (200k spans per side)
+    .venv/bin/python bench/bench_clickhouse.py            # full run: 25k tasks, batches of 8192 and 65536
     .venv/bin/python bench/bench_clickhouse.py --quick    # CI-size run
 
-Batches are what rotel sends: RowBinary in ClickHouse LZ4 blocks with decompress=1, 8192 spans
-each (rotel's default batch). Every batch goes once through HTTP into one database pair and once
-in-process into an identical second pair, alternating, so machine noise hits both sides alike.
-Results print as a Markdown table; --write-docs replaces the section in docs/benchmarks.md.
+Batches are what rotel sends: RowBinary in ClickHouse LZ4 blocks with decompress=1. Every batch goes
+through HTTP into one fresh schema, in-process into an identical second one, and through HTTP into a
+table without views, in turn, so machine noise hits every side alike. Results print as a Markdown
+table; --write-docs replaces the section in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -58,71 +58,87 @@ def generate(n_tasks: int, seed: int) -> list[dict]:
     return spans
 
 
+def insert_run(ep, client, spans, n_tasks: int, batch: int, cols: str) -> tuple[float, float, float]:
+    """Seconds to insert every span in batches of `batch`: over HTTP, in-process, and over HTTP
+    into a table without views; each into its own fresh database, batches interleaved."""
+    for side in ("http", "inproc"):
+        migrate_from_config(config_mod.load({"SWARMLENS_CLICKHOUSE_URL": ep.url,
+                                             "SWARMLENS_OTEL_DATABASE": f"otel_{side}_{batch}",
+                                             "SWARMLENS_DATABASE": f"swarmlens_{side}_{batch}"}))
+    client.command(f"CREATE DATABASE IF NOT EXISTS bench_{batch}")
+    client.command(f"CREATE TABLE bench_{batch}.staging AS otel_http_{batch}.otel_traces "
+                   "ENGINE = MergeTree ORDER BY TraceId PRIMARY KEY TraceId")
+    client.command(f"CREATE TABLE bench_{batch}.bare AS otel_http_{batch}.otel_traces")
+    for i in range(0, len(spans), 50000):
+        insert_spans(client, spans[i:i + 50000], database=f"bench_{batch}", table="staging")
+    total = len(spans)
+    bodies = []
+    for off in range(0, total, batch):
+        raw = client.raw_query(f"SELECT {cols} FROM bench_{batch}.staging ORDER BY TraceId, SpanId "
+                               f"LIMIT {batch} OFFSET {off} FORMAT RowBinary")
+        bodies.append((raw, codecs.native_block_encode(raw)))
+    http = requests.Session()
+    query = f"INSERT INTO otel_traces ({cols}) FORMAT RowBinary"
+    t_http = t_inproc = t_bare = 0.0
+    for k, (raw, compressed) in enumerate(bodies):
+        t = time.perf_counter()
+        r = http.post(ep.url, params={"database": f"otel_http_{batch}", "decompress": "1", "async_insert": "1",
+                                      "query": query}, data=compressed)
+        t_http += time.perf_counter() - t
+        assert r.status_code == 200, r.text
+        conn = ep.engine.acquire()
+        try:
+            t = time.perf_counter()
+            ins = conn.conn.send_insert(f"INSERT INTO otel_inproc_{batch}.otel_traces ({cols})", "RowBinary")
+            ins.append(raw)
+            ins.finish()
+            t_inproc += time.perf_counter() - t
+        finally:
+            ep.engine.release(conn)
+        t = time.perf_counter()
+        r = http.post(ep.url, params={"database": f"bench_{batch}", "decompress": "1",
+                                      "query": f"INSERT INTO bare ({cols}) FORMAT RowBinary"}, data=compressed)
+        t_bare += time.perf_counter() - t
+        assert r.status_code == 200, r.text
+        progress(k + 1, len(bodies), f"inserting, {batch} a batch")
+    for side in ("http", "inproc"):
+        got = client.query(f"SELECT count() FROM otel_{side}_{batch}.otel_traces").result_rows[0][0]
+        tasks = client.query(f"SELECT count() FROM swarmlens_{side}_{batch}.tasks FINAL").result_rows[0][0]
+        assert got == total and tasks == n_tasks, (side, got, total, tasks, n_tasks)
+    return t_http, t_inproc, t_bare
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="CI-size run")
     ap.add_argument("--tasks", type=int, help="tasks per side (default 25000, quick 1500)")
-    ap.add_argument("--batch", type=int, default=8192, help="spans per insert (rotel's default batch)")
+    ap.add_argument("--batches", help="spans per insert, comma-separated (default 8192,65536; quick 8192): "
+                    "8192 is rotel's default batch")
     ap.add_argument("--queries", type=int, help="repetitions per query (default 300, quick 40)")
     ap.add_argument("--write-docs", action="store_true", help="replace the section in docs/benchmarks.md")
     args = ap.parse_args()
     n_tasks = args.tasks or (1500 if args.quick else 25000)
     reps = args.queries or (40 if args.quick else 300)
+    batches = [int(b) for b in (args.batches or ("8192" if args.quick else "8192,65536")).split(",")]
 
     tmp = tempfile.mkdtemp(prefix="swarmlens-bench-")
     ep = EmbeddedClickHouse(os.path.join(tmp, "ch"), port=0).start()
     try:
-        sides = {}
-        for side in ("http", "inproc"):
-            cfg = config_mod.load({"SWARMLENS_CLICKHOUSE_URL": ep.url, "SWARMLENS_OTEL_DATABASE": f"otel_{side}",
-                                   "SWARMLENS_DATABASE": f"swarmlens_{side}"})
-            migrate_from_config(cfg)
-            sides[side] = cfg
         client = clickhouse_connect.get_client(dsn=ep.url)
-        client.command("CREATE DATABASE IF NOT EXISTS bench")
-        client.command("CREATE TABLE bench.staging AS otel_http.otel_traces ENGINE = MergeTree ORDER BY TraceId PRIMARY KEY TraceId")
-        spans = generate(n_tasks, seed=7)
-        for i in range(0, len(spans), 50000):
-            insert_spans(client, spans[i:i + 50000], database="bench", table="staging")
-        total = len(spans)
         cols = ",".join(COLUMNS)
-        bodies = []
-        for off in range(0, total, args.batch):
-            raw = client.raw_query(f"SELECT {cols} FROM bench.staging ORDER BY TraceId, SpanId "
-                                   f"LIMIT {args.batch} OFFSET {off} FORMAT RowBinary")
-            bodies.append((raw, codecs.native_block_encode(raw)))
-        progress(len(bodies), len(bodies), "encoded rotel-style batches")
-
-        http = requests.Session()
-        url_params = {"database": "otel_http", "decompress": "1", "async_insert": "1",
-                      "query": f"INSERT INTO otel_traces ({cols}) FORMAT RowBinary"}
-        t_http = t_inproc = 0.0
-        for k, (raw, compressed) in enumerate(bodies):
-            t = time.perf_counter()
-            r = http.post(ep.url, params=url_params, data=compressed)
-            t_http += time.perf_counter() - t
-            assert r.status_code == 200, r.text
-            conn = ep.engine.acquire()
-            try:
-                t = time.perf_counter()
-                ins = conn.conn.send_insert(f"INSERT INTO otel_inproc.otel_traces ({cols})", "RowBinary")
-                ins.append(raw)
-                ins.finish()
-                t_inproc += time.perf_counter() - t
-            finally:
-                ep.engine.release(conn)
-            progress(k + 1, len(bodies), "inserting (both sides)")
-        for side in ("http", "inproc"):
-            got = client.query(f"SELECT count() FROM otel_{side}.otel_traces").result_rows[0][0]
-            tasks = client.query(f"SELECT count() FROM swarmlens_{side}.tasks FINAL").result_rows[0][0]
-            assert got == total and tasks == n_tasks, (side, got, total, tasks, n_tasks)
-
+        spans = generate(n_tasks, seed=7)
+        total = len(spans)
+        inserts = []
+        for batch in batches:
+            inserts.append((batch, *insert_run(ep, client, spans, n_tasks, batch, cols)))
+        # the per-query comparison reads the tables of the first run
+        db = f"swarmlens_http_{batches[0]}"
         queries = {
             "SELECT 1": "SELECT 1",
-            "one user's 50 newest tasks": "SELECT task_id, start_time, input_tokens FROM swarmlens_http.tasks "
+            "one user's 50 newest tasks": f"SELECT task_id, start_time, input_tokens FROM {db}.tasks "
                                           "WHERE user_id = 'user-1' ORDER BY start_time DESC LIMIT 50",
             "tokens per agent (agent_runs)": "SELECT agent, sum(input_tokens + output_tokens) FROM "
-                                             "swarmlens_http.agent_runs GROUP BY agent",
+                                             f"{db}.agent_runs GROUP BY agent",
         }
         rows_q = []
         raw_http = http_client.HTTPConnection("127.0.0.1", ep.port)
@@ -151,16 +167,25 @@ def main() -> int:
         ep.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    sps_http, sps_in = total / t_http, total / t_inproc
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, " \
               f"chDB engine {ep.engine.version}"
     lines = [
         SECTION, "",
         f"Machine: {machine}. Command: `.venv/bin/python bench/bench_clickhouse.py{' --quick' if args.quick else ''}`"
-        f" ({n_tasks} tasks, {total} spans per side, batches of {args.batch} spans, views attached).", "",
-        "| insert path | spans/s | ratio to in-process |", "|---|---:|---:|",
-        f"| HTTP endpoint, rotel-style LZ4 blocks | {sps_http:,.0f} | {sps_http / sps_in:.2f} |",
-        f"| chDB in-process, same RowBinary | {sps_in:,.0f} | 1.00 |", "",
+        f" ({n_tasks} tasks, {total} contract-shaped spans per run).", "",
+        "Each batch is inserted three ways in turn: through the HTTP endpoint as rotel sends it (RowBinary in "
+        "ClickHouse LZ4 blocks, decompress=1) into a fresh schema with every view attached; the same RowBinary "
+        "into chDB in-process (a second fresh schema, views attached); and through HTTP into a bare copy of "
+        "otel_traces with no views, which shows what the views cost.", "",
+        "| spans per insert | HTTP, views on: spans/s | in-process, views on: spans/s | HTTP / in-process "
+        "| HTTP, no views: spans/s |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for batch, t_http, t_inproc, t_bare in inserts:
+        lines.append(f"| {batch:,} | {total / t_http:,.0f} | {total / t_inproc:,.0f} | {t_inproc / t_http:.2f} "
+                     f"| {total / t_bare:,.0f} |")
+    lines += [
+        "",
         f"Per-query time, median of {reps} runs each, alternating:", "",
         "| query | in-process ms | raw HTTP ms | ratio | clickhouse-connect ms | ratio |",
         "|---|---:|---:|---:|---:|---:|",

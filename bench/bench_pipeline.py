@@ -106,10 +106,7 @@ def rss_mb(pids: list[int]) -> dict[str, float]:
     return by_name
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from swarmlens.ports import free_port  # noqa: E402  (one port never handed out twice)
 
 
 # -- the stack ------------------------------------------------------------------------------------

@@ -889,8 +889,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _output(res: dict, args) -> int:
     res.setdefault("notes", [])
-    if ANALYSIS and res["meta"]["tasks"] >= 1_000_000 and not res["notes"]:
-        res["notes"] = [ANALYSIS]
     sections = markdown(res)
     print("\n".join(sections.values()))
     if args.write_docs:
@@ -903,97 +901,6 @@ def _output(res: dict, args) -> int:
                      f"{'; ' + args.docs + ' updated' if args.write_docs else ''}\n")
     return 0
 
-
-# What the profile of the full preset showed; printed under the tables of a 1M-task run. The numbers
-# here come from EXPLAIN indexes=1 and interleaved timings (20 runs) on the data of the run of
-# 2026-11-24, kept with --work-dir; rerun those experiments before quoting them for another schema.
-ANALYSIS = """### Where targets are missed, and why
-
-Profiled on the data of this run (kept with `--work-dir`), with `EXPLAIN indexes = 1` and interleaved
-timings of 20 runs; chDB has no `system.query_log`.
-
-- **Point lookups** (history pages, task page): 12–18 ms p50 against the 10 ms target, while
-  PostgreSQL answers them in 0.6–1.4 ms: PostgreSQL stays faster on point lookups. The indexes work
-  (history reads 2–4 granules through the `(user_id, start_time)` key in reverse order; the task
-  page 1 of 125 granules through the `task_id` bloom filter). The time is fixed cost: `SELECT 1` over
-  the same HTTP path costs 2.3 ms, a one-granule read of one key column 6.4 ms, the whole task row
-  12–14 ms (an 8192-row granule of every wide column, input/output at ZSTD(3)). FINAL, lazy
-  materialization, projections and `max_threads = 1` each change it by less than 1 ms.
-  `index_granularity = 1024` on `tasks`: deep page 18.4 → 13.8 ms p50, task 12.1 → 11.0 ms, first page
-  unchanged, same size on disk. An index projection on `task_id`: no gain, 32% more disk.
-- **Keyword search over all tasks**: about 70 ms against 20 ms (one user's search: 18 ms p50, 23 ms p95).
-  The text index answers the word from its posting lists but cannot skip a granule when the word occurs
-  in every granule, and FINAL then reads the sort-key columns of all 1M rows: without FINAL 58 ms, over
-  7 days instead of 90 still 55 ms (time is not a key prefix: `tasks` is sorted by user). Still 1.4–3.8×
-  faster than PostgreSQL's trigram index and 6× faster than raw spans.
-- **Agent ranking** (`agents_ranking.sql`): groups 30 days of `agent_runs FINAL` by (agent, task) for
-  the per-task p95: 230–600 ms, 6.5× PostgreSQL, 2.7× raw spans. A daily rollup (DDL below) measured
-  302 → 92 ms p50 (p95 416 → 129 ms), with the same figures except that p95 is per run (t-digest)
-  instead of per task: about 43× PostgreSQL and 18× raw spans at this run's baselines.
-- **Handoff graph**: 69–79 ms from `agent_runs FINAL`, 14× PostgreSQL. A daily rollup: 79 → 7.1 ms p50.
-- **Weekly report by model** (`usage_by_model.sql`, chat level): 22 ms, 4.9× raw spans: it reads
-  `chat_calls FINAL` for 7 days; the chat level has no daily rollup (a `(day, user_id, model)` summing
-  table like `usage_daily` would make it a 2–5 ms read).
-- **Dashboard totals**: 16× PostgreSQL inside the loop; the same file timed alone (table of query
-  files) takes 10 ms, about 30×. Most derived queries sit at 10–20 ms, where the machine's noise
-  decides the ratio.
-- **Pages**: the dashboard runs 11 queries one after another, the monthly report about 16 (current and
-  previous period), `/agents` runs `agents_ranking` and `agent_outliers` (300 ms each): at about 10 ms
-  of fixed cost per query, a page of 10+ queries cannot stay far under 150 ms unless its independent
-  queries run concurrently (the endpoint pool allows 8; not measured here) and the rollups above replace
-  the `agent_runs` scans. `/admin/plans` and `/users` are as slow at 2k tasks as at 1M, so their time
-  is in the view, not in the data.
-- **Storage**: 94 bytes/span as loaded, 91 without task input/output, against 60. The columns take
-  60 bytes/span; the contrib DDL's skip indexes add 34: the text index on every `key=value`
-  attribute item (`idx_span_attr_items`) 27 bytes/span, the text index on `TraceId` 7. Measured on 3
-  days (305k spans, content removed, each table merged): as is 91.6; without `idx_span_attr_items`
-  68.4; with a bloom filter on `TraceId` instead of its text index as well 61.9 bytes/span, the task
-  waterfall (`task_spans.sql`) no slower (54 ms against 61 ms p50). What remains is columns: random
-  ids (`TraceId` 9.8, `SpanId` 8.2, `ParentSpanId` 6.0 bytes/span in this sort order) and
-  `SpanAttributes` 24.
-
-Proposed schema changes (not applied; measured as above):
-
-```sql
--- Handoff graph: 79 -> 7 ms. `tasks` is exact while a task's handoffs arrive in one insert block.
-CREATE TABLE swarmlens.handoffs_daily (
-    day Date, from_agent LowCardinality(String), to_agent LowCardinality(String),
-    handoffs UInt64, tasks UInt64
-) ENGINE = SummingMergeTree PARTITION BY toYYYYMM(day) ORDER BY (day, from_agent, to_agent)
-SETTINGS non_replicated_deduplication_window = 1000;
-CREATE MATERIALIZED VIEW swarmlens.handoffs_daily_mv TO swarmlens.handoffs_daily AS
-SELECT toDate(start_time, 'UTC') AS day, handoff_from AS from_agent, agent AS to_agent,
-       count() AS handoffs, uniqExact(task_id) AS tasks
-FROM swarmlens.agent_runs WHERE handoff_from != '' GROUP BY day, from_agent, to_agent;
-
--- Agent ranking: 302 -> 92 ms; 1,089 rows, 46 MB at 1M tasks (the uniqExact states).
-CREATE TABLE swarmlens.agent_daily (
-    day Date, agent LowCardinality(String),
-    runs SimpleAggregateFunction(sum, UInt64), input_tokens SimpleAggregateFunction(sum, UInt64),
-    output_tokens SimpleAggregateFunction(sum, UInt64), errors SimpleAggregateFunction(sum, UInt64),
-    duration_ms SimpleAggregateFunction(sum, UInt64),
-    tasks AggregateFunction(uniqExact, String), users AggregateFunction(uniqExact, String),
-    p95_tokens AggregateFunction(quantileTDigest(0.95), UInt64)
-) ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM(day) ORDER BY (day, agent)
-SETTINGS non_replicated_deduplication_window = 1000;
-CREATE MATERIALIZED VIEW swarmlens.agent_daily_mv TO swarmlens.agent_daily AS
-SELECT toDate(start_time, 'UTC') AS day, agent, count() AS runs, sum(input_tokens) AS input_tokens,
-       sum(output_tokens) AS output_tokens, countIf(status = 'error') AS errors, sum(duration_ms) AS duration_ms,
-       uniqExactState(task_id) AS tasks, uniqExactState(user_id) AS users,
-       quantileTDigestState(0.95)(input_tokens + output_tokens) AS p95_tokens
-FROM swarmlens.agent_runs GROUP BY day, agent;
-
--- Storage: 91.6 -> 61.9 bytes/span without content; leaves the contrib DDL (attribute key=value
--- search loses its index; swarmlens' reporter does not use it).
-ALTER TABLE otel.otel_traces DROP INDEX idx_span_attr_items;
-ALTER TABLE otel.otel_traces DROP INDEX idx_trace_id;
-ALTER TABLE otel.otel_traces ADD INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1;
-ALTER TABLE otel.otel_traces MATERIALIZE INDEX idx_trace_id;
-
--- Point lookups: deep history page 18.4 -> 13.8 ms, task 12.1 -> 11.0 ms. The setting is fixed at
--- creation: a new tasks table with SETTINGS index_granularity = 1024 and INSERT ... SELECT.
-```
-"""
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
+
+from swarmlens.ports import free_port
 
 # Sized for the 2-core, 23 GB machine of docs/benchmarks.md; printed with the results.
 SETTINGS = {
@@ -65,12 +66,6 @@ def install() -> str:
     return bindir
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PostgresServer:
     """One PostgreSQL cluster in a temporary directory, listening on 127.0.0.1 and a socket there."""
 
@@ -99,7 +94,7 @@ class PostgresServer:
                        "--encoding=UTF8", "--locale=C.UTF-8"])
         if r.returncode != 0:
             raise PostgresUnavailable(f"initdb failed: {r.stdout.strip()[-500:]}")
-        self.port = _free_port()
+        self.port = free_port()
         opts = " ".join(f"-c {k}={v}" for k, v in SETTINGS.items())
         opts += f" -c listen_addresses=127.0.0.1 -p {self.port} -k {self.base}"
         r = self._run([f"{self.bindir}/pg_ctl", "-D", self.data, "-l", os.path.join(self.base, "log"),

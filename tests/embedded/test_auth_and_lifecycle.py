@@ -13,6 +13,7 @@ import clickhouse_connect
 import pytest
 import requests
 
+from swarmlens.ports import free_port
 from swarmlens.embedded.server import EmbeddedClickHouse
 
 
@@ -53,10 +54,6 @@ def test_a_taken_port_gives_a_clear_error(clickhouse_server):
             EmbeddedClickHouse(clickhouse_server.data_dir, port=port).start()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start_cli(data_dir: str, port: int) -> subprocess.Popen:
@@ -69,7 +66,7 @@ def _start_cli(data_dir: str, port: int) -> subprocess.Popen:
 
 def test_sigterm_shuts_down_cleanly_and_a_restart_finds_every_row(tmp_path):
     data_dir = str(tmp_path / "persist")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = _start_cli(data_dir, port)
     try:

@@ -17,16 +17,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from swarmlens.ports import free_port
 from swarmlens import config as config_mod
 from swarmlens.store.migrate import migrate_from_config
 
 ROTEL = os.path.join(os.path.dirname(rotel.__file__), "rotel-agent")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +35,7 @@ def migrated(fresh_databases):
 
 @pytest.fixture()
 def rotel_agent(migrated, clickhouse_url, tmp_path):
-    grpc, http = _free_port(), _free_port()
+    grpc, http = free_port(), free_port()
     proc = subprocess.Popen(
         [ROTEL, "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc}", "--otlp-http-endpoint", f"127.0.0.1:{http}",
          "--exporter", "clickhouse", "--clickhouse-exporter-endpoint", clickhouse_url,

@@ -20,10 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 APP = Path(__file__).with_name("swarm_app.py")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from swarmlens.ports import free_port  # noqa: E402  (one port never handed out twice)
 
 
 def wait_until(check, timeout: float, interval: float = 0.2, what: str = "condition"):
