@@ -121,6 +121,19 @@ def test_users_list_shows_this_months_usage_against_quota_and_sorts(ops, seeded,
     assert "Alice A." in ops.get("/users").get_data(as_text=True)
 
 
+def test_users_list_pages_through_every_user_once(ops, seeded):
+    everyone = [u["user_id"] for u in ops.get("/users?sort=user&dir=asc&format=json").get_json()["users"]]
+    seen = []
+    for page in (1, 2, 3, 4):
+        d = ops.get(f"/users?sort=user&dir=asc&limit=1&page={page}&format=json").get_json()
+        assert d["per_page"] == 1 and d["pages"] == len(everyone) and d["page"] == page
+        seen += [u["user_id"] for u in d["users"]]
+    assert seen == everyone
+    last = ops.get(f"/users?limit=1&page=999&format=json").get_json()
+    assert last["page"] == len(everyone) and len(last["users"]) == 1
+    assert ops.get("/users?page=abc").status_code == 400
+
+
 def test_user_page_has_history_chart_agents_recommendation_and_quota_warning(ops, seeded):
     d = ops.get("/users/alice?format=json").get_json()
     assert d["quota"]["level"] == "warn" and d["quota"]["percent"] == 85.0
