@@ -30,7 +30,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from swarmlens.embedded import codecs, sqltext
+from swarmlens import sqltext
+from swarmlens.embedded import codecs
 from swarmlens.embedded.engine import SETTING_NAME_RE, Connection, Engine
 from swarmlens.embedded.errors import DATA_ERROR_CODES, ClickHouseError
 

@@ -54,6 +54,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+from swarmlens.sqltext import split_statements
 from swarmlens.store.client import MigrationError, QueryError, connect, raise_as_store_error
 
 # Text indexes (and the contrib exporter's schema that uses them) need ClickHouse 26.2.
@@ -139,58 +140,6 @@ def render(sql: str, target: Target) -> str:
         raise MigrationError(f"unknown placeholder {m.group(0)!r}")
 
     return _PLACEHOLDER.sub(one, sql)
-
-
-def split_statements(sql: str) -> list[str]:
-    """Splits SQL text on ``;`` outside of quotes, backquotes and comments; drops empty statements.
-
-    Comments stay with the statement they are in (the server ignores them); a statement made of
-    comments and whitespace only is dropped.
-    """
-    statements: list[str] = []
-    buf: list[str] = []
-    has_code = False
-    i, n = 0, len(sql)
-    while i < n:
-        ch = sql[i]
-        if ch in "'\"`":
-            j = i + 1
-            while j < n:
-                if sql[j] == "\\":
-                    j += 2
-                    continue
-                if sql[j] == ch:
-                    if j + 1 < n and sql[j + 1] == ch:  # doubled quote inside a literal
-                        j += 2
-                        continue
-                    break
-                j += 1
-            buf.append(sql[i:j + 1])
-            has_code = True
-            i = j + 1
-        elif sql.startswith("--", i):
-            j = sql.find("\n", i)
-            j = n if j < 0 else j
-            buf.append(sql[i:j])
-            i = j
-        elif sql.startswith("/*", i):
-            j = sql.find("*/", i + 2)
-            j = n if j < 0 else j + 2
-            buf.append(sql[i:j])
-            i = j
-        elif ch == ";":
-            if has_code:
-                statements.append("".join(buf).strip())
-            buf, has_code = [], False
-            i += 1
-        else:
-            if not ch.isspace():
-                has_code = True
-            buf.append(ch)
-            i += 1
-    if has_code:
-        statements.append("".join(buf).strip())
-    return statements
 
 
 # ---------------------------------------------------------------------------------------------

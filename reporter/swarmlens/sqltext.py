@@ -1,6 +1,7 @@
-"""Just enough SQL lexing for the HTTP layer: where an INSERT's data starts, which output
-format a query asks for, and whether a statement only reads. Quotes, comments and
-parentheses are respected; everything else is left to the engine."""
+"""Just enough SQL lexing for the embedded endpoint and the migrations: where statements end,
+where an INSERT's data starts, which output format a query asks for, and whether a statement
+only reads. Quotes, comments and parentheses are respected; everything else is left to the
+engine."""
 
 from __future__ import annotations
 
@@ -13,31 +14,41 @@ _MODIFYING_STARTS = {"INSERT", "CREATE", "DROP", "ALTER", "TRUNCATE", "RENAME", 
                      "RESTORE", "MOVE", "REPLACE"}
 
 
+def _skip(sql: str, i: int) -> int | None:
+    """When a quoted name or literal, or a comment, starts at i: the index just past it."""
+    ch, n = sql[i], len(sql)
+    if ch in "'\"`":
+        j = i + 1
+        while j < n:
+            if sql[j] == "\\":
+                j += 2
+                continue
+            if sql[j] == ch:
+                if j + 1 < n and sql[j + 1] == ch:  # doubled quote
+                    j += 2
+                    continue
+                break
+            j += 1
+        return j + 1
+    if sql.startswith("--", i) or sql.startswith("#!", i) or sql.startswith("# ", i):
+        j = sql.find("\n", i)
+        return n if j < 0 else j + 1
+    if sql.startswith("/*", i):
+        j = sql.find("*/", i + 2)
+        return n if j < 0 else j + 2
+    return None
+
+
 def tokens(sql: str):
     """Yields (word_upper, start, end, depth) for each bare word outside quotes and comments."""
     i, n, depth = 0, len(sql), 0
     while i < n:
+        j = _skip(sql, i)
+        if j is not None:
+            i = j
+            continue
         ch = sql[i]
-        if ch in "'\"`":
-            j = i + 1
-            while j < n:
-                if sql[j] == "\\":
-                    j += 2
-                    continue
-                if sql[j] == ch:
-                    if j + 1 < n and sql[j + 1] == ch:  # doubled quote
-                        j += 2
-                        continue
-                    break
-                j += 1
-            i = j + 1
-        elif sql.startswith("--", i) or ch == "#" and sql.startswith("#!", i) or sql.startswith("# ", i):
-            j = sql.find("\n", i)
-            i = n if j < 0 else j + 1
-        elif sql.startswith("/*", i):
-            j = sql.find("*/", i + 2)
-            i = n if j < 0 else j + 2
-        elif ch == "(":
+        if ch == "(":
             depth += 1
             i += 1
         elif ch == ")":
@@ -49,6 +60,38 @@ def tokens(sql: str):
             i = m.end()
         else:
             i += 1
+
+
+def split_statements(sql: str) -> list[str]:
+    """Splits SQL text on `;` outside quotes and comments. Comments stay with their statement;
+    a statement of comments and whitespace only is dropped."""
+    parts, start, i, n = [], 0, 0, len(sql)
+    while i < n:
+        j = _skip(sql, i)
+        if j is not None:
+            i = j
+            continue
+        if sql[i] == ";":
+            parts.append(sql[start:i])
+            start = i + 1
+        i += 1
+    parts.append(sql[start:])
+    return [p.strip() for p in parts if _has_code(p)]
+
+
+def _has_code(sql: str) -> bool:
+    i, n = 0, len(sql)
+    while i < n:
+        j = _skip(sql, i)
+        if j is not None:
+            if sql[i] in "'\"`":
+                return True
+            i = j
+            continue
+        if not sql[i].isspace():
+            return True
+        i += 1
+    return False
 
 
 def first_word(sql: str) -> str:
