@@ -26,6 +26,33 @@ COMMANDS: list[tuple[str, str, str]] = [
 ]
 
 
+def run_store_command(prog: str, args, body, *, usage: str, errors: tuple = ()) -> int:
+    """Runs `body(client, config)` of a command that works on the store: checks an action was
+    given, connects, reports a user error or a store error on one line, and closes the client."""
+    from swarmlens import accounts, config
+    from swarmlens.store.client import StoreError, connect
+
+    if not getattr(args, "action", None):
+        print(f"swarmlens {prog}: give an action: {usage}; see --help", file=sys.stderr)
+        return 2
+    cfg = config.load()
+    try:
+        client = connect(cfg)
+    except StoreError as exc:
+        print(f"swarmlens {prog}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return int(body(client, cfg) or 0)
+    except (accounts.InvalidInput, *errors) as exc:
+        print(f"swarmlens {prog}: {exc}", file=sys.stderr)
+        return 1
+    except StoreError as exc:
+        print(f"swarmlens {prog}: {exc} (has `swarmlens db migrate` run?)", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swarmlens", description="Usage history and reporting for OpenAI Swarm apps.")
     parser.add_argument("--version", action="version", version=f"swarmlens {__version__}")

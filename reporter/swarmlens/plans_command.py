@@ -10,7 +10,6 @@ put on a plan with `swarmlens users assign USER PLAN` or on /admin/plans.
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,31 +23,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from swarmlens import accounts, config
-    from swarmlens.store.client import StoreError, connect
+    from swarmlens import accounts
+    from swarmlens.cli import run_store_command
 
-    if not getattr(args, "action", None):
-        print("swarmlens plans: give an action: list or set", file=sys.stderr)
-        return 2
-    cfg = config.load()
-    try:
-        client = connect(cfg)
-        try:
-            if args.action == "set":
-                row = accounts.set_plan(client, cfg, args.plan, quota=args.quota, warn_at_percent=args.warn_at,
-                                        display_name=args.name)
-                print(f"plan {row['plan']} saved: {row['monthly_token_quota']:,} tokens a month, "
-                      f"warning at {row['warn_at_percent']}%")
-            else:
-                rows = accounts.list_plans(client, cfg)
-                for r in rows:
-                    quota = f"{r['monthly_token_quota']:,}" if r["monthly_token_quota"] else "unlimited"
-                    print(f"{r['plan']:<16} {r['display_name']:<20} {quota:>14}  warn {r['warn_at_percent']}%  "
-                          f"{r['users']} users")
-                print(f"{len(rows)} plans")
-        finally:
-            client.close()
-    except (accounts.InvalidInput, StoreError) as exc:
-        print(f"swarmlens plans: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    def body(client, cfg):
+        if args.action == "set":
+            row = accounts.set_plan(client, cfg, args.plan, quota=args.quota, warn_at_percent=args.warn_at,
+                                    display_name=args.name)
+            print(f"plan {row['plan']} saved: {row['monthly_token_quota']:,} tokens a month, "
+                  f"warning at {row['warn_at_percent']}%")
+            return 0
+        rows = accounts.list_plans(client, cfg)
+        for r in rows:
+            quota = f"{r['monthly_token_quota']:,}" if r["monthly_token_quota"] else "unlimited"
+            print(f"{r['plan']:<16} {r['display_name']:<20} {quota:>14}  warn {r['warn_at_percent']}%  "
+                  f"{r['users']} users")
+        print(f"{len(rows)} plans")
+        return 0
+
+    return run_store_command("plans", args, body, usage="list or set")

@@ -9,7 +9,6 @@ Prices apply at query time: a change shows at once in every report, for past usa
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,28 +21,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from swarmlens import accounts, config
-    from swarmlens.store.client import StoreError, connect
+    from swarmlens import accounts
+    from swarmlens.cli import run_store_command
 
-    if not getattr(args, "action", None):
-        print("swarmlens prices: give an action: list or set", file=sys.stderr)
-        return 2
-    cfg = config.load()
-    try:
-        client = connect(cfg)
-        try:
-            if args.action == "set":
-                row = accounts.set_price(client, cfg, args.model, usd_per_1m_input=args.input,
-                                         usd_per_1m_output=args.output)
-                print(f"{row['model']}: ${row['usd_per_1m_input']} / 1M input, ${row['usd_per_1m_output']} / 1M output")
-            else:
-                rows = accounts.list_prices(client, cfg)
-                for r in rows:
-                    print(f"{r['model']:<32} {r['usd_per_1m_input']:>10.4f} {r['usd_per_1m_output']:>10.4f}")
-                print(f"{len(rows)} models priced (USD per 1M input / output tokens)")
-        finally:
-            client.close()
-    except (accounts.InvalidInput, StoreError) as exc:
-        print(f"swarmlens prices: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    def body(client, cfg):
+        if args.action == "set":
+            row = accounts.set_price(client, cfg, args.model, usd_per_1m_input=args.input,
+                                     usd_per_1m_output=args.output)
+            print(f"{row['model']}: ${row['usd_per_1m_input']} / 1M input, ${row['usd_per_1m_output']} / 1M output")
+            return 0
+        rows = accounts.list_prices(client, cfg)
+        for r in rows:
+            print(f"{r['model']:<32} {r['usd_per_1m_input']:>10.4f} {r['usd_per_1m_output']:>10.4f}")
+        print(f"{len(rows)} models priced (USD per 1M input / output tokens)")
+        return 0
+
+    return run_store_command("prices", args, body, usage="list or set")

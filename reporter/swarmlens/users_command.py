@@ -68,29 +68,11 @@ def _password(args, prompt: str) -> tuple[str, bool]:
 
 
 def run(args) -> int:
-    from swarmlens import accounts, auth, config
-    from swarmlens.store.client import StoreError, connect
+    from swarmlens import accounts, auth
+    from swarmlens.cli import run_store_command
 
-    if not getattr(args, "action", None):
-        print("swarmlens users: give an action (list, add, assign, add-ops, set-password, token ...); see --help",
-              file=sys.stderr)
-        return 2
-    cfg = config.load()
-    try:
-        client = connect(cfg)
-    except StoreError as exc:
-        print(f"swarmlens users: {exc}", file=sys.stderr)
-        return 1
-    try:
-        return _run(args, cfg, client, accounts, auth)
-    except (accounts.InvalidInput, auth.AuthError) as exc:
-        print(f"swarmlens users: {exc}", file=sys.stderr)
-        return 1
-    except StoreError as exc:
-        print(f"swarmlens users: {exc} (has `swarmlens db migrate` run?)", file=sys.stderr)
-        return 1
-    finally:
-        client.close()
+    return run_store_command("users", args, lambda client, cfg: _run(args, cfg, client, accounts, auth),
+                             usage="list, add, assign, add-ops, set-password, token ...", errors=(auth.AuthError,))
 
 
 def _run(args, cfg, client, accounts, auth) -> int:
