@@ -123,9 +123,13 @@ class Engine:
         self.version, self.timezone = first.run("SELECT version(), timezone()", "TSV").bytes().decode().strip().split("\t")
         self._pool.put(first)
 
-    def _new_connection(self) -> Connection:
+    def _open(self) -> Connection:
         c = Connection(chdb.connect(self._path))
         c.run("SET " + ", ".join(f"{k} = {v}" for k, v in BASE_SETTINGS.items()))
+        return c
+
+    def _new_connection(self) -> Connection:
+        c = self._open()
         with self._lock:
             self._all.append(c)
             self._created += 1
@@ -164,8 +168,7 @@ class Engine:
                 if len(self._sessions) >= self._max_sessions:
                     raise ClickHouseError(202, "TOO_MANY_SIMULTANEOUS_QUERIES",
                                           f"Too many open sessions. Maximum: {self._max_sessions}")
-                c = Connection(chdb.connect(self._path))
-                c.run("SET " + ", ".join(f"{k} = {v}" for k, v in BASE_SETTINGS.items()))
+                c = self._open()
                 self._sessions[session_id] = c
             c.timeout = timeout
             c.last_used = time.monotonic()

@@ -360,28 +360,22 @@ class _Handler(BaseHTTPRequestHandler):
                         t = rfile.readline(8192)
                         if t in (b"\r\n", b"\n", b""):
                             return
-                while size:
-                    piece = rfile.read(min(size, _CHUNK))
-                    if not piece:
-                        raise ConnectionError("client closed the connection mid-body")
-                    size -= len(piece)
-                    yield piece
+                yield from self._read_exactly(size)
                 rfile.readline(8)
         else:
-            try:
-                remaining = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                self.close_connection = True
-                raise ClickHouseError(0, "BAD_REQUEST_PARAMETER", "Malformed Content-Length", http_status=400) from None
-            if remaining < 0:
+            length = self.headers.get("Content-Length") or "0"
+            if not length.strip().isdigit():
                 self.close_connection = True
                 raise ClickHouseError(0, "BAD_REQUEST_PARAMETER", "Malformed Content-Length", http_status=400)
-            while remaining:
-                piece = rfile.read(min(remaining, _CHUNK))
-                if not piece:
-                    raise ConnectionError("client closed the connection mid-body")
-                remaining -= len(piece)
-                yield piece
+            yield from self._read_exactly(int(length))
+
+    def _read_exactly(self, size: int):
+        while size:
+            piece = self.rfile.read(min(size, _CHUNK))
+            if not piece:
+                raise ConnectionError("client closed the connection mid-body")
+            size -= len(piece)
+            yield piece
 
     def _read_body(self, params: dict[str, str]) -> "_Spool":
         limit = self.endpoint.max_body_bytes
