@@ -139,7 +139,7 @@ def reports(p: dict) -> list[dict]:
     history_deep = {"user": p["top_user"], "has_cursor": 1, "cursor_time": p["cursor_time"],
                     "cursor_id": p["cursor_id"], "limit": 50}
     return [
-        {"name": "dashboard: totals, 30 days", "kind": "aggregate", "derived": ("task_totals", {**d30, "user": ""}),
+        {"name": "dashboard: totals, 30 days", "kind": "aggregate", "derived": ("task_totals_all", d30),
          "pg": ("""SELECT count(*), sum(prompt_tokens), sum(completion_tokens), sum(total_tokens),
                    count(*) FILTER (WHERE result->>'status' = 'error'), sum((result->>'duration_ms')::bigint),
                    count(DISTINCT user_id) FROM task_history WHERE """ + PG_RANGE, pg30),
@@ -147,7 +147,7 @@ def reports(p: dict) -> list[dict]:
                     sum(intDiv(Duration, 1000000)), uniqExact(SpanAttributes['enduser.id'])
                     FROM {{otel:Identifier}}.otel_traces WHERE {ROOT} AND {RANGE}""", t30)},
         {"name": "dashboard: 90-day daily trend", "kind": "aggregate",
-         "derived": ("task_daily", {"start": p["d90"], "end": p["dend"], "user": ""}),
+         "derived": ("task_daily_all", {"start": p["d90"], "end": p["dend"]}),
          "pg": ("""SELECT created_at::date AS day, count(*), sum(total_tokens),
                    count(*) FILTER (WHERE result->>'status' = 'error'), count(DISTINCT user_id)
                    FROM task_history WHERE """ + PG_RANGE + " GROUP BY 1 ORDER BY 1", pg90),
@@ -176,7 +176,7 @@ def reports(p: dict) -> list[dict]:
                           FROM {{otel:Identifier}}.otel_traces WHERE {AGENT} AND {RANGE} GROUP BY agent, TraceId)
                     GROUP BY agent ORDER BY tasks DESC, agent""", t30)},
         {"name": "weekly report: agents, 7 days", "kind": "aggregate",
-         "derived": ("usage_by_agent", {"start": p["d7"], "end": p["dend"], "user": "", "limit": 1_000_000}),
+         "derived": ("usage_by_agent_all", {"start": p["d7"], "end": p["dend"], "limit": 1_000_000}),
          "pg": (f"""SELECT r->>'agent' AS agent, count(*) AS runs, sum({PG_RIN}), sum({PG_ROUT}),
                     sum({PG_RIN} + {PG_ROUT}) AS tokens, count(*) FILTER (WHERE r->>'status' = 'error'),
                     count(DISTINCT h.user_id), sum({PG_COST})
@@ -188,7 +188,7 @@ def reports(p: dict) -> list[dict]:
                     FROM {{otel:Identifier}}.otel_traces AS s LEFT JOIN {PRICES} AS p ON p.model = s.{RAW_MODEL}
                     WHERE {AGENT} AND {RANGE} GROUP BY agent ORDER BY tokens DESC, agent""", t7)},
         {"name": "weekly report: models, 7 days", "kind": "aggregate",
-         "derived": ("usage_by_model", {**t7, "user": ""}),
+         "derived": ("usage_by_model_all", t7),
          "pg": (f"""SELECT r->>'model' AS model, sum((r->>'turns')::int) AS calls, sum({PG_RIN}), sum({PG_ROUT}),
                     sum({PG_RIN} + {PG_ROUT}) AS tokens, count(*) FILTER (WHERE r->>'status' = 'error'), sum({PG_COST})
                     FROM {PG_RUNS} LEFT JOIN model_prices p ON p.model = r->>'model'
@@ -719,9 +719,9 @@ def markdown(res: dict) -> dict[str, str]:
 
 def settle(ch, db: str, otel_db: str) -> None:
     """Merges what background merges would have merged by the time anyone reads a report."""
-    for t in ("tasks", "agent_runs", "chat_calls", "usage_daily", "tasks_daily", "agent_daily", "handoffs_daily",
-              "model_daily", "feedback", "users", "plans",
-              "model_prices"):
+    tables = ch.query("SELECT name FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree'",
+                      parameters={"db": db}).result_rows
+    for (t,) in tables:
         ch.command(f"OPTIMIZE TABLE `{db}`.`{t}` FINAL")
     ch.command(f"OPTIMIZE TABLE `{otel_db}`.otel_traces_trace_id_ts FINAL")
     deadline = time.time() + 120

@@ -437,7 +437,9 @@ class Generator:
                 vote = -1 if rng.random() < (0.7 if error else 0.15) else 1
                 fb = (trace_hex, user, vote, "" if rng.random() < 0.7 else rng.choice(
                     ["great", "slow answer", "wrong agent", "solved it", "did not help"]),
-                    datetime.fromtimestamp((t0 + root_dur) / 1e9 + rng.uniform(5, 3600), timezone.utc))
+                    datetime.fromtimestamp((t0 + root_dur) / 1e9 + rng.uniform(5, 3600), timezone.utc),
+                    # the task's start and agents, as the reporter stores them with a vote
+                    datetime.fromtimestamp(t0 // 1_000_000 / 1e3, timezone.utc), agents)
             yield b"".join(spans), len(spans), line, fb, trace_hex, user, bool(error)
 
 
@@ -526,7 +528,7 @@ def load(client, gen: Generator, *, otel_db: str = "otel", db: str = "swarmlens"
             pg_file.close()
     if failure:
         raise failure[0]
-    cols = ["task_id", "user_id", "vote", "comment", "created_at"]
+    cols = ["task_id", "user_id", "vote", "comment", "created_at", "task_start_time", "task_agents"]
     for k in range(0, len(feedback), 50_000):
         client.insert("feedback", [list(r) for r in feedback[k:k + 50_000]], column_names=cols, database=db)
     stats.feedback = len(feedback)

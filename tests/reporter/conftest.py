@@ -8,6 +8,7 @@ XSS payload, an outlier and an agent whose tokens per task rose in the last 30 d
 from __future__ import annotations
 
 import math
+import time as clock
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -124,12 +125,21 @@ def seed_all(cfg, client, today: date) -> Seed:
     s.tokens["ops"], _ = auth.create_token(client, cfg, scope="ops", owner=OPS_LOGIN, name="ops script")
 
     # Feedback: Billing Agent (used by bob only) is well rated; alice has never used it.
-    from swarmlens.reports import feedback
+    from swarmlens.reports import feedback, task as task_report
 
-    billing = [t for t in s.tasks_by_user["bob"]][-1]
-    feedback.record(client, cfg, task_id=billing, voter="bob", vote="up", comment="quick and right")
-    feedback.record(client, cfg, task_id=billing, voter="carol", vote="up", comment="")
-    feedback.record(client, cfg, task_id=s.task_ids["handoff"], voter="bob", vote="down", comment="took too long")
+    def stored_task(task_id: str) -> dict:
+        # The tasks view fills its table just after the spans' insert returns.
+        deadline = clock.monotonic() + 30
+        while not (row := task_report.find(client, cfg, task_id)) and clock.monotonic() < deadline:
+            clock.sleep(0.05)
+        assert row, f"task {task_id} never reached the tasks table"
+        return row
+
+    billing = stored_task([t for t in s.tasks_by_user["bob"]][-1])
+    handoff = stored_task(s.task_ids["handoff"])
+    feedback.record(client, cfg, task=billing, voter="bob", vote="up", comment="quick and right")
+    feedback.record(client, cfg, task=billing, voter="carol", vote="up", comment="")
+    feedback.record(client, cfg, task=handoff, voter="bob", vote="down", comment="took too long")
     return s
 
 

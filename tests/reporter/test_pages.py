@@ -307,3 +307,25 @@ def test_every_page_serves_json_with_the_same_dict(ops, seeded):
         r = ops.get(path + ("&" if "?" in path else "?") + "format=json")
         assert r.status_code == 200 and r.is_json, path
     assert ops.get("/users?format=xml").status_code == 400
+
+
+def test_all_user_twins_give_the_figures_of_their_per_user_query_files(seeded):
+    """Reports of every user read the all-user rollups (schema 0007); each twin must return what its
+    per-user query file returns for user = '' (cost sums may differ in the last float digits)."""
+    from swarmlens.reports import common
+    from swarmlens.store.client import query_file
+
+    start, end = period_bounds("30d", seeded.today)
+    for name in common.ALL_USERS:
+        dated = name == "usage_by_model"  # its period is given as timestamps
+        params = {"start": ts(start) if dated else start, "end": ts(end) if dated else end, "user": ""}
+        if name == "usage_by_agent":
+            params["limit"] = 1000
+        direct = list(query_file(seeded.client, name, params, config=seeded.config).named_results())
+        routed = common.q(seeded.client, seeded.config, name, **params)
+        assert direct, name
+        assert len(routed) == len(direct), name
+        for a, b in zip(routed, direct):
+            assert a.keys() == b.keys(), name
+            for k in a:
+                assert a[k] == (pytest.approx(b[k]) if isinstance(b[k], float) else b[k]), (name, k)

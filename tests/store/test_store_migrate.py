@@ -182,7 +182,11 @@ def test_cluster_rendering():
                           ("`swarmlens`", "tasks_daily", "cityHash64(user_id)"),
                           ("`swarmlens`", "agent_daily", "cityHash64(agent)"),
                           ("`swarmlens`", "handoffs_daily", "cityHash64(from_agent)"),
-                          ("`swarmlens`", "model_daily", "cityHash64(user_id)")]:
+                          ("`swarmlens`", "model_daily", "cityHash64(user_id)"),
+                          ("`swarmlens`", "tasks_daily_all", "rand()"),
+                          ("`swarmlens`", "agent_model_daily", "rand()"),
+                          ("`swarmlens`", "model_daily_all", "rand()"),
+                          ("`swarmlens`", "agent_tasks", "cityHash64(task_id)")]:
         local = creates[f"{db}.{name}_local"]
         assert "ENGINE = Replicated" in local and "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'" in local
         assert f"ENGINE = Distributed(`prod`, {db}, {name}_local, {key})" in creates[f"{db}.{name}"]
@@ -195,7 +199,7 @@ def test_cluster_rendering():
                 f"{version})") in creates[f"`swarmlens`.{name}"]
     # views read and write the local tables, so each node derives its own shard's rows
     views = [s for s in ddl if "MATERIALIZED VIEW" in s]
-    assert len(views) == 9
+    assert len(views) == 13
     assert all(re.search(r"TO `\w+`\.\w+_local", v) and re.search(r"FROM `\w+`\.\w+_local", v) for v in views)
     assert not any("MergeTree" in s and "Replicated" not in s for s in ddl if "ENGINE" in s)
 

@@ -9,8 +9,18 @@ from typing import Any, Iterable, Mapping
 from swarmlens.store.client import query_file
 
 
+# Query files with an all-user twin that reads the all-user rollups of schema 0007 (same columns, one
+# row per day or per day and agent/model instead of one per user): used whenever {user} is ''.
+ALL_USERS = {name: name + "_all" for name in ("task_totals", "task_daily", "cost_total", "cost_daily",
+                                               "usage_by_agent", "usage_by_model")}
+
+
 def q(client, config: Mapping[str, Any], name: str, **params) -> list[dict[str, Any]]:
-    """Rows of ``store/queries/NAME.sql`` as dicts, with typed server-side parameters."""
+    """Rows of ``store/queries/NAME.sql`` as dicts, with typed server-side parameters. A report of
+    every user (``user=""``) reads the all-user twin of the query file when there is one."""
+    if params.get("user") == "" and name in ALL_USERS:
+        name = ALL_USERS[name]
+        params = {k: v for k, v in params.items() if k != "user"}
     return list(query_file(client, name, params, config=config).named_results())
 
 

@@ -4,7 +4,7 @@ is a ReplacingMergeTree on (task_id, user_id) versioned by created_at)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 
 from swarmlens.reports.common import Period, q, ratio
 
@@ -39,10 +39,14 @@ def parse_comment(value: Any) -> str:
     return value
 
 
-def record(client, config, *, task_id: str, voter: str, vote: Any, comment: Any) -> dict[str, Any]:
-    row = {"task_id": task_id, "user_id": voter, "vote": parse_vote(vote), "comment": parse_comment(comment),
+def record(client, config, *, task: Mapping[str, Any], voter: str, vote: Any, comment: Any) -> dict[str, Any]:
+    """Stores a vote on ``task`` (a row of the tasks table). The row carries the task's start time and
+    agents, so that the ratings per agent read the feedback table alone (schema 0007)."""
+    row = {"task_id": task["task_id"], "user_id": voter, "vote": parse_vote(vote), "comment": parse_comment(comment),
            "created_at": datetime.now(timezone.utc)}
-    client.insert("feedback", [list(row.values())], column_names=list(row), database=config["SWARMLENS_DATABASE"])
+    stored = {**row, "task_start_time": task["start_time"], "task_agents": list(task.get("agents") or [])}
+    client.insert("feedback", [list(stored.values())], column_names=list(stored),
+                  database=config["SWARMLENS_DATABASE"])
     return row
 
 

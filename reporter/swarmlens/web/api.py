@@ -161,7 +161,7 @@ def task_usage(task_id: str):
 @bp.route("/tasks/<task_id>/feedback", methods=["GET", "POST"])
 @requires("any")
 def task_feedback(task_id: str):
-    visible_task(task_id)
+    task = visible_task(task_id)
     who = principal()
     if request.method == "GET":
         rows = rc.q(client(), config(), "task_feedback", task=task_id)
@@ -176,7 +176,7 @@ def task_feedback(task_id: str):
     if unknown:
         abort(422, description=f"unknown field(s): {', '.join(sorted(unknown))[:100]}")
     try:
-        row = fb.record(client(), config(), task_id=task_id, voter=who.feedback_user, vote=body.get("vote"),
+        row = fb.record(client(), config(), task=task, voter=who.feedback_user, vote=body.get("vote"),
                         comment=body.get("comment"))
     except fb.InvalidFeedback as exc:
         abort(422, description=str(exc))

@@ -36,9 +36,9 @@ def task_page(task_id: str):
 @bp.route("/tasks/<task_id>/feedback", methods=["POST"])
 @requires("any")
 def task_feedback(task_id: str):
-    visible_task(task_id)
+    task = visible_task(task_id)
     try:
-        fb.record(client(), config(), task_id=task_id, voter=principal().feedback_user,
+        fb.record(client(), config(), task=task, voter=principal().feedback_user,
                   vote=request.form.get("vote"), comment=request.form.get("comment"))
     except fb.InvalidFeedback as exc:
         abort(422, description=str(exc))

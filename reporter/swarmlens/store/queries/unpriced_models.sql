@@ -1,6 +1,7 @@
 -- Models with agent-level usage in the period but no row in the price table: their cost shows as 0.
-SELECT model, sum(input_tokens + output_tokens) AS tokens
-FROM {db:Identifier}.usage_daily
+-- Reads the all-user rollup agent_model_daily (schema 0007).
+SELECT model, sum(input_tokens) + sum(output_tokens) AS tokens
+FROM {db:Identifier}.agent_model_daily
 WHERE day >= {start:Date} AND day < {end:Date}
   AND model NOT IN (SELECT model FROM {db:Identifier}.model_prices FINAL)
 GROUP BY model
