@@ -311,7 +311,8 @@ def test_every_page_serves_json_with_the_same_dict(ops, seeded):
 
 def test_all_user_twins_give_the_figures_of_their_per_user_query_files(seeded):
     """Reports of every user read the all-user rollups (schema 0007); each twin must return what its
-    per-user query file returns for user = '' (cost sums may differ in the last float digits)."""
+    per-user query file returns for user = '' (cost sums may differ in the last float digits), and the
+    search of all users finds what the search of the tasks table finds."""
     from swarmlens.reports import common
     from swarmlens.store.client import query_file
 
@@ -321,6 +322,9 @@ def test_all_user_twins_give_the_figures_of_their_per_user_query_files(seeded):
         params = {"start": ts(start) if dated else start, "end": ts(end) if dated else end, "user": ""}
         if name == "usage_by_agent":
             params["limit"] = 1000
+        if name == "search_tasks":
+            params.update(start=ts(start), end=ts(end), q="", agent="", status="", limit=1000, has_cursor=0,
+                          cursor_time=ts(start), cursor_id="")
         direct = list(query_file(seeded.client, name, params, config=seeded.config).named_results())
         routed = common.q(seeded.client, seeded.config, name, **params)
         assert direct, name
@@ -329,3 +333,10 @@ def test_all_user_twins_give_the_figures_of_their_per_user_query_files(seeded):
             assert a.keys() == b.keys(), name
             for k in a:
                 assert a[k] == (pytest.approx(b[k]) if isinstance(b[k], float) else b[k]), (name, k)
+    # a keyword, and a keyword with the agent filter, find the same tasks in both tables
+    for extra in ({"q": "refund"}, {"q": "REFUND", "agent": "Triage Agent"}):
+        params = {"start": ts(start - timedelta(days=60)), "end": ts(end), "user": "", "q": "", "agent": "",
+                  "status": "", "limit": 1000, "has_cursor": 0, "cursor_time": ts(start), "cursor_id": "", **extra}
+        direct = list(query_file(seeded.client, "search_tasks", params, config=seeded.config).named_results())
+        assert direct, extra
+        assert common.q(seeded.client, seeded.config, "search_tasks", **params) == direct, extra

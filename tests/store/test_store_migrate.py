@@ -186,7 +186,8 @@ def test_cluster_rendering():
                           ("`swarmlens`", "tasks_daily_all", "rand()"),
                           ("`swarmlens`", "agent_model_daily", "rand()"),
                           ("`swarmlens`", "model_daily_all", "rand()"),
-                          ("`swarmlens`", "agent_tasks", "cityHash64(task_id)")]:
+                          ("`swarmlens`", "agent_tasks", "cityHash64(task_id)"),
+                          ("`swarmlens`", "task_search", "cityHash64(task_id)")]:
         local = creates[f"{db}.{name}_local"]
         assert "ENGINE = Replicated" in local and "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'" in local
         assert f"ENGINE = Distributed(`prod`, {db}, {name}_local, {key})" in creates[f"{db}.{name}"]
@@ -199,7 +200,7 @@ def test_cluster_rendering():
                 f"{version})") in creates[f"`swarmlens`.{name}"]
     # views read and write the local tables, so each node derives its own shard's rows
     views = [s for s in ddl if "MATERIALIZED VIEW" in s]
-    assert len(views) == 13
+    assert len(views) == 14
     assert all(re.search(r"TO `\w+`\.\w+_local", v) and re.search(r"FROM `\w+`\.\w+_local", v) for v in views)
     assert not any("MergeTree" in s and "Replicated" not in s for s in ddl if "ENGINE" in s)
 

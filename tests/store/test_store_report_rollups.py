@@ -1,6 +1,6 @@
-"""Schema 0007 on an installation that already has data: the all-user rollups, agent_tasks and the
-feedback's task columns are filled once from the detail tables, agree with them, stay current through
-their views, and a re-run of the migration's statements counts nothing twice."""
+"""Schemas 0007 and 0008 on an installation that already has data: the all-user rollups, agent_tasks,
+task_search and the feedback's task columns are filled once from the detail tables, agree with them,
+stay current through their views, and a re-run of the migrations' statements counts nothing twice."""
 
 from __future__ import annotations
 
@@ -60,10 +60,15 @@ PAIRS = {
         "SELECT agent, toDate(start_time, 'UTC') AS day, task_id, any(user_id), count(), sum(input_tokens), "
         "sum(output_tokens) FROM {db:Identifier}.agent_runs FINAL GROUP BY agent, day, task_id "
         "ORDER BY agent, day, task_id"),
+    "task_search": (
+        "SELECT start_time, task_id, user_id, status, input, output, agents, final_agent, handoffs, total_tokens "
+        "FROM {db:Identifier}.task_search FINAL ORDER BY start_time, task_id",
+        "SELECT start_time, task_id, user_id, status, input, output, agents, final_agent, handoffs, total_tokens "
+        "FROM {db:Identifier}.tasks FINAL ORDER BY start_time, task_id"),
 }
 
 
-def test_0007_backfills_existing_data_and_its_views_keep_it_current(fresh_databases):
+def test_0007_and_0008_backfill_existing_data_and_their_views_keep_it_current(fresh_databases):
     from swarmlens import config
     from swarmlens.store.client import connect
     from swarmlens.store.migrate import Target, load_migrations, migrate
@@ -71,7 +76,7 @@ def test_0007_backfills_existing_data_and_its_views_keep_it_current(fresh_databa
     cfg = config.load(fresh_databases)
     target = Target.from_config(cfg)
     migrations = load_migrations()
-    assert migrations[6].version == 7
+    assert [m.version for m in migrations[6:8]] == [7, 8]
     client = connect(cfg)
     try:
         # An installation at schema 0006 with tasks over two UTC days and a vote in the old shape.
@@ -99,9 +104,9 @@ def test_0007_backfills_existing_data_and_its_views_keep_it_current(fresh_databa
                                "FINAL") == [(1, "good", task[0], task[1])]
         assert task[1] == ["Triage Agent", "Refunds Agent"]
 
-        # Running 0007's statements again (a migration interrupted and re-run) adds nothing.
+        # Running the statements of 0007 and 0008 again (a migration interrupted and re-run) adds nothing.
         before = {name: _q(client, cfg, rollup) for name, (rollup, _) in PAIRS.items()}
-        for statement in migrations[6].statements(target):
+        for statement in migrations[6].statements(target) + migrations[7].statements(target):
             client.command(statement)
         assert {name: _q(client, cfg, rollup) for name, (rollup, _) in PAIRS.items()} == before
         assert _q(client, cfg, "SELECT count() FROM {db:Identifier}.feedback FINAL") == [(1,)]

@@ -9,10 +9,11 @@ from typing import Any, Iterable, Mapping
 from swarmlens.store.client import query_file
 
 
-# Query files with an all-user twin that reads the all-user rollups of schema 0007 (same columns, one
-# row per day or per day and agent/model instead of one per user): used whenever {user} is ''.
+# Query files with an all-user twin, used whenever {user} is '': the rollups of schema 0007 (same
+# columns, one row per day or per day and agent/model instead of one per user) and the time-sorted
+# task_search of schema 0008.
 ALL_USERS = {name: name + "_all" for name in ("task_totals", "task_daily", "cost_total", "cost_daily",
-                                               "usage_by_agent", "usage_by_model")}
+                                               "usage_by_agent", "usage_by_model", "search_tasks")}
 
 
 def q(client, config: Mapping[str, Any], name: str, **params) -> list[dict[str, Any]]:
