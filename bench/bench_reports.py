@@ -157,7 +157,7 @@ def reports(p: dict) -> list[dict]:
         {"name": "dashboard: top users, 30 days", "kind": "aggregate",
          "derived": ("tasks_by_user", {**d30, "limit": 10}),
          "pg": (PG_USERS, {**pg30, "limit": 10}), "raw": (RAW_USERS, {**t30, "limit": 10})},
-        {"name": "agent ranking, 30 days", "kind": "aggregate", "derived": ("agents_ranking", t30),
+        {"name": "agent ranking, 30 days", "kind": "aggregate", "derived": ("agents_ranking", {**t30, "detail": 1}),
          "pg": (f"""WITH per_task AS (
                       SELECT r->>'agent' AS agent, h.id, min(h.user_id) AS user_id, count(*) AS runs,
                              sum({PG_RIN} + {PG_ROUT}) AS tokens, sum({PG_RIN}) AS i, sum({PG_ROUT}) AS o,
@@ -347,7 +347,7 @@ def _guess(name: str, typ: str, p: dict, query: str) -> object:
         return p["dend"] if typ == "Date" else p["tend"]
     values = {"user": p["user"], "task": p["task"], "limit": 50, "q": "refund", "agent": "", "status": "",
               "has_cursor": 0, "cursor_time": p["tend"], "cursor_id": "", "vote": 0, "login": "bench",
-              "plan": "pro", "token_hash": "0" * 64, "owner": ""}
+              "plan": "pro", "token_hash": "0" * 64, "owner": "", "detail": 1}
     if name in values:
         return values[name]
     if typ.startswith(("UInt", "Int")):

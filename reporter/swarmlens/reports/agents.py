@@ -1,8 +1,9 @@
 """Agents: ranking (tasks, tokens, average and p95 tokens per task, error rate, feedback), the
 handoff graph, and an optimization guide (tokens per task rising; outlier tasks above p95).
 
-The ranking and the handoff graph read the daily rollups agent_daily and handoffs_daily (schema
-0006), not a period of agent runs; the outliers read agent runs for the tasks' sums only."""
+The ranking and the outliers read agent_tasks (an agent's runs and tokens per task and day, schema
+0007) with the distinct users of agent_daily, the handoff graph reads handoffs_daily, the costs
+agent_model_daily: none of them reads a period of agent runs."""
 
 from __future__ import annotations
 
@@ -16,12 +17,11 @@ RISE_THRESHOLD = 0.10
 
 
 def ranking_calls(client, config, period: Period) -> dict[str, Any]:
-    """The three queries of a ranking (agent_daily rollup; costs from usage_daily; ratings), as calls
-    for parallel(); ranking_of() joins them."""
+    """The three queries of a ranking (agent_tasks and agent_daily; costs from agent_model_daily;
+    ratings from feedback), as calls for parallel(); ranking_of() joins them."""
     return {
-        "ranking": lambda: q(client, config, "agents_ranking", start=period.start_ts, end=period.end_ts),
-        "costs": lambda: q(client, config, "usage_by_agent", start=period.start, end=period.end, user="",
-                           limit=100000),
+        "ranking": lambda: q(client, config, "agents_ranking", start=period.start_ts, end=period.end_ts, detail=1),
+        "costs": lambda: q(client, config, "cost_by_agent_all", start=period.start, end=period.end, limit=100000),
         "ratings": lambda: q(client, config, "agent_ratings", start=period.start_ts, end=period.end_ts),
     }
 
@@ -53,7 +53,7 @@ def build(client, config, period: Period, sort: str = "tasks") -> dict[str, Any]
     # its costs and ratings are not queried.
     res = parallel(
         **ranking_calls(client, config, period),
-        before=lambda: q(client, config, "agents_ranking", start=prev.start_ts, end=prev.end_ts),
+        before=lambda: q(client, config, "agents_ranking", start=prev.start_ts, end=prev.end_ts, detail=0),
         handoffs=lambda: q(client, config, "handoff_graph", start=period.start_ts, end=period.end_ts),
         outliers=lambda: q(client, config, "agent_outliers", start=period.start_ts, end=period.end_ts, limit=25),
     )

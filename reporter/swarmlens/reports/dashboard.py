@@ -78,7 +78,7 @@ def build(client, config, period: Period) -> dict[str, Any]:
         **prefixed("cur_", figure_calls(client, config, period)),
         **prefixed("prev_", figure_calls(client, config, previous_period)),
         **daily_calls(client, config, period),
-        top_agents=lambda: q(client, config, "usage_by_agent", start=period.start, end=period.end, user="", limit=10),
+        top_agents=lambda: q(client, config, "cost_by_agent_all", start=period.start, end=period.end, limit=10),
         top_users=lambda: q(client, config, "tasks_by_user", start=period.start, end=period.end, limit=10),
         quota=lambda: quota_rows(client, config, month, alerts_only=True),
         unpriced=lambda: q(client, config, "unpriced_models", start=period.start, end=period.end),
