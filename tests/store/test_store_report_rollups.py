@@ -1,6 +1,7 @@
-"""Schemas 0007 and 0008 on an installation that already has data: the all-user rollups, agent_tasks,
+"""Schemas 0007 to 0011 on an installation that already has data: the all-user rollups, agent_tasks,
 task_search and the feedback's task columns are filled once from the detail tables, agree with them,
-stay current through their views, and a re-run of the migrations' statements counts nothing twice."""
+stay current through their views (agent_daily too, after 0011 replaced its view), and a re-run of
+the migrations' statements counts nothing twice."""
 
 from __future__ import annotations
 
@@ -60,6 +61,12 @@ PAIRS = {
         "SELECT agent, toDate(start_time, 'UTC') AS day, task_id, any(user_id), count(), sum(input_tokens), "
         "sum(output_tokens) FROM {db:Identifier}.agent_runs FINAL GROUP BY agent, day, task_id "
         "ORDER BY agent, day, task_id"),
+    # agent_daily (0006) lost its task states in 0011; what is left still agrees, before and after.
+    "agent_daily": (
+        "SELECT day, agent, sum(runs), sum(input_tokens), sum(output_tokens), uniqExactMerge(users) "
+        "FROM {db:Identifier}.agent_daily GROUP BY day, agent ORDER BY day, agent",
+        "SELECT toDate(start_time, 'UTC') AS day, agent, count(), sum(input_tokens), sum(output_tokens), "
+        "uniqExact(user_id) FROM {db:Identifier}.agent_runs FINAL GROUP BY day, agent ORDER BY day, agent"),
     "task_search": (
         "SELECT start_time, task_id, user_id, status, input, output, agents, final_agent, handoffs, total_tokens "
         "FROM {db:Identifier}.task_search FINAL ORDER BY start_time, task_id",
@@ -68,7 +75,7 @@ PAIRS = {
 }
 
 
-def test_0007_and_0008_backfill_existing_data_and_their_views_keep_it_current(fresh_databases):
+def test_0007_to_0011_backfill_existing_data_and_their_views_keep_it_current(fresh_databases):
     from swarmlens import config
     from swarmlens.store.client import connect
     from swarmlens.store.migrate import Target, load_migrations, migrate
@@ -104,10 +111,11 @@ def test_0007_and_0008_backfill_existing_data_and_their_views_keep_it_current(fr
                                "FINAL") == [(1, "good", task[0], task[1])]
         assert task[1] == ["Triage Agent", "Refunds Agent"]
 
-        # Running the statements of 0007 and 0008 again (a migration interrupted and re-run) adds nothing.
+        # Running the statements of 0007 and later again (a migration interrupted and re-run) adds nothing.
         before = {name: _q(client, cfg, rollup) for name, (rollup, _) in PAIRS.items()}
-        for statement in migrations[6].statements(target) + migrations[7].statements(target):
-            client.command(statement)
+        for m in migrations[6:]:
+            for statement in m.statements(target):
+                client.command(statement)
         assert {name: _q(client, cfg, rollup) for name, (rollup, _) in PAIRS.items()} == before
         assert _q(client, cfg, "SELECT count() FROM {db:Identifier}.feedback FINAL") == [(1,)]
 
