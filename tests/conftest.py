@@ -4,11 +4,14 @@ session, and fresh random databases per test module so tests never see each othe
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 
 import pytest
 
 os.environ["TZ"] = "UTC"
+# Support modules next to this file (support_polling) are importable from every test package.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="session")

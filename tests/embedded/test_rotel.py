@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from support_polling import rows_become
 from swarmlens.ports import free_port
 from swarmlens import config as config_mod
 from swarmlens.store.migrate import migrate_from_config
@@ -51,15 +52,6 @@ def rotel_agent(migrated, clickhouse_url, tmp_path):
     yield f"http://127.0.0.1:{http}"
     proc.terminate()
     proc.wait(timeout=10)
-
-
-def _wait_for(client, sql: str, expected, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = client.query(sql).result_rows
-        if got == expected or time.monotonic() > deadline:
-            return got
-        time.sleep(0.1)
 
 
 def test_rotel_inserts_contract_spans_through_the_endpoint(rotel_agent, migrated, clickhouse_url):
@@ -100,15 +92,15 @@ def test_rotel_inserts_contract_spans_through_the_endpoint(rotel_agent, migrated
     provider.shutdown()
 
     client = clickhouse_connect.get_client(dsn=clickhouse_url)
-    assert _wait_for(client, f"SELECT count() FROM {otel}.otel_traces", [(40,)]) == [(40,)]
+    assert rows_become(client, f"SELECT count() FROM {otel}.otel_traces", [(40,)]) == [(40,)]
     row = client.query(f"""
         SELECT ServiceName, SpanKind, SpanAttributes['enduser.id'], Events.Name, Events.Attributes, Duration > 0
         FROM {otel}.otel_traces WHERE SpanName = 'invoke_agent Billing' AND SpanAttributes['session.id'] = 's-4'
     """).result_rows
     assert row == [("support-app", "Internal", "user-1", ["note"], [{"k": "v"}], True)]
     # the views' rows become visible just after the raw part while rotel's last insert is in flight
-    assert _wait_for(client, f"SELECT count() FROM {db}.tasks", [(10,)]) == [(10,)]
-    tasks = _wait_for(client, f"""
+    assert rows_become(client, f"SELECT count() FROM {db}.tasks", [(10,)]) == [(10,)]
+    tasks = rows_become(client, f"""
         SELECT user_id, agents, final_agent, input, input_tokens, output_tokens, status
         FROM {db}.tasks FINAL WHERE session_id = 's-9'""", None, timeout=0)
     assert tasks == [("user-0", ["Triage", "Billing"], "Billing", "question 9 ünïcode", 109, 19, "error")]

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -21,17 +20,7 @@ APP = Path(__file__).with_name("swarm_app.py")
 
 
 from swarmlens.ports import free_port  # noqa: E402  (one port never handed out twice)
-
-
-def wait_until(check, timeout: float, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+from support_polling import wait_until  # noqa: E402,F401  (pl.wait_until)
 
 
 def ping(url: str) -> bool:

@@ -8,7 +8,6 @@ XSS payload, an outlier and an agent whose tokens per task rose in the last 30 d
 from __future__ import annotations
 
 import math
-import time as clock
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from support_polling import wait_until
 from swarmlens.store.spans import Stretch, insert_spans, task_spans
 
 OPS_LOGIN, OPS_PASSWORD = "admin", "correct horse battery"
@@ -129,11 +129,7 @@ def seed_all(cfg, client, today: date) -> Seed:
 
     def stored_task(task_id: str) -> dict:
         # The tasks view fills its table just after the spans' insert returns.
-        deadline = clock.monotonic() + 30
-        while not (row := task_report.find(client, cfg, task_id)) and clock.monotonic() < deadline:
-            clock.sleep(0.05)
-        assert row, f"task {task_id} never reached the tasks table"
-        return row
+        return wait_until(lambda: task_report.find(client, cfg, task_id), 30, 0.05, f"task {task_id} in tasks")
 
     billing = stored_task([t for t in s.tasks_by_user["bob"]][-1])
     handoff = stored_task(s.task_ids["handoff"])

@@ -6,10 +6,10 @@ the migrations' statements counts nothing twice."""
 from __future__ import annotations
 
 import random
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
+from support_polling import rows_become
 from swarmlens.store.spans import Stretch, insert_spans, task_spans
 
 DAY = datetime(2026, 5, 4, 23, 59, 59, tzinfo=timezone.utc)
@@ -30,11 +30,8 @@ def _tasks(rng, users, start):
     return spans
 
 
-def _wait_for(client, cfg, sql, expected, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while (got := _q(client, cfg, sql)) != expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return got
+def _wait_for(client, cfg, sql, expected):
+    return rows_become(client, sql, expected, db=cfg.SWARMLENS_DATABASE)
 
 
 # Each pair: the all-user rollup's figures, and the same figures from the table it derives from.
