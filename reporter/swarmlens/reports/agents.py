@@ -42,11 +42,6 @@ def ranking_of(rows: list[dict[str, Any]], costs: list[dict[str, Any]],
     return rows
 
 
-def ranking(client, config, period: Period) -> list[dict[str, Any]]:
-    r = parallel(**ranking_calls(client, config, period))
-    return ranking_of(r["ranking"], r["costs"], r["ratings"])
-
-
 def build(client, config, period: Period, sort: str = "tasks") -> dict[str, Any]:
     prev = period.previous()
     # All six queries at once. Of the previous period only the average tokens per task is shown, so
