@@ -18,6 +18,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("clickhouse", "swarmlens.embedded.command", "serve the embedded ClickHouse (chDB) over the ClickHouse HTTP interface"),
     ("db", "swarmlens.store.command", "database schema: migrate, status"),
     ("llm-server", "swarmlens.scripted_llm.command", "serve the scripted OpenAI-compatible LLM used by tests and the demo"),
+    ("ingest", "swarmlens.ingest.command", "receive OTLP traces and insert them into ClickHouse, crash-safe (part of up)"),
     ("up", "swarmlens.stack", "run the whole stack on this machine: embedded ClickHouse, rotel, the reporter"),
     ("demo", "swarmlens.demo.command", "run demo Swarm agents against the scripted LLM, sending spans over OTLP"),
     ("users", "swarmlens.users_command", "ops accounts, end users and their plans, API tokens"),

@@ -1,4 +1,4 @@
-"""`swarmlens db migrate` and `swarmlens db status`."""
+"""`swarmlens db migrate`, `swarmlens db status` and `swarmlens db check`."""
 
 from __future__ import annotations
 
@@ -22,6 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s = sub.add_parser("status", help="list migrations: applied, pending, or changed since applied; "
                                       "exits 1 unless the schema is up to date")
     _common(s)
+    c = sub.add_parser("check", help="compare every rollup (each table a materialized view feeds) with its detail "
+                                     "table; --repair rebuilds what differs; exits 1 while anything differs",
+                       description="Compare every table a materialized view feeds with what its source table says "
+                                   "(read with FINAL), partition by partition. With --repair, rebuild each partition "
+                                   "that differs from its source and swap it in, then compare again.")
+    _common(c)
+    c.add_argument("--repair", action="store_true", help="rebuild the partitions that differ, and say which")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -33,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from swarmlens.store.client import StoreError, connect
 
     action = getattr(args, "db_command", None)
-    if action not in ("migrate", "status"):
-        print("usage: swarmlens db {migrate,status} [--url URL]", file=sys.stderr)
+    if action not in ("migrate", "status", "check"):
+        print("usage: swarmlens db {migrate,status,check} [--url URL]", file=sys.stderr)
         return 2
     cfg = config_module.load({"SWARMLENS_CLICKHOUSE_URL": args.url,
                               "SWARMLENS_CLUSTER": getattr(args, "cluster", None)})
@@ -47,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             if action == "status":
                 return _status(client, target)
+            if action == "check":
+                return _check(client, cfg, args.repair)
             where = f"{cfg.SWARMLENS_CLICKHOUSE_URL}, databases {target.otel_database} and {target.database}"
             print(f"migrating {where}" + (f" on cluster {target.cluster}" if target.cluster else ""), flush=True)
             started = time.monotonic()
@@ -73,3 +82,26 @@ def _status(client, target) -> int:
     pending = sum(st.state != "applied" for st in rows)
     print("schema up to date" if not pending else f"{pending} of {len(rows)} migrations not applied as they are")
     return 0 if not pending else 1
+
+
+def _check(client, cfg, fix: bool) -> int:
+    from swarmlens.store.check import check
+
+    started = time.monotonic()
+    print(f"comparing every rollup with its detail table at {cfg.SWARMLENS_CLICKHOUSE_URL}"
+          + (" and repairing what differs" if fix else ""), flush=True)
+    findings = check(client, cfg, fix=fix, progress=lambda line: print(line, flush=True))
+    for f in findings:
+        what = "repaired" if f.repaired else ("still differs after repair (rows arriving?)" if fix else "differs")
+        print(f"  {f.table} partition {f.partition}: {f.rollup_keys} key(s) held, {f.detail_keys} from the details; "
+              f"{what}", flush=True)
+    left = [f for f in findings if not f.repaired]
+    took = f"{time.monotonic() - started:.1f} s"
+    if not findings:
+        print(f"every rollup equals its details ({took})")
+    elif not left:
+        print(f"repaired {len(findings)} partition(s); every rollup now equals its details ({took})")
+    else:
+        print(f"{len(left)} partition(s) differ from their details" + ("" if fix else "; run with --repair") +
+              f" ({took})")
+    return 0 if not left else 1

@@ -1,0 +1,364 @@
+"""`swarmlens ingest`: the OTLP receiver of the single-machine stack, crash-safe.
+
+    receive (OTLP/HTTP :4318, OTLP/gRPC :4317)
+      → decode, repair bad values, drop unstorable spans (counted)      swarmlens.ingest.otlp
+      → append to the write-ahead log, fsync                             swarmlens.ingest.wal
+      → acknowledge (200 / OK, with partial_success when spans were dropped)
+    every batch interval: seal the current segment
+      → INSERT INTO otel_traces with the segment's deduplication token
+      → delete the segment once ClickHouse has committed it
+
+An acknowledged span is on disk before the sender hears so, and leaves the disk only once
+ClickHouse holds it; a repeated insert of the same segment (after a crash of this process or of
+ClickHouse mid-insert) carries the same ``insert_deduplication_token``, and
+``deduplicate_blocks_in_dependent_materialized_views`` makes every view drop the repeat as well, or
+fill in what the crash cut off.
+
+A ClickHouse outage or stall delays inserts and nothing else: the log keeps taking requests up to
+SWARMLENS_INGEST_MAX_BACKLOG_BYTES, beyond which senders get 503 / UNAVAILABLE and retry.
+The process writes its counters to ``DATA_DIR/ingest/status.json`` every second for `swarmlens status`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import zlib
+from collections import Counter
+from concurrent import futures
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Mapping
+
+from swarmlens.ingest import otlp
+from swarmlens.ingest.wal import Segment, WalFull, WriteAheadLog
+
+log = logging.getLogger("swarmlens.ingest")
+
+MAX_REQUEST_BYTES = 16 << 20            # after decompression, as rotel's and the contrib receiver's gRPC limit
+TRACES_PATH = "/v1/traces"
+GRPC_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+# ClickHouse codes after which a segment is retried: the schema is not there yet (migrations running).
+_RETRY_FOREVER_CODES = {60, 81}
+_POISON_ATTEMPTS = 5
+
+
+class Stats:
+    """Counters since the process started, written to status.json."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts: Counter = Counter()
+        self.repairs: Counter = Counter()
+        self.started = time.time()
+        self.last_insert_at: float | None = None
+        self.last_error: str = ""
+        self.last_error_at: float | None = None
+
+    def add(self, **kv: int) -> None:
+        with self.lock:
+            self.counts.update(kv)
+
+    def error(self, message: str) -> None:
+        with self.lock:
+            self.last_error, self.last_error_at = message, time.time()
+
+
+class Ingest:
+    """The receiver, the log and the inserter of one data directory."""
+
+    def __init__(self, config: Mapping[str, Any], directory: str, batch_seconds: float = 0.2,
+                 max_backlog_bytes: int = 1 << 30):
+        self.config = config
+        self.directory = directory
+        self.batch_seconds = batch_seconds
+        self.wal = WriteAheadLog(os.path.join(directory, "wal"), max_bytes=max_backlog_bytes)
+        self.rejected_dir = os.path.join(directory, "rejected")
+        self.stats = Stats()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._http: ThreadingHTTPServer | None = None
+        self._grpc = None
+        self.database = config["SWARMLENS_OTEL_DATABASE"]
+
+    # -- receiving ------------------------------------------------------------------------------
+    def accept(self, body: bytes, content_type: str) -> otlp.Decoded:
+        """Decodes (raising otlp.BadRequest), logs durably (raising WalFull), and returns what to answer."""
+        decoded = otlp.decode(body, content_type)
+        if decoded.spans:
+            payload = decoded.request.SerializeToString() if (decoded.repairs or "json" in content_type) else body
+            self.wal.append(payload)
+        with self.stats.lock:
+            self.stats.counts.update(requests=1, spans_accepted=decoded.spans)
+            self.stats.repairs.update(decoded.repairs)
+        decoded.repairs += Counter()  # drops the zero counts
+        if decoded.repairs:
+            log.warning("request repaired: %s", dict(decoded.repairs))
+        return decoded
+
+    # -- inserting ------------------------------------------------------------------------------
+    def _inserter(self) -> None:
+        from swarmlens.store.client import StoreError, StoreUnavailable, connect
+
+        client = None
+        pause = 0.5
+        failures: Counter = Counter()
+        while True:
+            stopping = self._stop.wait(self.batch_seconds)
+            self.wal.seal()
+            for segment in self.wal.sealed():
+                while True:
+                    try:
+                        if client is None:
+                            client = connect(self.config)
+                        self._insert_segment(client, segment)
+                        pause = 0.5
+                        failures.pop(segment.seq, None)
+                        break
+                    except StoreError as exc:
+                        code = getattr(exc, "code", None)
+                        self.stats.error(f"insert of segment {segment.seq} failed: {exc}")
+                        self.stats.add(insert_failures=1)
+                        log.warning("insert of segment %d failed (will retry in %.1f s): %s", segment.seq, pause, exc)
+                        if isinstance(exc, StoreUnavailable) or code is None:
+                            if client is not None:
+                                try:
+                                    client.close()
+                                except Exception:
+                                    pass
+                                client = None
+                        elif code not in _RETRY_FOREVER_CODES:
+                            failures[segment.seq] += 1
+                            if failures[segment.seq] >= _POISON_ATTEMPTS:
+                                self._quarantine(segment, str(exc))
+                                break
+                        if self._stop.wait(pause) and stopping:
+                            return
+                        pause = min(pause * 2, 10.0)
+                    except Exception as exc:  # a connection dropped mid-insert, and the like
+                        self.stats.error(f"insert of segment {segment.seq} failed: {exc!r}")
+                        self.stats.add(insert_failures=1)
+                        log.warning("insert of segment %d failed (will retry in %.1f s): %r", segment.seq, pause, exc)
+                        client = None
+                        if self._stop.wait(pause) and stopping:
+                            return
+                        pause = min(pause * 2, 10.0)
+            if stopping:
+                return
+
+    def _insert_segment(self, client, segment: Segment) -> None:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        from swarmlens.store.client import raise_as_store_error
+
+        rows: list[list[Any]] = []
+        records = self.wal.records(segment)
+        for payload in records:
+            rows.extend(otlp.to_rows(ExportTraceServiceRequest.FromString(payload)))
+        if rows:
+            try:
+                client.insert("otel_traces", rows, column_names=list(otlp.COLUMNS), database=self.database,
+                              settings={"insert_deduplicate": 1, "insert_deduplication_token": self.wal.token(segment),
+                                        "deduplicate_blocks_in_dependent_materialized_views": 1,
+                                        "async_insert": 0})
+            except Exception as exc:
+                raise_as_store_error(exc)
+        self.wal.remove(segment)
+        with self.stats.lock:
+            self.stats.counts.update(spans_inserted=len(rows), segments_inserted=1)
+            self.stats.last_insert_at = time.time()
+
+    def _quarantine(self, segment: Segment, why: str) -> None:
+        """A segment ClickHouse keeps refusing as data: kept aside (never deleted), counted, logged."""
+        os.makedirs(self.rejected_dir, exist_ok=True)
+        target = os.path.join(self.rejected_dir, os.path.basename(segment.path))
+        os.replace(segment.path, target)
+        with open(target + ".why", "w", encoding="utf-8") as f:
+            f.write(why + "\n")
+        self.wal.remove(segment)
+        self.stats.add(segments_rejected=1)
+        log.error("ClickHouse refused segment %d %d times as data; moved to %s: %s",
+                  segment.seq, _POISON_ATTEMPTS, target, why)
+
+    # -- status ---------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        sealed = self.wal.sealed()
+        with self.stats.lock:
+            return {"pid": os.getpid(), "started_at": self.stats.started, "updated_at": time.time(),
+                    "counts": dict(self.stats.counts), "repairs": dict(self.stats.repairs),
+                    "backlog_bytes": self.wal.backlog_bytes(), "backlog_segments": len(sealed),
+                    "oldest_pending_seq": sealed[0].seq if sealed else None,
+                    "last_insert_at": self.stats.last_insert_at, "last_error": self.stats.last_error,
+                    "last_error_at": self.stats.last_error_at}
+
+    def _status_writer(self) -> None:
+        path = os.path.join(self.directory, "status.json")
+        while not self._stop.wait(1.0):
+            self.write_status(path)
+        self.write_status(path)
+
+    def write_status(self, path: str | None = None) -> None:
+        path = path or os.path.join(self.directory, "status.json")
+        tmp = path + ".tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(self.status(), f)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", path, exc)
+
+    # -- servers --------------------------------------------------------------------------------
+    def start(self, host: str, http_port: int, grpc_port: int) -> "Ingest":
+        self._http = _HTTPServer((host, http_port), _Handler)
+        self._http.ingest = self
+        self.http_port = self._http.server_address[1]
+        self.grpc_port = self._start_grpc(host, grpc_port)
+        for target, name in ((self._http.serve_forever, "otlp-http"), (self._inserter, "inserter"),
+                             (self._status_writer, "status")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def _start_grpc(self, host: str, port: int) -> int:
+        import grpc
+
+        def export(request: bytes, context) -> bytes:
+            try:
+                decoded = self.accept(request, "application/x-protobuf")
+            except otlp.BadRequest as exc:
+                self.stats.add(requests_refused=1)
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            except WalFull as exc:
+                self.stats.add(requests_refused=1)
+                context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            return decoded.response().SerializeToString()
+
+        handler = grpc.method_handlers_generic_handler(GRPC_SERVICE, {
+            "Export": grpc.unary_unary_rpc_method_handler(export)})  # raw bytes in and out: we decode ourselves
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), handlers=(handler,),
+                             options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+                                      ("grpc.so_reuseport", 0)])
+        bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        chosen = server.add_insecure_port(bind)
+        if not chosen:
+            raise OSError(f"cannot listen for OTLP/gRPC on {bind}")
+        server.start()
+        self._grpc = server
+        return chosen
+
+    def stop(self) -> None:
+        """Stops taking requests, inserts what the log holds (while ClickHouse answers), and returns."""
+        if self._grpc is not None:
+            self._grpc.stop(grace=5).wait()
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
+        self.wal.close()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    ingest: Ingest
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "swarmlens-ingest"
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+    def _answer(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8",
+                headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path in ("/", "/health"):
+            self._answer(200, b"ok\n")
+        else:
+            self._answer(404, b"not found\n")
+
+    def do_POST(self):
+        ingest = self.server.ingest
+        path = self.path.split("?", 1)[0]
+        length = self.headers.get("Content-Length")
+        if length is None or not length.strip().isdigit():
+            self.close_connection = True
+            self._answer(411, b"Content-Length required\n")
+            return
+        size = int(length)
+        if size > MAX_REQUEST_BYTES:
+            self.close_connection = True
+            self._answer(413, f"request body over {MAX_REQUEST_BYTES} bytes\n".encode())
+            return
+        body = self.rfile.read(size)
+        if len(body) < size:
+            self.close_connection = True
+            return
+        if path != TRACES_PATH:
+            self._answer(404, f"only traces are taken here, at POST {TRACES_PATH}\n".encode())
+            return
+        encoding = (self.headers.get("Content-Encoding") or "").strip().lower()
+        try:
+            body = _decompress(body, encoding)
+        except ValueError as exc:
+            ingest.stats.add(requests_refused=1)
+            self._answer(400, f"{exc}\n".encode())
+            return
+        content_type = (self.headers.get("Content-Type") or "application/x-protobuf").split(";")[0].strip().lower()
+        if content_type not in ("application/x-protobuf", "application/protobuf", "application/json"):
+            ingest.stats.add(requests_refused=1)
+            self._answer(415, b"send application/x-protobuf or application/json\n")
+            return
+        try:
+            decoded = ingest.accept(body, content_type)
+        except otlp.BadRequest as exc:
+            ingest.stats.add(requests_refused=1)
+            self._answer(400, f"{exc}\n".encode())
+            return
+        except WalFull as exc:
+            ingest.stats.add(requests_refused=1)
+            self._answer(503, f"{exc}; retry later\n".encode(), headers={"Retry-After": "5"})
+            return
+        except OSError as exc:  # the disk: nothing was acknowledged, the sender retries
+            log.error("cannot write the write-ahead log: %s", exc)
+            ingest.stats.error(f"write-ahead log: {exc}")
+            self._answer(503, b"cannot store the request now; retry later\n", headers={"Retry-After": "5"})
+            return
+        if content_type == "application/json":
+            from google.protobuf import json_format
+
+            self._answer(200, json_format.MessageToJson(decoded.response()).encode(), "application/json")
+        else:
+            self._answer(200, decoded.response().SerializeToString(), "application/x-protobuf")
+
+
+def _decompress(body: bytes, encoding: str) -> bytes:
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise ValueError(f"unsupported Content-Encoding {encoding!r} (gzip, deflate or none)")
+    d = zlib.decompressobj(zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS)
+    try:
+        out = d.decompress(body, MAX_REQUEST_BYTES + 1)
+    except zlib.error as exc:
+        raise ValueError(f"the {encoding} body is corrupt: {exc}") from None
+    if len(out) > MAX_REQUEST_BYTES or d.unconsumed_tail:
+        raise ValueError(f"the body decompresses to more than {MAX_REQUEST_BYTES} bytes")
+    return out
+
