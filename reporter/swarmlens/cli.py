@@ -20,6 +20,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("llm-server", "swarmlens.scripted_llm.command", "serve the scripted OpenAI-compatible LLM used by tests and the demo"),
     ("ingest", "swarmlens.ingest.command", "receive OTLP traces and insert them into ClickHouse, crash-safe (part of up)"),
     ("up", "swarmlens.stack", "run the whole stack on this machine: embedded ClickHouse, rotel, the reporter"),
+    ("status", "swarmlens.status_command", "what `swarmlens up` runs on this data directory, and what is behind"),
     ("demo", "swarmlens.demo.command", "run demo Swarm agents against the scripted LLM, sending spans over OTLP"),
     ("users", "swarmlens.users_command", "ops accounts, end users and their plans, API tokens"),
     ("plans", "swarmlens.plans_command", "plans and their monthly token quotas"),

@@ -74,6 +74,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Port of rotel's OTLP/HTTP receiver under `swarmlens up`."),
     Setting("SWARMLENS_ROTEL_CONFIG", "", str,
             "Rotel settings file `swarmlens up` reads (default: collector_config/rotel.env of the source tree)."),
+    Setting("SWARMLENS_COLLECTOR", "swarmlens", str,
+            "OTLP receiver `swarmlens up` runs: swarmlens (crash-safe, see docs/reliability.md) or rotel (faster, loses the batch in flight when killed)."),
     Setting("SWARMLENS_INGEST_BATCH_MS", 200, int,
             "Milliseconds between inserts of the OTLP receiver under `swarmlens up` (freshness against insert size)."),
     Setting("SWARMLENS_INGEST_MAX_BACKLOG_BYTES", 1 << 30, int,

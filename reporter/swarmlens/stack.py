@@ -5,16 +5,24 @@ Started in this order, each waited for before the next:
 1. the embedded ClickHouse (``swarmlens clickhouse``) as a child process: chDB holds one data
    directory per process, so the engine gets a process of its own; ready when ``/ping`` answers;
 2. the migrations (``swarmlens db migrate``), run here;
-3. rotel, the OTLP collector, with the settings of ``collector_config/rotel.env``;
+3. the OTLP receiver, ``swarmlens ingest`` (crash-safe: it acknowledges only what its write-ahead
+   log holds on disk; see ``swarmlens.ingest``), or rotel with ``collector_config/rotel.env`` when
+   SWARMLENS_COLLECTOR=rotel;
 4. the reporter under gunicorn (``swarmlens.app:create_app()``), configured through the
    environment;
-5. with ``--demo``, ``swarmlens demo --forever`` sending demo traffic to rotel like any app.
+5. with ``--demo``, ``swarmlens demo --forever`` sending demo traffic to the receiver like any app.
 
 Every child runs in a process group of its own (so a terminal's Ctrl-C reaches only this
 process, which then stops the children in order) and gets SIGTERM if this process dies
 (``PR_SET_PDEATHSIG``). Ctrl-C or SIGTERM stops them in reverse order: demo, reporter, rotel
 (which exports what it holds), ClickHouse last (which finishes the inserts in flight). Whatever
 is left of a child's process group after that is killed, so nothing survives.
+
+A child that dies on its own is restarted after a pause that doubles with each crash (0.5 s up
+to 30 s); after 5 crashes of one child within 60 s the stack gives up, stops everything and exits 1.
+After an unclean end (a crash of ClickHouse, or of `up` itself), the rollups are compared with
+their details and repaired (``swarmlens db check --repair``) while the receiver holds its inserts
+back. What runs and what is behind is in ``DATA_DIR/up-state.json`` (`swarmlens status`).
 
 Every port is checked before anything starts; a taken one is named in the error. Children log
 to ``DATA_DIR/logs/*.log``.
@@ -26,6 +34,7 @@ import argparse
 import ctypes
 import errno
 import fcntl
+import json
 import os
 import secrets
 import signal
@@ -44,6 +53,12 @@ from swarmlens import config as config_mod
 DEFAULT_WSGI_APP = "swarmlens.app:create_app()"
 ADMIN_USERNAME = "admin"
 CREDENTIALS_FILE = "admin-credentials"
+STATE_FILE = "up-state.json"
+# Restart policy of crashed children.
+RESTART_FIRST_PAUSE = 0.5
+RESTART_MAX_PAUSE = 30.0
+CRASH_WINDOW = 60.0
+CRASHES_TO_GIVE_UP = 5
 
 _PR_SET_PDEATHSIG = 1
 
@@ -53,7 +68,7 @@ class StackError(Exception):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="where ClickHouse data, rotel's state, logs and the admin credentials live "
+    p.add_argument("--data-dir", help="where ClickHouse data, the ingest log, logs and the admin credentials live "
                                       "(default: SWARMLENS_DATA_DIR, ~/.local/share/swarmlens)")
     p.add_argument("--clickhouse-port", type=int, metavar="PORT",
                    help="embedded ClickHouse HTTP port (default: SWARMLENS_CLICKHOUSE_LISTEN_PORT, 8123)")
@@ -105,10 +120,19 @@ class Child:
     env: dict[str, str]
     log_path: str
     stop_grace: float = 30.0
+    ready: Callable[[], bool] | None = field(default=None, repr=False)  # serving again after a restart
     proc: subprocess.Popen | None = field(default=None, repr=False)
     _log: object = field(default=None, repr=False)
+    restarts: int = 0
+    crashes: list[float] = field(default_factory=list)  # monotonic times of recent crashes
+    restart_at: float | None = None                      # when a crashed child is due to start again
+    last_exit: int | None = None
+    started_at: float = 0.0
 
     def start(self) -> "Child":
+        if self._log is not None:
+            self._log.close()
+        self.started_at = time.time()
         self._log = open(self.log_path, "ab", buffering=0)
         self._log.write(f"\n==> {time.strftime('%Y-%m-%d %H:%M:%S')} starting {' '.join(self.argv)}\n".encode())
         self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=self._log,
@@ -289,6 +313,8 @@ class Stack:
         self.children: list[Child] = []
         self.urls: dict[str, str] = {}
         self._lock_fd: int | None = None
+        self._previous_end_unclean = False
+        self.events: list[str] = []
 
     # -- helpers ---------------------------------------------------------------------------------
     def _log(self, name: str) -> str:
@@ -318,6 +344,9 @@ class Stack:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
+        previous = read_state(self.data_dir)
+        # We hold the lock, so an earlier `up` that left "running" behind did not stop cleanly.
+        self._previous_end_unclean = bool(previous) and previous.get("state") != "stopped"
 
     # -- start -----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -347,6 +376,7 @@ class Stack:
                                         "--data-dir", os.path.join(self.data_dir, "clickhouse"),
                                         "--host", ch_host, "--port", str(ch_port)], self._env(), grace=60)
         _wait(ch, lambda: _http_ok(ch_url + "/ping") == 200, "answering /ping", timeout=120)
+        ch.ready = lambda: _http_ok(ch_url + "/ping") == 200
         self.urls["clickhouse"] = ch_url
         self.say(f"  ClickHouse   {ch_url}  (embedded, {time.monotonic() - started:.1f} s)")
 
@@ -357,21 +387,19 @@ class Stack:
         applied = migrate_from_config(cfg)
         self.say(f"  schema       up to date: {len(load_migrations())} migrations, {len(applied)} applied now "
                  f"({time.monotonic() - started:.1f} s)")
+        if self._previous_end_unclean:
+            self._check_rollups("the last run ended uncleanly")
 
-        # 3. rotel
-        from swarmlens.embedded.collector import Rotel, settings_path
-
-        rotel_env = Rotel.from_config(cfg).env
-        rotel_child = self._child("rotel", [_rotel_binary(), "start"],
-                                  {**{k: v for k, v in self._env().items() if not k.startswith("ROTEL_")}, **rotel_env},
-                                  grace=60)
+        # 3. the OTLP receiver
         otlp_connect = _connect_host(otlp_host)
-        _wait(rotel_child, lambda: _port_open(otlp_connect, http_port) and _port_open(otlp_connect, grpc_port),
+        collector = self._start_collector(cfg, otlp_host, grpc_port, http_port)
+        _wait(collector, lambda: _port_open(otlp_connect, http_port) and _port_open(otlp_connect, grpc_port),
               "listening for OTLP", timeout=30)
+        collector.ready = lambda: _port_open(otlp_connect, http_port)
         fmt = (lambda h, p: f"http://[{h}]:{p}" if ":" in h else f"http://{h}:{p}")
         self.urls["otlp_http"] = fmt(otlp_connect, http_port)
         self.urls["otlp_grpc"] = fmt(otlp_connect, grpc_port)
-        self.say(f"  OTLP/HTTP    {self.urls['otlp_http']}  (rotel, settings {settings_path(cfg)})")
+        self.say(f"  OTLP/HTTP    {self.urls['otlp_http']}  ({self._collector_note(cfg)})")
         self.say(f"  OTLP/gRPC    {self.urls['otlp_grpc']}")
 
         # 4. admin account, then the reporter
@@ -385,6 +413,7 @@ class Stack:
                                        "--access-logfile", "-", "--error-logfile", "-",
                                        DEFAULT_WSGI_APP], self._env(), grace=30)
         _wait(app, lambda: _http_ok(app_url + "/") is not None, "serving HTTP", timeout=60)
+        app.ready = lambda: _http_ok(app_url + "/") is not None
         self.urls["reporter"] = app_url
         self.say(f"  reporter     {app_url}  (gunicorn, {cfg.SWARMLENS_REPORTER_WORKERS} workers)")
         self.say(f"  admin        {note}; username and password in {cred_path} (mode 0600)")
@@ -410,6 +439,7 @@ class Stack:
                 raise StackError(f"demo exited with status {demo.proc.returncode}; its log ends with:\n"
                                  f"{demo.log_tail()}")
             self.say(f"  demo         sending demo tasks every {self.demo_interval:g} s (log {demo.log_path})")
+        self._write_state("running")
         self.say(f"swarmlens is up: open {app_url}  (apps send spans to OTEL_EXPORTER_OTLP_ENDPOINT="
                  f"{self.urls['otlp_http']}). Ctrl-C or SIGTERM stops everything.")
 
@@ -427,20 +457,123 @@ class Stack:
             client.close()
 
     # -- run and stop ----------------------------------------------------------------------------
-    def watch(self) -> int:
-        """Waits until a signal (returns 0) or until a child dies on its own (returns 1)."""
+    def watch(self, poll: float = 0.2) -> int:
+        """Supervises the children until a signal (returns 0) or until one crashes too often (returns 1).
+
+        A child that exits on its own is started again after a pause that doubles with each recent
+        crash; CRASHES_TO_GIVE_UP crashes within CRASH_WINDOW seconds stop the stack. After a restart
+        of ClickHouse, the rollups are checked and repaired while the receiver holds inserts back.
+        """
+        last_state = 0.0
         while True:
-            for child in self.children:
-                if not child.running():
-                    if child.name == "demo":
-                        self.say(f"demo exited with status {child.proc.returncode} (log {child.log_path}); "
-                                 "the rest keeps running")
-                        self.children.remove(child)
-                        break
-                    self.say(f"swarmlens up: {child.name} exited with status {child.proc.returncode}; stopping. "
-                             f"Its log ({child.log_path}) ends with:\n{child.log_tail()}")
+            now = time.monotonic()
+            for child in list(self.children):
+                if child.restart_at is not None:
+                    if now >= child.restart_at:
+                        child.restart_at = None
+                        child.restarts += 1
+                        child.start()
+                        self._event(f"{child.name} restarted (restart {child.restarts}, pid {child.pid})")
+                        if child.name == "clickhouse":
+                            self._after_clickhouse_restart(child)
+                    continue
+                if child.running():
+                    continue
+                child.last_exit = child.proc.returncode
+                child.stop()  # what is left of its process group (gunicorn workers holding the port)
+                child.crashes = [t for t in child.crashes if now - t < CRASH_WINDOW] + [now]
+                if len(child.crashes) >= CRASHES_TO_GIVE_UP:
+                    self._event(f"{child.name} exited with status {child.last_exit}, its {len(child.crashes)}th crash "
+                                f"within {CRASH_WINDOW:.0f} s; giving up and stopping. Its log ({child.log_path}) "
+                                f"ends with:\n{child.log_tail()}")
+                    self._write_state("giving up")
                     return 1
-            time.sleep(0.5)
+                pause = min(RESTART_FIRST_PAUSE * 2 ** (len(child.crashes) - 1), RESTART_MAX_PAUSE)
+                child.restart_at = now + pause
+                self._event(f"{child.name} exited with status {child.last_exit}; restarting in {pause:.1f} s "
+                            f"(crash {len(child.crashes)} within {CRASH_WINDOW:.0f} s; log {child.log_path})")
+            if now - last_state >= 1.0:
+                self._write_state("running")
+                last_state = now
+            time.sleep(poll)
+
+    def _event(self, line: str) -> None:
+        stamped = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}"
+        self.events = (self.events + [stamped])[-50:]
+        self.say(f"swarmlens up: {line}")
+        try:
+            with open(os.path.join(self.data_dir, "logs", "up.log"), "a", encoding="utf-8") as f:
+                f.write(stamped + "\n")
+        except OSError:
+            pass
+
+    def _after_clickhouse_restart(self, ch: Child) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and ch.running():
+            if ch.ready and ch.ready():
+                self._check_rollups("ClickHouse restarted")
+                return
+            time.sleep(0.2)
+
+    def _check_rollups(self, why: str) -> None:
+        """`db check --repair` while the receiver holds its inserts back (it keeps acknowledging)."""
+        from swarmlens.ingest.server import inserts_paused
+        from swarmlens.store.check import check
+        from swarmlens.store.client import StoreError, connect
+
+        started = time.monotonic()
+        try:
+            with inserts_paused(os.path.join(self.data_dir, "ingest")):
+                client = connect(self.cfg)
+                try:
+                    findings = check(client, self.cfg, fix=True)
+                finally:
+                    client.close()
+        except (StoreError, TimeoutError, OSError) as exc:
+            self._event(f"rollup check after '{why}' failed: {exc}; run `swarmlens db check --repair`")
+            return
+        if findings:
+            fixed = ", ".join(f"{f.table} {f.partition}" + ("" if f.repaired else " (still differs)") for f in findings)
+            self._event(f"{why}: rollups compared with their details, {len(findings)} partition(s) repaired: {fixed} "
+                        f"({time.monotonic() - started:.1f} s)")
+        else:
+            self.say(f"  rollups      equal to their details ({why}; {time.monotonic() - started:.1f} s)")
+
+    # -- collector -------------------------------------------------------------------------------
+    def _start_collector(self, cfg: config_mod.Config, host: str, grpc_port: int, http_port: int) -> Child:
+        if cfg.get("SWARMLENS_COLLECTOR", "swarmlens") == "rotel":
+            from swarmlens.embedded.collector import Rotel
+
+            rotel_env = Rotel.from_config(cfg).env
+            env = {**{k: v for k, v in self._env().items() if not k.startswith("ROTEL_")}, **rotel_env}
+            return self._child("rotel", [_rotel_binary(), "start"], env, grace=60)
+        return self._child("ingest", [sys.executable, "-m", "swarmlens.cli", "ingest",
+                                      "--data-dir", os.path.join(self.data_dir, "ingest"), "--host", host,
+                                      "--grpc-port", str(grpc_port), "--http-port", str(http_port)],
+                           self._env(), grace=60)
+
+    def _collector_note(self, cfg: config_mod.Config) -> str:
+        if cfg.get("SWARMLENS_COLLECTOR", "swarmlens") == "rotel":
+            from swarmlens.embedded.collector import settings_path
+
+            return f"rotel, settings {settings_path(cfg)}; not crash-safe"
+        return f"swarmlens ingest, write-ahead log {os.path.join(self.data_dir, 'ingest', 'wal')}"
+
+    # -- state -----------------------------------------------------------------------------------
+    def _write_state(self, state: str) -> None:
+        doc = {"state": state, "pid": os.getpid(), "updated_at": time.time(), "data_dir": self.data_dir,
+               "urls": self.urls, "events": self.events[-20:],
+               "children": [{"name": c.name, "pid": c.pid, "running": c.running(), "restarts": c.restarts,
+                             "recent_crashes": len(c.crashes), "last_exit": c.last_exit,
+                             "started_at": c.started_at, "restarting": c.restart_at is not None,
+                             "log": c.log_path} for c in self.children]}
+        path = os.path.join(self.data_dir, STATE_FILE)
+        try:
+            with open(path + ".tmp", "w", encoding="utf-8") as f:
+                json.dump(doc, f, indent=1)
+            os.replace(path + ".tmp", path)
+        except OSError:
+            pass
 
     def stop(self) -> None:
         for child in reversed(self.children):
@@ -449,10 +582,21 @@ class Stack:
             started = time.monotonic()
             rc = child.stop()
             self.say(f"  stopped {child.name} (status {rc}, {time.monotonic() - started:.1f} s)")
+        if self._lock_fd is not None:
+            self._write_state("stopped")
         self.children.clear()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def read_state(data_dir: str) -> dict:
+    """What the last `swarmlens up` on this data directory wrote about itself ({} when nothing)."""
+    try:
+        with open(os.path.join(data_dir, STATE_FILE), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
 
 
 def _port_open(host: str, port: int) -> bool:

@@ -21,6 +21,7 @@ The process writes its counters to ``DATA_DIR/ingest/status.json`` every second 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -44,6 +45,65 @@ GRPC_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 # ClickHouse codes after which a segment is retried: the schema is not there yet (migrations running).
 _RETRY_FOREVER_CODES = {60, 81}
 _POISON_ATTEMPTS = 5
+
+
+PAUSE_FILE = "pause"
+STATUS_FILE = "status.json"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _pause_holder(directory: str) -> int | None:
+    """The pid that asked the inserter to hold back, if it still lives."""
+    try:
+        with open(os.path.join(directory, PAUSE_FILE), encoding="ascii") as f:
+            pid = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    return pid if pid and _alive(pid) else None
+
+
+def read_status(directory: str) -> dict:
+    try:
+        with open(os.path.join(directory, STATUS_FILE), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+@contextlib.contextmanager
+def inserts_paused(directory: str, timeout: float = 60.0):
+    """Holds back the inserts of the receiver of ``directory`` (it keeps acknowledging into its log)
+    for the time of the block, so that nothing writes the span table meanwhile. Waits until an
+    insert in flight has finished; returns at once when no receiver runs there."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, PAUSE_FILE)
+    with open(path, "w", encoding="ascii") as f:
+        f.write(f"{os.getpid()}\n")
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            st = read_status(directory)
+            if not st or not _alive(int(st.get("pid") or 0)) or st.get("paused"):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("the OTLP receiver did not hold its inserts back within "
+                                   f"{timeout:.0f} s (is an insert stuck?)")
+            time.sleep(0.1)
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 class Stats:
@@ -83,6 +143,7 @@ class Ingest:
         self._http: ThreadingHTTPServer | None = None
         self._grpc = None
         self.database = config["SWARMLENS_OTEL_DATABASE"]
+        self.paused = False
 
     # -- receiving ------------------------------------------------------------------------------
     def accept(self, body: bytes, content_type: str) -> otlp.Decoded:
@@ -109,7 +170,11 @@ class Ingest:
         while True:
             stopping = self._stop.wait(self.batch_seconds)
             self.wal.seal()
+            if self._hold_back(stopping):
+                continue
             for segment in self.wal.sealed():
+                if self._hold_back(stopping):
+                    break
                 while True:
                     try:
                         if client is None:
@@ -148,6 +213,15 @@ class Ingest:
                         pause = min(pause * 2, 10.0)
             if stopping:
                 return
+
+    def _hold_back(self, stopping: bool) -> bool:
+        """True while `inserts_paused` holds the inserts back (a rollup check runs)."""
+        held = _pause_holder(self.directory) is not None and not stopping
+        if held != self.paused:
+            self.paused = held
+            log.info("inserts %s", "held back for a rollup check" if held else "resumed")
+            self.write_status()
+        return held
 
     def _insert_segment(self, client, segment: Segment) -> None:
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -191,18 +265,19 @@ class Ingest:
                     "counts": dict(self.stats.counts), "repairs": dict(self.stats.repairs),
                     "backlog_bytes": self.wal.backlog_bytes(), "backlog_segments": len(sealed),
                     "oldest_pending_seq": sealed[0].seq if sealed else None,
+                    "paused": self.paused, "wal_id": self.wal.id,
                     "last_insert_at": self.stats.last_insert_at, "last_error": self.stats.last_error,
                     "last_error_at": self.stats.last_error_at}
 
     def _status_writer(self) -> None:
-        path = os.path.join(self.directory, "status.json")
+        path = os.path.join(self.directory, STATUS_FILE)
         while not self._stop.wait(1.0):
             self.write_status(path)
         self.write_status(path)
 
     def write_status(self, path: str | None = None) -> None:
-        path = path or os.path.join(self.directory, "status.json")
-        tmp = path + ".tmp"
+        path = path or os.path.join(self.directory, STATUS_FILE)
+        tmp = f"{path}.{threading.get_ident()}.tmp"
         try:
             with open(tmp, "w", encoding="utf-8") as f:
                 json.dump(self.status(), f)

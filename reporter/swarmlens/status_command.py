@@ -1,0 +1,138 @@
+"""`swarmlens status`: what `swarmlens up` runs on this data directory, and what is behind.
+
+Reads what the stack writes about itself (``DATA_DIR/up-state.json``, by the supervisor every
+second, and ``DATA_DIR/ingest/status.json``, by the OTLP receiver), checks that the processes
+named there live, and asks ClickHouse whether it answers. Exits 0 when everything runs and nothing
+is stuck, 1 otherwise; ``--json`` prints the same facts for scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from swarmlens import config as config_mod
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--data-dir", help="data directory of the stack (default: SWARMLENS_DATA_DIR)")
+    p.add_argument("--json", action="store_true", help="print the facts as JSON")
+
+
+def _alive(pid) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _ago(ts) -> str:
+    if not ts:
+        return "never"
+    s = time.time() - float(ts)
+    return f"{s:.0f} s ago" if s < 120 else f"{s / 60:.0f} min ago" if s < 7200 else f"{s / 3600:.1f} h ago"
+
+
+def _ping(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/ping", timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def gather(data_dir: str) -> dict:
+    from swarmlens.ingest.server import read_status
+    from swarmlens.stack import read_state
+
+    up = read_state(data_dir)
+    ingest = read_status(os.path.join(data_dir, "ingest"))
+    facts: dict = {"data_dir": data_dir, "up": None, "children": [], "ingest": None, "problems": []}
+    if not up:
+        facts["problems"].append(f"no `swarmlens up` has run on {data_dir}")
+        return facts
+    up_alive = _alive(up.get("pid"))
+    facts["up"] = {"state": up.get("state") if up_alive or up.get("state") == "stopped" else "dead",
+                   "pid": up.get("pid"), "updated_at": up.get("updated_at"), "urls": up.get("urls", {}),
+                   "events": up.get("events", [])}
+    if not up_alive:
+        if up.get("state") != "stopped":
+            facts["problems"].append("`swarmlens up` is not running and did not stop cleanly "
+                                     "(its next start checks and repairs the rollups)")
+        return facts
+    for c in up.get("children", []):
+        running = _alive(c.get("pid")) and c.get("running")
+        facts["children"].append({**c, "running": bool(running)})
+        if not running:
+            facts["problems"].append(f"{c['name']} is not running" +
+                                     (" (restarting)" if c.get("restarting") else ""))
+    ch_url = facts["up"]["urls"].get("clickhouse")
+    if ch_url and not _ping(ch_url):
+        facts["problems"].append(f"ClickHouse at {ch_url} does not answer /ping")
+    if ingest:
+        counts = ingest.get("counts", {})
+        facts["ingest"] = {"alive": _alive(ingest.get("pid")), "backlog_bytes": ingest.get("backlog_bytes", 0),
+                           "backlog_segments": ingest.get("backlog_segments", 0), "paused": ingest.get("paused"),
+                           "spans_accepted": counts.get("spans_accepted", 0),
+                           "spans_inserted": counts.get("spans_inserted", 0),
+                           "requests_refused": counts.get("requests_refused", 0),
+                           "insert_failures": counts.get("insert_failures", 0),
+                           "segments_rejected": counts.get("segments_rejected", 0),
+                           "repairs": {k: v for k, v in ingest.get("repairs", {}).items() if v},
+                           "last_insert_at": ingest.get("last_insert_at"), "last_error": ingest.get("last_error"),
+                           "last_error_at": ingest.get("last_error_at"), "updated_at": ingest.get("updated_at")}
+        behind = ingest.get("backlog_segments", 0)
+        stale = time.time() - float(ingest.get("updated_at") or 0) > 10
+        if behind > 25 or stale:
+            facts["problems"].append(
+                f"the OTLP receiver is behind: {behind} segment(s), {ingest.get('backlog_bytes', 0)} bytes not yet "
+                f"in ClickHouse; last insert {_ago(ingest.get('last_insert_at'))}"
+                + (f"; last error: {ingest.get('last_error')}" if ingest.get("last_error") else ""))
+        if counts.get("segments_rejected"):
+            facts["problems"].append(f"{counts['segments_rejected']} segment(s) refused by ClickHouse, kept in "
+                                     f"{os.path.join(data_dir, 'ingest', 'rejected')}")
+    return facts
+
+
+def run(args) -> int:
+    cfg = config_mod.load({"SWARMLENS_DATA_DIR": args.data_dir})
+    data_dir = os.path.abspath(os.path.expanduser(cfg.SWARMLENS_DATA_DIR))
+    facts = gather(data_dir)
+    if args.json:
+        print(json.dumps(facts, indent=1))
+        return 0 if not facts["problems"] else 1
+    up = facts["up"]
+    if up is None:
+        print(f"swarmlens status: {facts['problems'][0]}")
+        return 1
+    print(f"swarmlens up: {up['state']} (pid {up['pid']}), data in {data_dir}")
+    for c in facts["children"]:
+        state = "running" if c["running"] else ("restarting" if c.get("restarting") else "not running")
+        extra = f", {c['restarts']} restart(s)" if c.get("restarts") else ""
+        extra += f", last exit status {c['last_exit']}" if c.get("last_exit") is not None else ""
+        print(f"  {c['name']:<11} {state:<12} pid {c['pid']}, up since {_ago(c.get('started_at'))}{extra}")
+    ing = facts["ingest"]
+    if ing:
+        print(f"  ingest log  {ing['backlog_segments']} segment(s), {ing['backlog_bytes']} bytes waiting for ClickHouse"
+              + (" (inserts held back for a rollup check)" if ing.get("paused") else "")
+              + f"; last insert {_ago(ing['last_insert_at'])}")
+        print(f"  spans       {ing['spans_accepted']} acknowledged, {ing['spans_inserted']} inserted since the receiver "
+              f"started; {ing['requests_refused']} request(s) refused")
+        if ing["repairs"]:
+            print("  repaired    " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(ing["repairs"].items())))
+        if ing.get("last_error"):
+            print(f"  last error  {ing['last_error']} ({_ago(ing.get('last_error_at'))})")
+    for line in up.get("events", [])[-5:]:
+        print(f"  event       {line}")
+    for p in facts["problems"]:
+        print(f"problem: {p}")
+    return 0 if not facts["problems"] else 1
