@@ -9,7 +9,9 @@
       → delete the segment once ClickHouse has committed it
 
 An acknowledged span is on disk before the sender hears so, and leaves the disk only once
-ClickHouse holds it; a repeated insert of the same segment (after a crash of this process or of
+ClickHouse holds it. A sender that never heard the answer (this process was killed after the
+fsync) sends the same bytes again: the digest of every request logged in the last ten minutes is
+kept, on disk too, so the retry is acknowledged without being logged twice; a repeated insert of the same segment (after a crash of this process or of
 ClickHouse mid-insert) carries the same ``insert_deduplication_token``, and
 ``deduplicate_blocks_in_dependent_materialized_views`` makes every view drop the repeat as well, or
 fill in what the crash cut off.
@@ -22,6 +24,7 @@ The process writes its counters to ``DATA_DIR/ingest/status.json`` every second 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -48,6 +51,86 @@ _POISON_ATTEMPTS = 5
 
 
 PAUSE_FILE = "pause"
+DIGEST_BYTES = 16
+# How long the digest of a logged request is kept to recognise a sender's retry of it (the SDKs
+# give up on a request after 10 s by default; a slow retry chain stays well inside this).
+RETRY_WINDOW = 600.0
+
+
+class RecentRequests:
+    """Digests of the requests logged in the last RETRY_WINDOW seconds, kept across restarts: the
+    log's own records while they wait, then a small file of digests per inserted segment."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        os.makedirs(directory, exist_ok=True)
+        self._lock = threading.Condition()
+        self._seen: dict[bytes, float] = {}
+        self._pending: set[bytes] = set()
+        now = time.time()
+        for name in os.listdir(directory):
+            path = os.path.join(directory, name)
+            try:
+                if not name.endswith(".digests") or now - os.path.getmtime(path) > RETRY_WINDOW:
+                    os.unlink(path)
+                    continue
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            for i in range(0, len(data) - DIGEST_BYTES + 1, DIGEST_BYTES):
+                self._seen[data[i:i + DIGEST_BYTES]] = os.path.getmtime(path)
+
+    def seen(self, digest: bytes) -> None:
+        with self._lock:
+            self._seen[digest] = time.time()
+
+    def claim(self, digest: bytes) -> bool:
+        """True when the caller is to log this request; False when it is logged already. A copy
+        that arrives while the first is being logged waits for the outcome."""
+        with self._lock:
+            while digest in self._pending:
+                self._lock.wait(5)
+            if digest in self._seen:
+                return False
+            self._pending.add(digest)
+            return True
+
+    def release(self, digest: bytes, logged: bool) -> None:
+        with self._lock:
+            self._pending.discard(digest)
+            if logged:
+                self._seen[digest] = time.time()
+            self._lock.notify_all()
+
+    def remember_inserted(self, seq: int, digests: list[bytes]) -> None:
+        """Before a segment is deleted: its digests, on disk."""
+        path = os.path.join(self.directory, f"{seq:020d}.digests")
+        with open(path + ".tmp", "wb") as f:
+            f.write(b"".join(digests))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(path + ".tmp", path)
+
+    def prune(self) -> None:
+        if time.monotonic() - getattr(self, "_pruned", 0.0) < 10:
+            return
+        self._pruned = time.monotonic()
+        cutoff = time.time() - RETRY_WINDOW
+        with self._lock:
+            for d in [d for d, t in self._seen.items() if t < cutoff]:
+                del self._seen[d]
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(self.directory, name)
+            try:
+                if os.path.getmtime(path) < cutoff:
+                    os.unlink(path)
+            except OSError:
+                pass
 STATUS_FILE = "status.json"
 
 
@@ -144,14 +227,32 @@ class Ingest:
         self._grpc = None
         self.database = config["SWARMLENS_OTEL_DATABASE"]
         self.paused = False
+        self.recent = RecentRequests(os.path.join(directory, "inserted"))
+        for segment in self.wal.sealed():
+            for record in self.wal.records(segment):
+                self.recent.seen(record[:DIGEST_BYTES])
 
     # -- receiving ------------------------------------------------------------------------------
     def accept(self, body: bytes, content_type: str) -> otlp.Decoded:
-        """Decodes (raising otlp.BadRequest), logs durably (raising WalFull), and returns what to answer."""
+        """Decodes (raising otlp.BadRequest), logs durably (raising WalFull), and returns what to answer.
+
+        A request whose bytes were already logged in the last RETRY_WINDOW seconds is a sender's
+        retry of a request whose answer it never got (a crash after the fsync, a timeout): it is
+        acknowledged again and not logged twice, so its spans are stored once."""
         decoded = otlp.decode(body, content_type)
         if decoded.spans:
-            payload = decoded.request.SerializeToString() if (decoded.repairs or "json" in content_type) else body
-            self.wal.append(payload)
+            digest = hashlib.blake2b(body, digest_size=DIGEST_BYTES).digest()
+            if self.recent.claim(digest):
+                payload = decoded.request.SerializeToString() if (decoded.repairs or "json" in content_type) else body
+                try:
+                    self.wal.append(digest + payload)
+                except BaseException:
+                    self.recent.release(digest, logged=False)
+                    raise
+                self.recent.release(digest, logged=True)
+            else:
+                self.stats.add(duplicate_requests=1)
+                decoded.spans = 0
         with self.stats.lock:
             self.stats.counts.update(requests=1, spans_accepted=decoded.spans)
             self.stats.repairs.update(decoded.repairs)
@@ -170,6 +271,7 @@ class Ingest:
         while True:
             stopping = self._stop.wait(self.batch_seconds)
             self.wal.seal()
+            self.recent.prune()
             if self._hold_back(stopping):
                 continue
             for segment in self.wal.sealed():
@@ -230,8 +332,8 @@ class Ingest:
 
         rows: list[list[Any]] = []
         records = self.wal.records(segment)
-        for payload in records:
-            rows.extend(otlp.to_rows(ExportTraceServiceRequest.FromString(payload)))
+        for record in records:
+            rows.extend(otlp.to_rows(ExportTraceServiceRequest.FromString(record[DIGEST_BYTES:])))
         if rows:
             try:
                 client.insert("otel_traces", rows, column_names=list(otlp.COLUMNS), database=self.database,
@@ -240,6 +342,7 @@ class Ingest:
                                         "async_insert": 0})
             except Exception as exc:
                 raise_as_store_error(exc)
+        self.recent.remember_inserted(segment.seq, [r[:DIGEST_BYTES] for r in records])
         self.wal.remove(segment)
         with self.stats.lock:
             self.stats.counts.update(spans_inserted=len(rows), segments_inserted=1)
