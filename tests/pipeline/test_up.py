@@ -100,7 +100,7 @@ def test_up_serves_the_stack_with_demo_traffic_and_sigterm_leaves_no_process(tmp
             assert auth.check_ops_password(store, cfg, creds["username"], creds["password"])
         finally:
             store.close()
-        # Demo traffic flows through rotel into the tasks table: backfilled and live tasks.
+        # Demo traffic flows through the OTLP receiver into the tasks table: backfilled and live tasks.
         client = clickhouse_connect.get_client(dsn=ch_url)
         try:
             counts = pl.wait_until(lambda: (lambda r: r if r[0] >= 20 and r[1] >= 2 else None)(client.query(
@@ -137,7 +137,7 @@ def test_up_serves_the_stack_with_demo_traffic_and_sigterm_leaves_no_process(tmp
         assert all(t["user_id"] == user for t in listed)
         assert len({t["task_id"] for t in listed}) == len(listed)
         tree = _descendants(proc.pid)
-        assert len(tree) >= 5, tree  # clickhouse, rotel, gunicorn master + workers, demo
+        assert len(tree) >= 5, tree  # clickhouse, ingest, gunicorn master + workers, demo
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 0, log.read_text()
     finally:
@@ -145,10 +145,10 @@ def test_up_serves_the_stack_with_demo_traffic_and_sigterm_leaves_no_process(tmp
             proc.kill()
             proc.wait()
     out = log.read_text()
-    for name in ("demo", "reporter", "rotel", "clickhouse"):
+    for name in ("demo", "reporter", "ingest", "clickhouse"):
         assert f"stopped {name}" in out, out
-    # Reverse order: the reporter before rotel, rotel before ClickHouse.
-    assert out.index("stopped reporter") < out.index("stopped rotel") < out.index("stopped clickhouse")
+    # Reverse order: the reporter before the receiver, the receiver before ClickHouse.
+    assert out.index("stopped reporter") < out.index("stopped ingest") < out.index("stopped clickhouse")
     time.sleep(0.5)
     survivors = [pid for pid in tree if _alive(pid)]
     assert not survivors, f"processes left behind: {survivors}"
