@@ -120,7 +120,9 @@ class WriteAheadLog:
         with self._lock:
             if sum(s.size for s in self._sealed) + self._written + len(record) > self.max_bytes:
                 raise WalFull(f"the write-ahead log holds more than {self.max_bytes} bytes")
-            os.write(self._fd, record)
+            view = memoryview(record)
+            while view:
+                view = view[os.write(self._fd, view):]
             self._written += len(record)
             self._records += 1
             target, generation, fd = self._written, self._generation, self._fd
