@@ -66,6 +66,7 @@ class Stack:
         argv = [sys.executable, "-m", "swarmlens.cli", "up", "--clickhouse-port", str(self.ports["clickhouse"]),
                 "--otlp-grpc-port", str(self.ports["grpc"]), "--otlp-http-port", str(self.ports["http"]),
                 "--port", str(self.ports["reporter"]), "--workers", "1"]
+        self.log.parent.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(argv, env=self.env(), cwd=str(REPO), stdout=open(self.log, "ab"),
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         wait_until(lambda: self.proc.poll() is not None or "swarmlens is up" in self.output(), timeout,

@@ -1,0 +1,185 @@
+"""Fault injection on `swarmlens up`: sent / acknowledged / stored / lost / duplicated spans per fault.
+
+    .venv/bin/python bench/bench_faults.py                 # every fault, 40 s runs at 2,000 spans/s
+    .venv/bin/python bench/bench_faults.py --only kill9-clickhouse --duration 20
+    .venv/bin/python bench/bench_faults.py --write-docs    # also replace the table in docs/reliability.md
+
+Each fault is a run of its own: `swarmlens up` on a fresh data directory and free loopback ports,
+task-shaped OTLP/HTTP requests (8 spans a task, 64 spans a request) at --rate spans/s from two
+senders that retry like the OpenTelemetry SDK (refused connections and 429/502/503/504, backoff,
+given up after 10 s), the fault at --fault-at seconds, the load stopped at --duration. Then:
+stored = spans found in otel_traces by (TraceId, SpanId); lost = acknowledged and not stored;
+duplicates = stored more than once; and `swarmlens db check` says whether every rollup equals its
+details. The harness is tests/support_faults.py, which the bounded tests in
+tests/pipeline/test_crash_safety.py use too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from support_faults import Load, Stack  # noqa: E402
+
+DOC = REPO / "docs" / "reliability.md"
+BEGIN, END = "<!-- faults table: begin -->", "<!-- faults table: end -->"
+
+
+def _kill(stack: Stack, name: str, sig=signal.SIGKILL) -> None:
+    before = stack.restarts(name)
+    os.kill(stack.pid(name), sig)
+    stack.wait_restarted(name, before)
+
+
+def fault_sigstop(stack: Stack, seconds: float) -> str:
+    pid = stack.pid("clickhouse")
+    os.kill(pid, signal.SIGSTOP)
+    time.sleep(seconds)
+    os.kill(pid, signal.SIGCONT)
+    return f"SIGSTOP of the embedded ClickHouse for {seconds:.0f} s"
+
+
+def fault_tree(stack: Stack, down: float) -> str:
+    stack.kill_everything()
+    time.sleep(down)
+    stack.start()
+    return f"kill -9 of the whole `up` tree, `up` started again {down:.0f} s later"
+
+
+def fault_kills(stack: Stack, kills: int, every: float) -> str:
+    names = ["clickhouse", "ingest"]
+    for n in range(kills):
+        name = names[n % 2]
+        started = time.monotonic()
+        _kill(stack, name)
+        print(f"    kill {n + 1}/{kills}: {name}", flush=True)
+        time.sleep(max(0.0, every - (time.monotonic() - started)))
+    return f"{kills} kill -9 under load, ClickHouse and the receiver in turn, every {every:.0f} s"
+
+
+FAULTS = {
+    "none": ("no fault", None),
+    "sigstop-clickhouse": (None, lambda st, a: fault_sigstop(st, a.stop_seconds)),
+    "kill9-clickhouse": ("kill -9 of the embedded ClickHouse (restarted by `up`)", lambda st, a: _kill(st, "clickhouse")),
+    "kill9-receiver": ("kill -9 of the OTLP receiver (restarted by `up`)", lambda st, a: _kill(st, "ingest")),
+    "kill9-reporter": ("kill -9 of the reporter (restarted by `up`)", lambda st, a: _kill(st, "reporter")),
+    "restart-receiver": ("SIGTERM of the OTLP receiver, a collector restart (restarted by `up`)",
+                         lambda st, a: _kill(st, "ingest", signal.SIGTERM)),
+    "kill9-tree": (None, lambda st, a: fault_tree(st, a.down_seconds)),
+    "kills": (None, lambda st, a: fault_kills(st, a.kills, a.kill_every)),
+    "kill9-rotel": ("for comparison: kill -9 of rotel 0.0.1a15 (SWARMLENS_COLLECTOR=rotel, restarted by `up`)",
+                    lambda st, a: _kill(st, "rotel")),
+}
+
+
+def run_one(name: str, args, workdir: Path) -> dict:
+    label, action = FAULTS[name]
+    collector = "rotel" if name == "kill9-rotel" else "swarmlens"
+    data = workdir / name
+    stack = Stack(data / "data", data / "up.log", collector=collector).start()
+    load = Load(stack.otlp_url, f"{name}-{uuid.uuid4().hex[:6]}", rate=args.rate).start()
+    import clickhouse_connect
+
+    t0 = time.monotonic()
+    try:
+        if action is not None:
+            time.sleep(args.fault_at)
+            print(f"  {name}: fault at {time.monotonic() - t0:.1f} s", flush=True)
+            said = action(stack, args)
+            label = label or said
+        remaining = args.duration - (time.monotonic() - t0)
+        if remaining > 0:
+            time.sleep(remaining)
+    finally:
+        load.stop()
+    took = time.monotonic() - t0
+    client = clickhouse_connect.get_client(dsn=stack.clickhouse_url)
+    try:
+        tally = load.tally(client, timeout=180)
+    finally:
+        client.close()
+    check = stack.db_check()
+    repairs = re.findall(r"partition\(s\) repaired: ([^\n]*)", stack.output())
+    stack.stop()
+    ok = check.returncode == 0 and "every rollup equals its details" in check.stdout
+    row = {"fault": label, "seconds": took, **tally, "rollups": "equal" if ok else "DIFFER",
+           "repairs": "; ".join(repairs)}
+    print(f"  {name}: {row}", flush=True)
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    out = ["| fault | sent | acknowledged | stored | lost (acknowledged, not stored) | duplicates | rollups after |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rollups = r["rollups"] + (f" (repaired by `up`: {r['repairs']})" if r["repairs"] else "")
+        out.append(f"| {r['fault']} | {r['sent']:,} | {r['acknowledged']:,} | {r['stored']:,} | {r['lost']:,} | "
+                   f"{r['duplicates']:,} | {rollups} |")
+    return "\n".join(out)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", action="append", choices=sorted(FAULTS), help="run only this fault (repeatable)")
+    p.add_argument("--rate", type=float, default=2000.0, help="spans per second offered (default 2000)")
+    p.add_argument("--duration", type=float, default=40.0, help="seconds of load per run (default 40)")
+    p.add_argument("--fault-at", type=float, default=10.0, help="seconds into the run of the fault (default 10)")
+    p.add_argument("--stop-seconds", type=float, default=30.0, help="length of the SIGSTOP (default 30)")
+    p.add_argument("--down-seconds", type=float, default=5.0, help="pause before `up` starts again (default 5)")
+    p.add_argument("--kills", type=int, default=20, help="kills of the 'kills' run (default 20)")
+    p.add_argument("--kill-every", type=float, default=8.0,
+                   help="seconds between those kills (default 8; one child is killed every 16 s, which stays under "
+                        "`up`'s give-up rule of 5 crashes of one child within 60 s)")
+    p.add_argument("--write-docs", action="store_true", help="replace the faults table in docs/reliability.md")
+    args = p.parse_args()
+    names = args.only or list(FAULTS)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="swarmlens-faults-") as tmp:
+        for name in names:
+            print(f"fault {name} ...", flush=True)
+            a = argparse.Namespace(**vars(args))
+            if name == "kills":
+                a.duration = max(args.duration, args.fault_at + args.kills * args.kill_every + 5)
+            if name == "sigstop-clickhouse":
+                a.duration = max(args.duration, args.fault_at + args.stop_seconds + 10)
+            rows.append(run_one(name, a, Path(tmp)))
+    text = table(rows)
+    command = "bench/bench_faults.py " + " ".join(sys.argv[1:])
+    print()
+    print(text)
+    if args.write_docs:
+        doc = DOC.read_text()
+        block = (f"{BEGIN}\nMeasured on {time.strftime('%Y-%m-%d')} with `.venv/bin/python {command.strip()}` "
+                 f"({machine()}; {args.rate:,.0f} spans/s offered):\n\n{text}\n{END}")
+        doc = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda m: block, doc, flags=re.S)
+        DOC.write_text(doc)
+        print(f"wrote {DOC}")
+    bad = [r for r in rows if "rotel" not in r["fault"] and (r["lost"] or r["duplicates"] or r["rollups"] != "equal")]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
