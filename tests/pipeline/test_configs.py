@@ -67,7 +67,9 @@ def test_traces_pipeline_is_outage_proof_and_leaves_the_schema_to_migrations(ote
     assert traces["receivers"] == ["otlp"]
     assert set(otelcol["receivers"]["otlp"]["protocols"]) == {"grpc", "http"}
     assert traces["processors"][0] == "memory_limiter", "memory_limiter must come first"
-    assert "batch" in traces["processors"]
+    # An in-memory batch processor acknowledges spans a collector crash then loses: batching is the
+    # persistent queue's, after the spans are on disk.
+    assert "batch" not in traces["processors"]
     exporter = otelcol["exporters"]["clickhouse"]
     assert traces["exporters"] == ["clickhouse"]
     assert exporter["create_schema"] is False
@@ -77,6 +79,8 @@ def test_traces_pipeline_is_outage_proof_and_leaves_the_schema_to_migrations(ote
     queue = exporter["sending_queue"]
     assert queue["enabled"] is True and queue["storage"] in otelcol["extensions"]
     assert queue["storage"].split("/")[0] == "file_storage"
+    assert queue["batch"]["flush_timeout"] and queue["sizer"] == "items"
+    assert otelcol["extensions"][queue["storage"]]["fsync"] is True
     assert "health_check" in otelcol["service"]["extensions"]
     for key in ("endpoint", "username", "password", "database"):
         assert ENV_PLACEHOLDER.search(str(exporter[key])), f"exporter {key} must come from the environment"

@@ -253,10 +253,10 @@ class Ingest:
             else:
                 self.stats.add(duplicate_requests=1)
                 decoded.spans = 0
+        decoded.repairs += Counter()  # drops the zero counts
         with self.stats.lock:
             self.stats.counts.update(requests=1, spans_accepted=decoded.spans)
             self.stats.repairs.update(decoded.repairs)
-        decoded.repairs += Counter()  # drops the zero counts
         if decoded.repairs:
             log.warning("request repaired: %s", dict(decoded.repairs))
         return decoded
