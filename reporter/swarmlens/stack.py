@@ -120,7 +120,7 @@ class Child:
     env: dict[str, str]
     log_path: str
     stop_grace: float = 30.0
-    ready: Callable[[], bool] | None = field(default=None, repr=False)  # serving again after a restart
+    ready: Callable[[], bool] | None = field(default=None, repr=False)  # serving again (after a restart)
     proc: subprocess.Popen | None = field(default=None, repr=False)
     _log: object = field(default=None, repr=False)
     restarts: int = 0
@@ -395,7 +395,6 @@ class Stack:
         collector = self._start_collector(cfg, otlp_host, grpc_port, http_port)
         _wait(collector, lambda: _port_open(otlp_connect, http_port) and _port_open(otlp_connect, grpc_port),
               "listening for OTLP", timeout=30)
-        collector.ready = lambda: _port_open(otlp_connect, http_port)
         fmt = (lambda h, p: f"http://[{h}]:{p}" if ":" in h else f"http://{h}:{p}")
         self.urls["otlp_http"] = fmt(otlp_connect, http_port)
         self.urls["otlp_grpc"] = fmt(otlp_connect, grpc_port)
@@ -413,7 +412,6 @@ class Stack:
                                        "--access-logfile", "-", "--error-logfile", "-",
                                        DEFAULT_WSGI_APP], self._env(), grace=30)
         _wait(app, lambda: _http_ok(app_url + "/") is not None, "serving HTTP", timeout=60)
-        app.ready = lambda: _http_ok(app_url + "/") is not None
         self.urls["reporter"] = app_url
         self.say(f"  reporter     {app_url}  (gunicorn, {cfg.SWARMLENS_REPORTER_WORKERS} workers)")
         self.say(f"  admin        {note}; username and password in {cred_path} (mode 0600)")

@@ -101,3 +101,21 @@ def test_kill9_of_the_whole_tree_loses_nothing(tmp_path):
         _assert_whole(tally, stack)
     finally:
         stack.stop()
+
+
+def test_up_gives_up_after_five_crashes_of_one_child_within_a_minute(tmp_path):
+    stack = Stack(tmp_path / "data", tmp_path / "up.log").start()
+    try:
+        for n in range(5):
+            before = stack.restarts("ingest")
+            os.kill(stack.pid("ingest"), signal.SIGKILL)
+            if n < 4:
+                stack.wait_restarted("ingest", before, timeout=60)
+        assert stack.proc.wait(timeout=120) == 1
+    finally:
+        stack.stop()
+    out = stack.output()
+    assert "ingest exited with status -9, its 5th crash within 60 s; giving up and stopping" in out, out[-3000:]
+    for pause in ("0.5", "1.0", "2.0", "4.0"):
+        assert f"restarting in {pause} s" in out, out[-3000:]
+    assert "stopped clickhouse" in out
