@@ -67,9 +67,10 @@ class Stack:
                 "--otlp-grpc-port", str(self.ports["grpc"]), "--otlp-http-port", str(self.ports["http"]),
                 "--port", str(self.ports["reporter"]), "--workers", "1"]
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        offset = len(self.output())  # a restart appends to the same log
         self.proc = subprocess.Popen(argv, env=self.env(), cwd=str(REPO), stdout=open(self.log, "ab"),
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        wait_until(lambda: self.proc.poll() is not None or "swarmlens is up" in self.output(), timeout,
+        wait_until(lambda: self.proc.poll() is not None or "swarmlens is up" in self.output()[offset:], timeout,
                    what="swarmlens up to start")
         assert self.proc.poll() is None, self.output()[-3000:]
         return self

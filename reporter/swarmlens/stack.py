@@ -387,14 +387,18 @@ class Stack:
         applied = migrate_from_config(cfg)
         self.say(f"  schema       up to date: {len(load_migrations())} migrations, {len(applied)} applied now "
                  f"({time.monotonic() - started:.1f} s)")
-        if self._previous_end_unclean:
-            self._check_rollups("the last run ended uncleanly")
 
         # 3. the OTLP receiver
         otlp_connect = _connect_host(otlp_host)
+        logged_before = self._receiver_last_seq()
         collector = self._start_collector(cfg, otlp_host, grpc_port, http_port)
         _wait(collector, lambda: _port_open(otlp_connect, http_port) and _port_open(otlp_connect, grpc_port),
               "listening for OTLP", timeout=30)
+        if self._previous_end_unclean:
+            # The log's segments from before go in first (a repeat of one cut off mid-insert fills in
+            # the views it missed); what is still missing after that is the check's to repair.
+            self._wait_receiver(lambda st: (st.get("oldest_pending_seq") or 1 << 62) > logged_before)
+            self._check_rollups("the last run ended uncleanly")
         fmt = (lambda h, p: f"http://[{h}]:{p}" if ":" in h else f"http://{h}:{p}")
         self.urls["otlp_http"] = fmt(otlp_connect, http_port)
         self.urls["otlp_grpc"] = fmt(otlp_connect, grpc_port)
@@ -507,11 +511,38 @@ class Stack:
 
     def _after_clickhouse_restart(self, ch: Child) -> None:
         deadline = time.monotonic() + 120
+        restarted = time.time()
         while time.monotonic() < deadline and ch.running():
             if ch.ready and ch.ready():
+                # The insert that the crash cut off is repeated first (same token): only then check.
+                self._wait_receiver(lambda st: not st.get("backlog_segments")
+                                    or (st.get("last_insert_at") or 0) > restarted)
                 self._check_rollups("ClickHouse restarted")
                 return
             time.sleep(0.2)
+
+    def _receiver_last_seq(self) -> int:
+        """The number of the newest segment in the receiver's log (0 for none)."""
+        wal = os.path.join(self.data_dir, "ingest", "wal")
+        try:
+            return max((int(n.split(".")[0]) for n in os.listdir(wal) if n.endswith(".wal")), default=0)
+        except (OSError, ValueError):
+            return 0
+
+    def _wait_receiver(self, done: Callable[[dict], bool], timeout: float = 120) -> None:
+        from swarmlens.ingest.server import read_status
+
+        if self.cfg.get("SWARMLENS_COLLECTOR", "swarmlens") == "rotel":
+            return
+        directory = os.path.join(self.data_dir, "ingest")
+        deadline = time.monotonic() + timeout
+        started = time.time()
+        while time.monotonic() < deadline:
+            st = read_status(directory)
+            if st and (st.get("updated_at") or 0) > started and done(st):
+                return
+            time.sleep(0.2)
+        self._event(f"the receiver did not catch up within {timeout:.0f} s; checking the rollups anyway")
 
     def _check_rollups(self, why: str) -> None:
         """`db check --repair` while the receiver holds its inserts back (it keeps acknowledging)."""
