@@ -125,6 +125,10 @@ class Stack:
             except subprocess.TimeoutExpired:
                 self.kill_everything()
 
+    def status(self) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "swarmlens.cli", "status"], env=self.env(), cwd=str(REPO),
+                              capture_output=True, text=True, timeout=60)
+
     def db_check(self, repair: bool = False) -> subprocess.CompletedProcess:
         argv = [sys.executable, "-m", "swarmlens.cli", "db", "check"] + (["--repair"] if repair else [])
         return subprocess.run(argv, env=self.env(), cwd=str(REPO), capture_output=True, text=True, timeout=300)

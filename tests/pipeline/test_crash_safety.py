@@ -76,6 +76,12 @@ def test_kill9_of_each_process_sigstop_and_restart_lose_nothing(stack, tmp_path)
     for name in ("ingest", "clickhouse", "reporter"):
         assert f"{name} exited with status -9; restarting" in out, out[-3000:]
     assert stack.proc.poll() is None
+    # `swarmlens status` tells what runs, how often it restarted, and that nothing is behind.
+    status = wait_until(lambda: (lambda r: r if r.returncode == 0 else None)(stack.status()), 30,
+                        what="`swarmlens status` to report a healthy stack")
+    for line in ("clickhouse  running", "ingest      running", "reporter    running"):
+        assert line in status.stdout, status.stdout
+    assert "2 restart(s)" in status.stdout and "acknowledged" in status.stdout, status.stdout
 
 
 def test_kill9_of_the_whole_tree_loses_nothing(tmp_path):
