@@ -89,8 +89,6 @@ def run_one(name: str, args, workdir: Path) -> dict:
     data = workdir / name
     stack = Stack(data / "data", data / "up.log", collector=collector).start()
     load = Load(stack.otlp_url, f"{name}-{uuid.uuid4().hex[:6]}", rate=args.rate).start()
-    import clickhouse_connect
-
     t0 = time.monotonic()
     try:
         if action is not None:
@@ -104,7 +102,7 @@ def run_one(name: str, args, workdir: Path) -> dict:
     finally:
         load.stop()
     took = time.monotonic() - t0
-    client = clickhouse_connect.get_client(dsn=stack.clickhouse_url)
+    client = stack.client()
     try:
         tally = load.tally(client, timeout=180)
     finally:

@@ -56,6 +56,16 @@ class Stack:
     def clickhouse_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['clickhouse']}"
 
+    def client(self):
+        """A clickhouse-connect client with the password `up` generated in the data directory."""
+        import clickhouse_connect
+
+        from swarmlens import config as config_mod
+
+        password = config_mod.generated_clickhouse_password(str(self.data_dir))
+        return clickhouse_connect.get_client(host="127.0.0.1", port=self.ports["clickhouse"], username="default",
+                                             password=password)
+
     def env(self) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWARMLENS_")}
         env.update(SWARMLENS_DATA_DIR=str(self.data_dir), SWARMLENS_CLICKHOUSE_URL=self.clickhouse_url,

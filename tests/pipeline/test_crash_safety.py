@@ -12,7 +12,6 @@ import signal
 import time
 import uuid
 
-import clickhouse_connect
 import pytest
 
 from support_faults import Load, Stack
@@ -64,7 +63,7 @@ def test_kill9_of_each_process_sigstop_and_restart_lose_nothing(stack, tmp_path)
         _settle(2, load)
     finally:
         load.stop()
-    client = clickhouse_connect.get_client(dsn=stack.clickhouse_url)
+    client = stack.client()
     try:
         tally = load.tally(client)
     finally:
@@ -98,7 +97,7 @@ def test_kill9_of_the_whole_tree_loses_nothing(tmp_path):
     try:
         assert "the last run ended uncleanly" in stack.output().split("swarmlens up: data in")[-1], \
             "the restart after an unclean end did not check the rollups"
-        client = clickhouse_connect.get_client(dsn=stack.clickhouse_url)
+        client = stack.client()
         try:
             tally = load.tally(client)
         finally:
