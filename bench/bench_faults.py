@@ -118,11 +118,12 @@ def run_one(name: str, args, workdir: Path) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| fault | sent | acknowledged | stored | lost (acknowledged, not stored) | duplicates | rollups after |",
+    out = ["| fault | sent (spans/s achieved) | acknowledged | stored | lost (acknowledged, not stored) | duplicates "
+           "| rollups after |",
            "|---|---|---|---|---|---|---|"]
     for r in rows:
         rollups = r["rollups"] + (f" (repaired by `up`: {r['repairs']})" if r["repairs"] else "")
-        out.append(f"| {r['fault']} | {r['sent']:,} | {r['acknowledged']:,} | {r['stored']:,} | {r['lost']:,} | "
+        out.append(f"| {r['fault']} | {r['sent']:,} ({r['sent'] / r['seconds']:,.0f}/s) | {r['acknowledged']:,} | {r['stored']:,} | {r['lost']:,} | "
                    f"{r['duplicates']:,} | {rollups} |")
     return "\n".join(out)
 
