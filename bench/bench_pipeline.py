@@ -146,7 +146,12 @@ class Up:
         return out.stdout.strip().splitlines()[-1]
 
     def query(self, sql: str) -> str:
-        with urllib.request.urlopen(self.ch_url + "/?query=" + urllib.parse.quote(sql), timeout=30) as r:
+        from swarmlens import config as config_mod
+
+        password = config_mod.generated_clickhouse_password(str(self.workdir / "data"))
+        req = urllib.request.Request(self.ch_url + "/?query=" + urllib.parse.quote(sql),
+                                     headers={"X-ClickHouse-User": "default", "X-ClickHouse-Key": password})
+        with urllib.request.urlopen(req, timeout=30) as r:
             return r.read().decode().strip()
 
     def stop(self) -> None:

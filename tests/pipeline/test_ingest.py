@@ -235,3 +235,37 @@ def test_a_retried_request_is_stored_once_even_across_a_restart(migrated, ch_cli
     assert ch_client.query("SELECT count() FROM {otel:Identifier}.otel_traces WHERE SpanAttributes['enduser.id'] "
                            "LIKE {p:String}", parameters={"otel": migrated.SWARMLENS_OTEL_DATABASE,
                                                           "p": run + "-%"}).result_rows[0][0] == 5
+
+
+def test_a_large_segment_goes_in_chunks_and_a_repeat_after_a_crash_is_dropped(migrated, ch_client, pl, tmp_path,
+                                                                               monkeypatch):
+    import hashlib
+    import shutil
+
+    from swarmlens.ingest import server
+    from swarmlens.store.client import connect
+
+    monkeypatch.setattr(server, "INSERT_ROWS", 4)
+    run = f"chunks-{uuid.uuid4().hex[:8]}"
+    ing = server.Ingest(migrated, str(tmp_path / "ingest"))  # not started: the test drives the inserter
+    for n in range(3):
+        body = _tasks_request(f"{run}{n}", 5, bad_value=False)
+        ing.wal.append(hashlib.blake2b(body, digest_size=server.DIGEST_BYTES).digest() + body)
+    ing.wal.seal()
+    (segment,) = ing.wal.sealed()
+    kept = tmp_path / "copy.wal"
+    shutil.copy(segment.path, kept)
+    client = connect(migrated)
+    try:
+        ing._insert_segment(client, segment)   # 15 rows in three inserts, one per request of 5
+        shutil.copy(kept, segment.path)        # a crash before the segment was deleted: inserted again
+        ing._insert_segment(client, segment)
+    finally:
+        client.close()
+        ing.wal.close()
+    for n in range(3):
+        assert pl.task_count(ch_client, migrated, f"{run}{n}") == 5
+    assert ch_client.query("SELECT count() FROM {otel:Identifier}.otel_traces WHERE SpanAttributes['enduser.id'] "
+                           "LIKE {p:String}", parameters={"otel": migrated.SWARMLENS_OTEL_DATABASE,
+                                                          "p": run + "%"}).result_rows[0][0] == 15
+    assert ing.stats.counts["spans_inserted"] == 30 and ing.stats.counts["segments_inserted"] == 2

@@ -52,6 +52,7 @@ _POISON_ATTEMPTS = 5
 
 PAUSE_FILE = "pause"
 DIGEST_BYTES = 16
+INSERT_ROWS = 20_000
 # How long the digest of a logged request is kept to recognise a sender's retry of it (the SDKs
 # give up on a request after 10 s by default; a slow retry chain stays well inside this).
 RETRY_WINDOW = 600.0
@@ -330,22 +331,37 @@ class Ingest:
 
         from swarmlens.store.client import raise_as_store_error
 
-        rows: list[list[Any]] = []
         records = self.wal.records(segment)
-        for record in records:
-            rows.extend(otlp.to_rows(ExportTraceServiceRequest.FromString(record[DIGEST_BYTES:])))
-        if rows:
+        rows: list[list[Any]] = []
+        inserted = chunk = 0
+
+        def flush() -> None:
+            # A segment that grew large (ClickHouse was behind) goes in as several inserts of at most
+            # INSERT_ROWS rows, which bounds this process's memory. The chunks fall at the same record
+            # boundaries on every attempt, so each keeps its own token across a crash.
+            nonlocal rows, inserted, chunk
+            token = self.wal.token(segment) + (f"-{chunk}" if chunk else "")
             try:
                 client.insert("otel_traces", rows, column_names=list(otlp.COLUMNS), database=self.database,
-                              settings={"insert_deduplicate": 1, "insert_deduplication_token": self.wal.token(segment),
+                              settings={"insert_deduplicate": 1, "insert_deduplication_token": token,
                                         "deduplicate_blocks_in_dependent_materialized_views": 1,
                                         "async_insert": 0})
             except Exception as exc:
                 raise_as_store_error(exc)
+            inserted += len(rows)
+            chunk += 1
+            rows = []
+
+        for record in records:
+            rows.extend(otlp.to_rows(ExportTraceServiceRequest.FromString(record[DIGEST_BYTES:])))
+            if len(rows) >= INSERT_ROWS:
+                flush()
+        if rows:
+            flush()
         self.recent.remember_inserted(segment.seq, [r[:DIGEST_BYTES] for r in records])
         self.wal.remove(segment)
         with self.stats.lock:
-            self.stats.counts.update(spans_inserted=len(rows), segments_inserted=1)
+            self.stats.counts.update(spans_inserted=inserted, segments_inserted=1)
             self.stats.last_insert_at = time.time()
 
     def _quarantine(self, segment: Segment, why: str) -> None:
