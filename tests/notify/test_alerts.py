@@ -1,0 +1,163 @@
+"""Quota alerts end to end: a real SMTP server and a real webhook receiver get each alert exactly
+once, across a restart of the notifier (a new process), with a valid signature; retries back off;
+a claim is durable before anything is sent."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import subprocess
+import sys
+import threading
+from datetime import datetime, timezone
+
+import pytest
+
+SECRET = "whsec-test-0123456789"
+
+
+def _env(cfg, smtp_port: int) -> dict:
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in cfg.items() if k.startswith("SWARMLENS_")})
+    env["SWARMLENS_SMTP_PORT"] = str(smtp_port)
+    return env
+
+
+def _notify_check(cfg, smtp_port: int) -> str:
+    r = subprocess.run([sys.executable, "-m", "swarmlens.cli", "notify", "check"], env=_env(cfg, smtp_port),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_quota_alerts_reach_a_mailbox_and_a_webhook_once_across_restarts(store, smtp, receiver, no_channels):
+    from swarmlens.notify import channels
+
+    cfg, client = store.config, store.client
+    channels.set_channel(client, cfg, "ops-hook", kind="webhook", target=receiver.url, secret=SECRET)
+    channels.set_channel(client, cfg, "ops-mail", kind="email", target="ops@example.com, user")
+    # Only for plan pro, where nobody is near quota: it must stay silent.
+    channels.set_channel(client, cfg, "pro-hook", kind="webhook", target=receiver.url, plan="pro")
+
+    out = _notify_check(cfg, smtp.port)
+    assert "4 notifications sent or attempted" in out, out
+
+    hooks = sorted(receiver.requests, key=lambda r: r["json"]["user_id"])
+    assert [(h["json"]["user_id"], h["json"]["event"], h["json"]["level"]) for h in hooks] == [
+        ("alice", "quota.warning", "warn"), ("bob", "quota.exceeded", "over")]
+    month = store.month_start.strftime("%Y-%m")
+    for h in hooks:
+        headers = {k.lower(): v for k, v in h["headers"].items()}
+        expected = hmac.new(SECRET.encode(), headers["x-swarmlens-timestamp"].encode() + b"." + h["body"],
+                            hashlib.sha256).hexdigest()
+        assert headers["x-swarmlens-signature"] == f"sha256={expected}"
+        assert headers["content-type"] == "application/json"
+        assert h["path"] == "/hooks/swarmlens?key=abc"
+        assert h["json"]["month"] == month
+    alice = hooks[0]["json"]
+    assert alice["plan"] == "team" and 84 <= alice["percent"] < 86 and alice["tokens"] < alice["quota"]
+    assert alice["url"] == "https://swarmlens.example.com/users/alice"
+    assert hooks[1]["json"]["percent"] >= 100
+
+    mails = sorted(smtp.messages, key=lambda m: m["Subject"])
+    assert len(mails) == 2
+    by_user = {("alice" if "alice" in m["Subject"] else "bob"): m for m in mails}
+    assert "reached 8" in by_user["alice"]["Subject"] and "Team" in by_user["alice"]["Subject"]
+    assert by_user["alice"]["X-Envelope-To"] == "ops@example.com, alice@example.com"
+    assert "over the Free plan" in by_user["bob"]["Subject"]
+    assert by_user["bob"]["X-Envelope-To"] == "ops@example.com"  # bob has no address of his own
+    assert "https://swarmlens.example.com/users/bob" in by_user["bob"].get_content()
+
+    # A new notifier process finds the claims: nothing is sent again.
+    out = _notify_check(cfg, smtp.port)
+    assert "0 notifications sent or attempted" in out, out
+    assert len(receiver.requests) == 2 and len(smtp.messages) == 2
+
+    # The deliveries are recorded, as /admin/quotas and `swarmlens notify log` show them.
+    from swarmlens.notify import claims
+
+    log = {(r["user_id"], r["level"], r["channel"]): r for r in claims.recent(client, cfg)}
+    assert {k: (v["status"], v["attempts"]) for k, v in log.items() if k[2] in ("ops-hook", "ops-mail")} == {
+        ("alice", "warn", "ops-hook"): ("sent", 1), ("alice", "warn", "ops-mail"): ("sent", 1),
+        ("bob", "over", "ops-hook"): ("sent", 1), ("bob", "over", "ops-mail"): ("sent", 1)}
+    assert log[("alice", "warn", "ops-mail")]["target"] == "ops@example.com, alice@example.com"
+
+
+def test_a_failing_webhook_is_retried_with_backoff_then_recorded(store, receiver, no_channels):
+    from swarmlens.notify import channels, claims
+    from swarmlens.notify.channels import Sender
+    from swarmlens.notify.scheduler import Scheduler
+
+    cfg, client = store.config, store.client
+    channels.set_channel(client, cfg, "flaky-hook", kind="webhook", target=receiver.url, plan="free")
+    waits: list[float] = []
+    receiver.fail_next = 2
+    now = datetime.now(timezone.utc)
+    sender = Sender(cfg, sleep=waits.append, clock=lambda: now)
+    done = Scheduler(cfg, client, clock=lambda: now, sender=sender).tick()
+    assert done == [{"user_id": "bob", "level": "over", "channel": "flaky-hook", "status": "sent"}]
+    assert waits == [0.5, 1.0]  # SWARMLENS_NOTIFY_BACKOFF, doubled
+    assert [r["json"]["user_id"] for r in receiver.requests] == ["bob"]
+    row = next(r for r in claims.recent(client, cfg) if r["channel"] == "flaky-hook")
+    assert (row["status"], row["attempts"], row["detail"]) == ("sent", 3, "HTTP 204")
+
+    # A receiver that keeps failing: the attempts run out and the failure is recorded, once.
+    channels.set_channel(client, cfg, "down-hook", kind="webhook", target=receiver.url, plan="free")
+    receiver.fail_next = 100
+    waits.clear()
+    Scheduler(cfg, client, clock=lambda: now, sender=sender).tick()
+    assert waits == [0.5, 1.0, 2.0]
+    row = next(r for r in claims.recent(client, cfg) if r["channel"] == "down-hook")
+    assert row["status"] == "failed" and row["attempts"] == 4 and "HTTP 503" in row["detail"]
+    receiver.fail_next = 0
+    assert Scheduler(cfg, client, clock=lambda: now, sender=sender).tick() == []
+
+
+def test_the_claim_is_durable_before_the_send(store, receiver, no_channels):
+    """A notifier that dies between claim and send never sends that message later."""
+    from swarmlens.notify import channels, claims
+    from swarmlens.notify.channels import Sender
+    from swarmlens.notify.scheduler import Scheduler
+
+    cfg, client = store.config, store.client
+    channels.set_channel(client, cfg, "crash-hook", kind="webhook", target=receiver.url, plan="team")
+
+    class Crash(Exception):
+        pass
+
+    class CrashingSender(Sender):
+        def deliver(self, channel, message, delivery_id):
+            raise Crash()
+
+    with pytest.raises(Crash):
+        Scheduler(cfg, client, sender=CrashingSender(cfg)).tick()
+    assert Scheduler(cfg, client, sender=Sender(cfg)).tick() == []
+    assert receiver.requests == []
+    row = next(r for r in claims.recent(client, cfg) if r["channel"] == "crash-hook")
+    assert row["user_id"] == "alice" and row["status"] == ""  # shown as "no delivery recorded"
+
+
+def test_concurrent_claims_of_one_key_have_one_winner(store):
+    from swarmlens.notify import claims
+    from swarmlens.store.client import connect
+
+    key = claims.Key("alice", datetime(2026, 5, 1).date(), "warn", "race-channel")
+    results: list = []
+    barrier = threading.Barrier(4)
+
+    def contend():
+        c = connect(store.config)
+        try:
+            barrier.wait()
+            results.append(claims.claim(c, store.config, key, datetime.now(timezone.utc)))
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=contend) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len([r for r in results if r]) == 1, results
+    assert claims.claim(store.client, store.config, key, datetime.now(timezone.utc)) is None
