@@ -97,7 +97,13 @@ def _check_target(kind: str, target: str) -> str:
 def list_channels(client, config, include_deleted: bool = False) -> list[Channel]:
     rows = query_file(client, "alert_channels", {"deleted": int(include_deleted)}, config=config).named_results()
     return [Channel(r["name"], r["plan"], r["kind"], r["target"], r["secret"], bool(r["alerts"]), bool(r["reports"]),
-                    r["created_at"]) for r in rows]
+                    _utc(r["created_at"])) for r in rows]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
 
 
 def get_channel(client, config, name: str) -> Channel | None:
