@@ -389,7 +389,17 @@ class Stack:
         self.say(f"  reporter     {app_url}  (gunicorn, {cfg.SWARMLENS_REPORTER_WORKERS} workers)")
         self.say(f"  admin        {note}; username and password in {cred_path} (mode 0600)")
 
-        # 5. demo traffic
+        # 5. the notifier: quota alerts and the monthly reports (swarmlens.notify.scheduler)
+        from swarmlens.notify.command import start_in_stack
+
+        start_in_stack(self)
+        import shlex
+
+        other_dir = self.data_dir != os.path.abspath(os.path.expanduser(config_mod.load().SWARMLENS_DATA_DIR))
+        self.say("  CLI          " + (f"SWARMLENS_DATA_DIR={shlex.quote(self.data_dir)} " if other_dir else "")
+                 + f"swarmlens users list --clickhouse-url {ch_url}")
+
+        # 6. demo traffic
         if self.demo:
             from swarmlens.demo.seed import seed_demo_configuration
             from swarmlens.store.client import connect

@@ -161,3 +161,52 @@ def test_concurrent_claims_of_one_key_have_one_winner(store):
         t.join()
     assert len([r for r in results if r]) == 1, results
     assert claims.claim(store.client, store.config, key, datetime.now(timezone.utc)) is None
+
+
+def test_admin_quotas_page_configures_channels_and_shows_deliveries(store, receiver, no_channels):
+    import re
+
+    from swarmlens import auth
+    from swarmlens.app import create_app
+    from swarmlens.notify.scheduler import Scheduler
+
+    cfg = store.config
+    auth.set_ops_password(store.client, cfg, "ops-admin", "a long enough password", create=True)
+    app = create_app({**{k: v for k, v in cfg.items() if k.startswith("SWARMLENS_")}, "TESTING": True})
+    try:
+        c = app.test_client()
+        csrf = lambda path: re.search(r'name="csrf_token" value="([^"]+)"', c.get(path).get_data(as_text=True)).group(1)
+        r = c.post("/login", data={"csrf_token": csrf("/login"), "mode": "ops", "login": "ops-admin",
+                                   "password": "a long enough password"})
+        assert r.status_code == 302
+        page = c.get("/admin/quotas").get_data(as_text=True)
+        assert "No channels: quota warnings show on these pages only." in page
+
+        r = c.post("/admin/quotas", data={"csrf_token": csrf("/admin/quotas"), "action": "set_channel",
+                                          "name": "web-hook", "kind": "webhook", "target": "ftp://nope",
+                                          "plan": "", "alerts": "1"})
+        assert r.status_code == 422
+        body = r.get_data(as_text=True)
+        assert "a webhook is an http:// or https:// URL" in body and 'value="ftp://nope"' in body
+
+        r = c.post("/admin/quotas", data={"csrf_token": csrf("/admin/quotas"), "action": "set_channel",
+                                          "name": "web-hook", "kind": "webhook", "target": receiver.url,
+                                          "plan": "team", "alerts": "1"})
+        assert r.status_code == 201
+        secret = re.search(r"Signing secret of web-hook</strong> \(shown only now\): <code>([^<]+)</code>",
+                           r.get_data(as_text=True)).group(1)
+        assert len(secret) >= 32
+
+        Scheduler(cfg, store.client).tick()
+        assert [q["json"]["user_id"] for q in receiver.requests] == ["alice"]
+        page = c.get("/admin/quotas").get_data(as_text=True)
+        row = re.search(r"<tr><td>[0-9: -]+</td><td>alice</td>.*?</tr>", page, re.S).group(0)
+        assert "quota warning" in row and "web-hook" in row and ">sent<" in row
+        assert "key=abc" not in page  # the receiver's query string may hold a key: never shown
+
+        r = c.post("/admin/quotas", data={"csrf_token": csrf("/admin/quotas"), "action": "delete_channel",
+                                          "name": "web-hook"})
+        assert r.status_code == 303
+        assert "No channels" in c.get("/admin/quotas").get_data(as_text=True)
+    finally:
+        app.extensions["swarmlens_pool"].close()

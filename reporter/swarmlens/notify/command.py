@@ -99,3 +99,12 @@ def _run_forever(client, cfg) -> int:
     Scheduler(cfg, client, say=lambda line: print(f"notifier: {line}", flush=True)).run(stop)
     print("notifier: stopped", flush=True)
     return 0
+
+
+def start_in_stack(stack) -> None:
+    """Starts ``swarmlens notify run`` as a child of `swarmlens up` (stopped before the reporter)."""
+    import sys
+
+    child = stack._child("notifier", [sys.executable, "-m", "swarmlens.cli", "notify", "run"], stack._env(), grace=20)
+    stack.say(f"  notifier     quota alerts and monthly reports, checked every "
+              f"{stack.cfg.SWARMLENS_NOTIFY_INTERVAL:g} s (channels: swarmlens notify channels; log {child.log_path})")

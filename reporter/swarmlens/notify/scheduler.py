@@ -54,7 +54,11 @@ class Scheduler:
         while not stop.is_set():
             try:
                 self.tick()
-            except StoreError as exc:
+            except Exception as exc:  # a background loop: log, and try again at the next check
+                if not isinstance(exc, StoreError):
+                    import traceback
+
+                    self.say("check failed:\n" + traceback.format_exc().rstrip())
                 self.say(f"check failed, retrying in {every:g} s: {exc}")
                 if self._client is not None:
                     try:

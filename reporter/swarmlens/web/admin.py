@@ -145,9 +145,9 @@ def _quotas_ctx() -> dict:
 
     month = rc.this_month()
     c, cfg = client(), config()
-    r = rc.parallel(rows=lambda: rc.quota_rows(c, cfg, month), chans=lambda: notify_channels.list_channels(c, cfg),
-                    log=lambda: claims.recent(c, cfg, 100), plans=lambda: accounts.list_plans(c, cfg))
-    rows = r["rows"]
+    got = rc.parallel(rows=lambda: rc.quota_rows(c, cfg, month), chans=lambda: notify_channels.list_channels(c, cfg),
+                      log=lambda: claims.recent(c, cfg, 100), plans=lambda: accounts.list_plans(c, cfg))
+    rows = got["rows"]
     over = [r for r in rows if r["level"] == "over"]
     for r in over:
         r["overage_cost_usd"] = (r["cost_usd"] or 0) * r["overage_tokens"] / r["tokens"] if r["tokens"] else 0.0
@@ -155,5 +155,5 @@ def _quotas_ctx() -> dict:
     warn = sorted((r for r in rows if r["level"] == "warn"), key=lambda r: -(r["percent"] or 0))
     return {"month": month.as_dict(), "over": over, "warn": warn, "no_plan": [r["user_id"] for r in rows if not r["plan"]],
             "channels": [{"name": ch.name, "plan": ch.plan, "kind": ch.kind, "target": ch.shown_target(),
-                          "alerts": ch.alerts, "reports": ch.reports} for ch in r["chans"]],
-            "deliveries": r["log"], "plans": [p["plan"] for p in r["plans"]], "new_secret": None, "form": {}}
+                          "alerts": ch.alerts, "reports": ch.reports} for ch in got["chans"]],
+            "deliveries": got["log"], "plans": [p["plan"] for p in got["plans"]], "new_secret": None, "form": {}}
