@@ -72,6 +72,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="on an empty database, --demo first backfills this many days of history (default: 90; 0: none)")
     p.add_argument("--demo-backfill-tasks", type=int, default=600, metavar="N",
                    help="tasks of that backfill (default: 600)")
+    p.add_argument("--demo-llm-port", type=int, default=0, metavar="PORT",
+                   help="port of the demo's scripted LLM on 127.0.0.1 (default: a free port)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,6 +287,7 @@ class Stack:
         self.demo_interval = demo_interval
         self.demo_backfill_days = demo_backfill_days
         self.demo_backfill_tasks = demo_backfill_tasks
+        self.demo_llm_port = 0
         self.say = say
         self.children: list[Child] = []
         self.urls: dict[str, str] = {}
@@ -413,7 +416,10 @@ class Stack:
             argv = [sys.executable, "-m", "swarmlens.cli", "demo", "--forever", "--interval", str(self.demo_interval),
                     "--otlp-endpoint", self.urls["otlp_http"], "--no-progress"]
             if self.demo_backfill_days > 0 and self.demo_backfill_tasks > 0 and self._tasks_empty():
-                argv += ["--backfill-days", str(self.demo_backfill_days), "--tasks", str(self.demo_backfill_tasks)]
+                argv += ["--backfill-days", str(self.demo_backfill_days), "--tasks", str(self.demo_backfill_tasks),
+                         "--showcase"]
+            if self.demo_llm_port:
+                argv += ["--llm-port", str(self.demo_llm_port)]
             demo = self._child("demo", argv, self._env(OTEL_SERVICE_NAME="swarmlens-demo"), grace=20)
             time.sleep(0.5)
             if not demo.running():
@@ -496,6 +502,7 @@ def run(args: argparse.Namespace) -> int:
     stack = Stack(cfg, cfg.SWARMLENS_DATA_DIR, demo=args.demo, demo_interval=args.demo_interval,
                   demo_backfill_days=args.demo_backfill_days, demo_backfill_tasks=args.demo_backfill_tasks,
                   say=lambda line: print(line, flush=True))
+    stack.demo_llm_port = args.demo_llm_port
 
     def on_signal(signum, frame):
         raise _Stop(signal.Signals(signum).name)
