@@ -116,11 +116,12 @@ def test_showcase_adds_votes_a_user_near_quota_and_a_recommendation(store, monke
                             parameters={"db": cfg["SWARMLENS_DATABASE"], "u": ids}).result_rows[0][0] == 61
 
     wait_until(landed, 30, what="the demo users' tasks")
-    lines = showcase([], 12, threading.Event())
+    lines, paused = showcase([], 12, threading.Event())
     assert lines[0].startswith("showcase: ") and "feedback votes" in lines[0], lines
     votes = int(re.search(r"(\d+) feedback votes", lines[0]).group(1))
     assert votes >= 10
     near = re.search(r"showcase: (\S+) is on plan starter", lines[1]).group(1)
+    assert paused == near
     row = rc.quota_rows(client, cfg, rc.this_month(), user=near)[0]
     assert row["plan"] == SHOWCASE_PLAN and row["level"] == "warn" and 89.0 <= row["percent"] < 91.0
 

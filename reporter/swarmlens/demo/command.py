@@ -164,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
     when = f" over the past {args.backfill_days:g} days" if args.backfill_days > 0 else ""
     print(f"demo: {len(tasks)} tasks for {args.users} users{when}, spans to {endpoint}, scripted LLM at {llm.url}",
           flush=True)
+    near_quota = None
     try:
         _run_batch(runner, tasks, args)
         done = len(tasks)
@@ -172,12 +173,18 @@ def run(args: argparse.Namespace) -> int:
                 provider.force_flush(30000)
             from swarmlens.demo.seed import showcase
 
-            for line in showcase(tasks, args.users, stop):
+            lines, near_quota = showcase(tasks, args.users, stop)
+            for line in lines:
                 print(f"demo: {line}", flush=True)
         if args.forever and not stop.is_set():
             print(f"demo: running a task every {args.interval:g} s until stopped", flush=True)
             while not stop.wait(args.interval):
                 (task,) = plan(1, args.users, seed=args.seed, stream_ratio=args.stream_ratio, start_index=done)
+                if task.user_id == near_quota:
+                    # The showcase's user near quota pauses, so the first pages show them near it
+                    # rather than over it a minute later.
+                    done += 1
+                    continue
                 runner.run_task(task)
                 done += 1
                 if done % 100 == 0:

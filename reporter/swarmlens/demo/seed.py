@@ -66,9 +66,9 @@ def _votes(rows: list[dict]) -> list[tuple[dict, str]]:
     return out
 
 
-def showcase(tasks: list, users: int, stop, timeout: float = 120.0) -> list[str]:
+def showcase(tasks: list, users: int, stop, timeout: float = 120.0) -> tuple[list[str], str | None]:
     """Waits for the demo's tasks to reach ClickHouse, then votes on some of them and puts one user on
-    a plan they have used 90% of this month. Returns a line per thing done."""
+    a plan they have used 90% of this month. Returns a line per thing done, and that user."""
     import math
     import time
     from datetime import datetime, timedelta, timezone
@@ -85,7 +85,7 @@ def showcase(tasks: list, users: int, stop, timeout: float = 120.0) -> list[str]
     try:
         client = connect(cfg)
     except StoreError as exc:
-        return [f"showcase skipped: {exc}"]
+        return [f"showcase skipped: {exc}"], None
     try:
         deadline = time.monotonic() + timeout
         rows: list[dict] = []
@@ -95,7 +95,7 @@ def showcase(tasks: list, users: int, stop, timeout: float = 120.0) -> list[str]
                 break
             stop.wait(1.0)
         if not rows:
-            return [f"showcase skipped: no demo task reached ClickHouse within {timeout:.0f} s"]
+            return [f"showcase skipped: no demo task reached ClickHouse within {timeout:.0f} s"], None
         votes = _votes(rows)
         for i, (task, vote) in enumerate(votes):
             comments = SHOWCASE_COMMENTS[vote]
@@ -105,12 +105,14 @@ def showcase(tasks: list, users: int, stop, timeout: float = 120.0) -> list[str]
         month = rc.this_month()
         used = sorted((int(r["tokens"] or 0), r["user_id"]) for r in rc.quota_rows(client, cfg, month)
                       if r["user_id"] in ids and int(r["tokens"] or 0) > 0)
+        user = None
         if used:
             tokens, user = used[len(used) // 2]  # a middling user: live traffic takes a while to push them over
             quota = math.ceil(tokens / 0.9)
             accounts.set_plan(client, cfg, SHOWCASE_PLAN, quota=quota, warn_at_percent=80, display_name="Starter")
             accounts.upsert_user(client, cfg, user, plan=SHOWCASE_PLAN)
-            lines.append(f"showcase: {user} is on plan {SHOWCASE_PLAN} ({quota:,} tokens a month), 90% used")
-        return lines
+            lines.append(f"showcase: {user} is on plan {SHOWCASE_PLAN} ({quota:,} tokens a month), 90% used; "
+                         f"no live tasks from them")
+        return lines, user
     finally:
         client.close()

@@ -274,7 +274,8 @@ class Sender:
                     smtp.login(cfg["SWARMLENS_SMTP_USER"], cfg.get("SWARMLENS_SMTP_PASSWORD") or "")
                 refused = smtp.send_message(msg)
         except smtplib.SMTPResponseException as exc:
-            text = f"SMTP {exc.smtp_code} {exc.smtp_error.decode('utf-8', 'replace') if isinstance(exc.smtp_error, bytes) else exc.smtp_error}"
+            reply = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+            text = f"SMTP {exc.smtp_code} {reply}"
             if 400 <= exc.smtp_code < 500:
                 raise _Retry(text) from None
             raise _Final(text) from None

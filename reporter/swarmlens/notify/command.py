@@ -70,10 +70,10 @@ def run(args) -> int:
             from swarmlens.notify import claims
 
             rows = claims.recent(client, cfg, max(1, min(args.limit, 10_000)))
-            print(f"{'claimed at (UTC)':<20} {'user':<16} {'month':<8} {'level':<8} {'channel':<16} {'status':<8} detail")
+            print(f"{'claimed at (UTC)':<20} {'user':<24} {'month':<8} {'level':<8} {'channel':<16} {'status':<8} detail")
             for r in rows:
                 status = r["status"] or "no delivery recorded"
-                print(f"{r['claimed_at']:%Y-%m-%d %H:%M:%S}  {r['user_id'] or '(ops)':<16} {r['month']:%Y-%m}  "
+                print(f"{r['claimed_at']:%Y-%m-%d %H:%M:%S}  {r['user_id'] or '(ops)':<24} {r['month']:%Y-%m}  "
                       f"{r['level']:<8} {r['channel']:<16} {status:<8} {r['detail']}")
             print(f"{len(rows)} notification{'' if len(rows) == 1 else 's'}")
         elif a == "check":
@@ -106,5 +106,5 @@ def start_in_stack(stack) -> None:
     import sys
 
     child = stack._child("notifier", [sys.executable, "-m", "swarmlens.cli", "notify", "run"], stack._env(), grace=20)
-    stack.say(f"  notifier     quota alerts and monthly reports, checked every "
-              f"{stack.cfg.SWARMLENS_NOTIFY_INTERVAL:g} s (channels: swarmlens notify channels; log {child.log_path})")
+    stack.say(f"  notifier     quota alerts and monthly reports, checked every {stack.cfg.SWARMLENS_NOTIFY_INTERVAL:g} s "
+              f"(channels: `swarmlens notify set` or /admin/quotas; log {child.log_path})")
