@@ -27,6 +27,13 @@ def _bool(value: str) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+def _smtp_security(value: str) -> str:
+    v = value.strip().lower()
+    if v not in ("starttls", "ssl", "none"):
+        raise ValueError(f"must be starttls, ssl or none, not {value!r}")
+    return v
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -96,7 +103,7 @@ SETTINGS: tuple[Setting, ...] = (
             "SMTP server that sends alert and report e-mails; empty: e-mail channels record a failed delivery."),
     Setting("SWARMLENS_SMTP_PORT", 587, int,
             "Port of the SMTP server."),
-    Setting("SWARMLENS_SMTP_SECURITY", "starttls", str,
+    Setting("SWARMLENS_SMTP_SECURITY", "starttls", _smtp_security,
             "SMTP connection security: starttls, ssl (implicit TLS, usually port 465) or none (loopback relays only)."),
     Setting("SWARMLENS_SMTP_USER", "", str,
             "SMTP login; empty sends without authenticating."),

@@ -161,6 +161,43 @@ def test_concurrent_claims_of_one_key_have_one_winner(store):
         t.join()
     assert len([r for r in results if r]) == 1, results
     assert claims.claim(store.client, store.config, key, datetime.now(timezone.utc)) is None
+    # The server dropped the later claims (insert deduplication): one row is stored, not five.
+    stored = store.client.query(
+        "SELECT count() FROM {db:Identifier}.notification_claims WHERE channel = 'race-channel'",
+        parameters={"db": store.config["SWARMLENS_DATABASE"]}).result_rows[0][0]
+    assert stored == 1
+
+
+def test_a_temporary_smtp_refusal_is_retried(store, smtp, no_channels):
+    from swarmlens.notify import channels, claims
+    from swarmlens.notify.channels import Sender
+    from swarmlens.notify.scheduler import Scheduler
+
+    cfg = {**store.config, "SWARMLENS_SMTP_PORT": smtp.port}
+    refusals = {"left": 1}
+    accept = smtp.handle_DATA
+
+    async def busy_once(server, session, envelope):
+        if refusals["left"]:
+            refusals["left"] -= 1
+            return "451 4.3.0 Mailbox busy, try again later"
+        return await accept(server, session, envelope)
+
+    smtp.handle_DATA = busy_once
+    channels.set_channel(store.client, cfg, "busy-mail", kind="email", target="ops@example.com", plan="free")
+    waits: list[float] = []
+    done = Scheduler(cfg, store.client, sender=Sender(cfg, sleep=waits.append)).tick()
+    assert done == [{"user_id": "bob", "level": "over", "channel": "busy-mail", "status": "sent"}]
+    assert waits == [0.5] and len(smtp.messages) == 1
+    row = next(r for r in claims.recent(store.client, store.config) if r["channel"] == "busy-mail")
+    assert (row["status"], row["attempts"]) == ("sent", 2)
+
+
+def test_a_bad_smtp_security_setting_is_named():
+    from swarmlens import config
+
+    with pytest.raises(ValueError, match="SWARMLENS_SMTP_SECURITY: must be starttls, ssl or none, not 'tls'"):
+        config.load(environ={"SWARMLENS_SMTP_SECURITY": "tls"})
 
 
 def test_admin_quotas_page_configures_channels_and_shows_deliveries(store, receiver, no_channels):
