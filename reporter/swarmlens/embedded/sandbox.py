@@ -102,8 +102,8 @@ class Policy:
     user_files_path: str = ""
 
     def file_allowed(self, path: str) -> bool:
-        if not self.user_files_path:
-            return False
+        if not self.user_files_path or not path.startswith("/"):
+            return False  # the engine resolves a relative path against its working directory
         root = os.path.realpath(self.user_files_path)
         # Globs are resolved by the engine under the directory part before the first wildcard.
         head = path
@@ -111,7 +111,7 @@ class Policy:
             if ch in "*?{[":
                 head = path[:i]
                 break
-        full = os.path.realpath(os.path.join(root, head))
+        full = os.path.realpath(head)
         return (full == root or full.startswith(root + os.sep)) and ".." not in path.split("/")
 
 

@@ -984,8 +984,13 @@ class _Execution:
                         h.send_event(h11.Data(data=self._encode(kind, enc, bytes(b))))
                     try:
                         chunk = stream.fetch()
+                        err = None
+                        if chunk is None and running.cancelled.is_set():
+                            # a cancelled stream just ends: say so, never pass a cut result off as whole
+                            err = ClickHouseError(394, "QUERY_WAS_CANCELLED", "Query was cancelled")
                     except Exception as exc:
                         err = self._engine_error(exc, running)
+                    if err is not None:
                         msg = err.body(self.ep.version)
                         block = (b"__exception__\r\n" + tag.encode() + b"\r\n" + msg +
                                  f"{len(msg)} {tag}".encode() + b"\r\n__exception__\r\n")
