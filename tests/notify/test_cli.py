@@ -18,6 +18,9 @@ def cli(store, capsys, monkeypatch):
     monkeypatch.delenv("SWARMLENS_CLICKHOUSE_URL", raising=False)
     monkeypatch.setenv("SWARMLENS_DATABASE", store.config["SWARMLENS_DATABASE"])
     monkeypatch.setenv("SWARMLENS_OTEL_DATABASE", store.config["SWARMLENS_OTEL_DATABASE"])
+    # A data directory without a generated ClickHouse password: the test endpoint has none.
+    monkeypatch.setenv("SWARMLENS_DATA_DIR", store.config["SWARMLENS_DATA_DIR"])
+    monkeypatch.delenv("SWARMLENS_CLICKHOUSE_PASSWORD", raising=False)
     url = store.config["SWARMLENS_CLICKHOUSE_URL"]
     assert not url.endswith(":8123")
 
@@ -126,3 +129,16 @@ def test_an_unreachable_server_is_one_line_naming_the_setting(tmp_path):
         assert f"cannot reach ClickHouse at {url} (Connection refused)" in r.stderr
         assert "--clickhouse-url or SWARMLENS_CLICKHOUSE_URL" in r.stderr
         assert "Traceback" not in r.stderr and "urllib3" not in r.stderr and "Exception" not in r.stderr
+
+
+def test_credentials_by_flags_and_a_refusal_in_one_line(store, make_endpoint, capsys, monkeypatch):
+    ep = make_endpoint(password="s3cret-pass")
+    monkeypatch.setenv("SWARMLENS_DATABASE", store.config["SWARMLENS_DATABASE"])
+    monkeypatch.setenv("SWARMLENS_DATA_DIR", store.config["SWARMLENS_DATA_DIR"])
+    monkeypatch.setenv("SWARMLENS_CLICKHOUSE_PASSWORD", "wrong")  # the flag overrides the environment
+    assert main(["plans", "list", "--clickhouse-url", ep.url, "--clickhouse-password", "s3cret-pass"]) == 0
+    assert "team" in capsys.readouterr().out
+    assert main(["plans", "list", "--clickhouse-url", ep.url]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"ClickHouse at {ep.url} refused the credentials" in err
+    assert "--clickhouse-password" in err and "SWARMLENS_CLICKHOUSE_PASSWORD" in err
