@@ -247,3 +247,25 @@ def test_admin_quotas_page_configures_channels_and_shows_deliveries(store, recei
         assert "No channels" in c.get("/admin/quotas").get_data(as_text=True)
     finally:
         app.extensions["swarmlens_pool"].close()
+
+
+def test_the_notifier_keeps_running_while_clickhouse_is_away(store, tmp_path):
+    from support_polling import wait_until
+    from swarmlens import config
+    from swarmlens.notify.scheduler import Scheduler
+    from swarmlens.ports import free_port
+
+    cfg = config.load({"SWARMLENS_CLICKHOUSE_URL": f"http://127.0.0.1:{free_port()}",
+                       "SWARMLENS_DATA_DIR": str(tmp_path)}, environ={})
+    said: list[str] = []
+    stop = threading.Event()
+    loop = threading.Thread(target=Scheduler(cfg, say=said.append).run, args=(stop, 0.05))
+    loop.start()
+    try:
+        wait_until(lambda: sum("check failed, retrying in 0.05 s: cannot reach ClickHouse" in s for s in said) >= 2,
+                   30, what="two failed checks")
+        assert loop.is_alive()
+    finally:
+        stop.set()
+        loop.join(10)
+    assert not loop.is_alive()

@@ -96,7 +96,12 @@ def _run_forever(client, cfg) -> int:
         signal.signal(sig, lambda s, f: stop.set())
     print(f"notifier: checking quotas and the report schedule every {cfg['SWARMLENS_NOTIFY_INTERVAL']:g} s",
           flush=True)
-    Scheduler(cfg, client, say=lambda line: print(f"notifier: {line}", flush=True)).run(stop)
+    scheduler = Scheduler(cfg, client, say=lambda line: print(f"notifier: {line}", flush=True))
+    try:
+        scheduler.run(stop)
+    finally:
+        if scheduler._client is not client:  # a client of its own, after a lost connection
+            scheduler.close()
     print("notifier: stopped", flush=True)
     return 0
 
