@@ -240,6 +240,9 @@ def test_admin_quotas_page_configures_channels_and_shows_deliveries(store, recei
         row = re.search(r"<tr><td>[0-9: -]+</td><td>alice</td>.*?</tr>", page, re.S).group(0)
         assert "quota warning" in row and "web-hook" in row and ">sent<" in row
         assert "key=abc" not in page  # the receiver's query string may hold a key: never shown
+        data = c.get("/admin/quotas?format=json").get_json()
+        assert [ch["name"] for ch in data["channels"]] == ["web-hook"] and secret not in str(data)
+        assert any(d["user_id"] == "alice" and d["status"] == "sent" for d in data["deliveries"])
 
         r = c.post("/admin/quotas", data={"csrf_token": csrf("/admin/quotas"), "action": "delete_channel",
                                           "name": "web-hook"})
