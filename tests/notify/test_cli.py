@@ -142,3 +142,22 @@ def test_credentials_by_flags_and_a_refusal_in_one_line(store, make_endpoint, ca
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"ClickHouse at {ep.url} refused the credentials" in err
     assert "--clickhouse-password" in err and "SWARMLENS_CLICKHOUSE_PASSWORD" in err
+
+
+def test_notify_test_sends_a_signed_message_every_time(cli, receiver, no_channels, monkeypatch):
+    code, out, err = cli("notify", "set", "hook", "--webhook", receiver.url, "--secret", "abc123abc123")
+    assert code == 0, err
+    for _ in range(2):
+        code, out, err = cli("notify", "test", "hook")
+        assert code == 0, err
+        assert "test message to hook (http://127.0.0.1:" in out and ": sent after 1 attempt(s), HTTP 204" in out
+    assert [r["json"]["event"] for r in receiver.requests] == ["test", "test"]
+    headers = {k.lower(): v for k, v in receiver.requests[0]["headers"].items()}
+    assert headers["x-swarmlens-signature"].startswith("sha256=")
+    monkeypatch.setenv("SWARMLENS_NOTIFY_ATTEMPTS", "1")
+    receiver.fail_next = 1
+    code, out, _ = cli("notify", "test", "hook")
+    assert code == 1 and ": failed after 1 attempt(s), gave up after 1 attempts: HTTP 503" in out
+    code, _, err = cli("notify", "test", "nope")
+    assert code == 1 and "no channel 'nope'" in err
+    assert "hook" not in cli("notify", "log")[1]  # test messages are not recorded

@@ -289,6 +289,17 @@ class Sender:
         return "sent", to
 
 
+def test_message(channel: Channel) -> Message:
+    """What `swarmlens notify test` sends: says what the channel receives, changes nothing."""
+    sends = " and ".join(x for x, on in (("quota alerts", channel.alerts), ("monthly reports", channel.reports)) if on)
+    scope = f"users of plan {channel.plan}" if channel.plan else "every plan"
+    text = f"This is a test from swarmlens. The channel {channel.name} receives {sends} for {scope}.\n"
+    return Message("test", f"[swarmlens] Test message for channel {channel.name}", text,
+                   {"event": "test", "channel": channel.name, "plan": channel.plan or None,
+                    "alerts": channel.alerts, "reports": channel.reports,
+                    "sent_at": datetime.now(timezone.utc).isoformat()})
+
+
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     """The webhook signature: hex HMAC-SHA256 of ``TIMESTAMP.BODY`` keyed by the channel's secret."""
     return hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()

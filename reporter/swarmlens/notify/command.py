@@ -4,6 +4,7 @@
     swarmlens notify set NAME (--webhook URL [--secret S] | --email ADDRESSES) [--plan PLAN]
                              [--no-alerts] [--reports]
     swarmlens notify delete NAME
+    swarmlens notify test NAME    (a test message, to check the address, URL or signature)
     swarmlens notify log [--limit N]
     swarmlens notify check        (one check now: alerts due, reports due)
     swarmlens notify run          (check every SWARMLENS_NOTIFY_INTERVAL seconds; `swarmlens up` runs it)
@@ -35,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--reports", action="store_true", help="send the monthly reports here")
     p = sub.add_parser("delete", help="delete a channel")
     p.add_argument("name")
+    p = sub.add_parser("test", help="send a test message to a channel now (recorded nowhere, sent every time)")
+    p.add_argument("name")
     p = sub.add_parser("log", help="the latest notifications and their delivery")
     p.add_argument("--limit", type=int, default=50)
     sub.add_parser("check", help="send what is due now, once")
@@ -63,6 +66,18 @@ def run(args) -> int:
                   f"{'plan ' + c.plan if c.plan else 'every plan'}")
             if c.kind == "webhook" and not args.secret and not (existing and existing.secret == c.secret):
                 print(f"signing secret (shown only now): {c.secret}")
+        elif a == "test":
+            import uuid
+
+            from swarmlens.notify.channels import Sender, test_message
+
+            c = ch.get_channel(client, cfg, args.name)
+            if c is None:
+                raise ch.InvalidInput(f"no channel {args.name[:60]!r} (see `swarmlens notify channels`)")
+            outcome = Sender(cfg).deliver(c, test_message(c), f"test-{uuid.uuid4().hex}")
+            print(f"test message to {c.name} ({outcome.target}): {outcome.status} after {outcome.attempts} "
+                  f"attempt(s), {outcome.detail}")
+            return 0 if outcome.status == "sent" else 1
         elif a == "delete":
             c = ch.delete_channel(client, cfg, args.name)
             print(f"channel {c.name} deleted")
@@ -85,7 +100,7 @@ def run(args) -> int:
             return _run_forever(client, cfg)
         return 0
 
-    return run_store_command("notify", args, body, usage="channels, set, delete, log, check or run")
+    return run_store_command("notify", args, body, usage="channels, set, delete, test, log, check or run")
 
 
 def _run_forever(client, cfg) -> int:

@@ -156,4 +156,5 @@ def _quotas_ctx() -> dict:
     return {"month": month.as_dict(), "over": over, "warn": warn, "no_plan": [r["user_id"] for r in rows if not r["plan"]],
             "channels": [{"name": ch.name, "plan": ch.plan, "kind": ch.kind, "target": ch.shown_target(),
                           "alerts": ch.alerts, "reports": ch.reports} for ch in got["chans"]],
-            "deliveries": got["log"], "plans": [p["plan"] for p in got["plans"]], "new_secret": None, "form": {}}
+            "deliveries": got["log"], "plans": [p["plan"] for p in got["plans"]],
+            "next_reports": {"month": month.label, "on": rc.add_months(month.start, 1).isoformat()}, "new_secret": None, "form": {}}
