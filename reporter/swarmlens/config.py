@@ -34,6 +34,13 @@ def _smtp_security(value: str) -> str:
     return v
 
 
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if not 1 <= seconds <= 86400:
+        raise ValueError(f"must be between 1 and 86400 seconds, not {value!r}")
+    return seconds
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -119,7 +126,7 @@ SETTINGS: tuple[Setting, ...] = (
             "SMTP password for SWARMLENS_SMTP_USER."),
     Setting("SWARMLENS_SMTP_FROM", "swarmlens@localhost", str,
             "Sender address of alert and report e-mails."),
-    Setting("SWARMLENS_NOTIFY_INTERVAL", 60.0, float,
+    Setting("SWARMLENS_NOTIFY_INTERVAL", 60.0, _seconds,
             "Seconds between two checks of quotas and of the report schedule by the notifier of `swarmlens up`."),
     Setting("SWARMLENS_NOTIFY_ATTEMPTS", 5, int,
             "Attempts per delivery before it is recorded as failed (webhook: network errors, 429 and 5xx; SMTP: 4xx)."),

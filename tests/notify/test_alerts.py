@@ -198,6 +198,8 @@ def test_a_bad_smtp_security_setting_is_named():
 
     with pytest.raises(ValueError, match="SWARMLENS_SMTP_SECURITY: must be starttls, ssl or none, not 'tls'"):
         config.load(environ={"SWARMLENS_SMTP_SECURITY": "tls"})
+    with pytest.raises(ValueError, match="SWARMLENS_NOTIFY_INTERVAL: must be between 1 and 86400 seconds"):
+        config.load(environ={"SWARMLENS_NOTIFY_INTERVAL": "0"})
 
 
 def test_admin_quotas_page_configures_channels_and_shows_deliveries(store, receiver, no_channels):
