@@ -273,7 +273,7 @@ def test_results_stream_and_a_mid_stream_error_reaches_the_client(make_endpoint)
     client = clickhouse_connect.get_client(host="127.0.0.1", port=ep.port)
     with pytest.raises(Exception) as exc:
         client.query("SELECT number, sleepEachRow(0.02), throwIf(number = 20) FROM numbers(100) "
-                     "SETTINGS max_block_size = 1", settings={"wait_end_of_query": 0})
+                     "SETTINGS max_block_size = 1")
     assert "395" in str(exc.value) or "throwIf" in str(exc.value) or "NON_ZERO" in str(exc.value)
     client.close()
 

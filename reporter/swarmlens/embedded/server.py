@@ -128,6 +128,34 @@ class _Closed(Exception):
     """The client went away."""
 
 
+class _EngineStream:
+    """A streamed SELECT on an engine connection.
+
+    chDB's StreamingResult wrapper ends a stream at the first chunk that holds no rows, which is
+    also what a Native or *WithNames output starts with (a header block): the stream would end
+    after its header. This reads the engine's chunks itself: the stream ends when the engine has
+    nothing more to give (no chunk, or an empty one with no bytes)."""
+
+    def __init__(self, conn: Connection, sql: str, fmt: str, params: dict):
+        self._low = conn.conn._conn  # the engine binding under chdb's Python wrapper
+        self._res = self._low.send_query(sql, fmt, params=params or {})
+        self.finished = False
+
+    def fetch(self):
+        if self.finished:
+            return None
+        r = self._low.streaming_fetch_result(self._res)
+        if r is None or (r.rows_read() == 0 and not r.bytes()):
+            self.finished = True
+            return None
+        return r
+
+    def cancel(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self._low.streaming_cancel_query(self._res)
+
+
 @dataclass
 class _Running:
     query_id: str
@@ -521,6 +549,7 @@ class _Execution:
         self.external: list[tuple[str, dict, _Spool]] = []
         self.progress: list[dict] = []
         self.summary: dict = {}
+        self.spoilt = False  # the engine connection saw a stream fail or cancelled: never pool it
 
     # -- parsing -------------------------------------------------------------------------------
     def run(self) -> None:
@@ -737,6 +766,7 @@ class _Execution:
                     conn.note_statement(st.canonical)
                 else:
                     discard = True
+            discard = discard or self.spoilt
         except BaseException:
             if not session:
                 # a failed request may have left the connection mid-change: never pool it
@@ -936,7 +966,7 @@ class _Execution:
         stream = None
         try:
             try:
-                stream = conn.conn.send_query(sql, fmt, params=qparams)
+                stream = _EngineStream(conn, sql, fmt, qparams)
                 running.stream = stream
                 if running.cancelled.is_set():
                     stream.cancel()
@@ -986,6 +1016,7 @@ class _Execution:
                         chunk = stream.fetch()
                         err = None
                         if chunk is None and running.cancelled.is_set():
+                            self.spoilt = True
                             # a cancelled stream just ends: say so, never pass a cut result off as whole
                             err = ClickHouseError(394, "QUERY_WAS_CANCELLED", "Query was cancelled")
                     except Exception as exc:
@@ -1008,13 +1039,15 @@ class _Execution:
                 raise
         finally:
             conn.conn.set_progress_callback(None)
-            if stream is not None and not getattr(stream, "_exhausted", True):
+            if stream is not None and not stream.finished:
+                self.spoilt = True
                 try:
                     stream.cancel()
                 except Exception:
                     pass
 
     def _engine_error(self, exc: Exception, running: _Running) -> ClickHouseError:
+        self.spoilt = True
         if running.cancelled.is_set():
             return ClickHouseError(394, "QUERY_WAS_CANCELLED", "Query was cancelled")
         text = str(exc)
