@@ -14,7 +14,6 @@ import sys
 import threading
 from datetime import datetime, timedelta, timezone
 
-import pytest
 
 from support_polling import wait_until
 

@@ -22,7 +22,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
@@ -66,7 +66,7 @@ class Channel:
     def shown_target(self) -> str:
         if self.kind == "webhook":
             parts = urlsplit(self.target)  # never show credentials or a query string that may hold a key
-            return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+            return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
         return self.target
 
 
@@ -193,7 +193,6 @@ class Sender:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], datetime] = _now
     timeout: float = 15.0
-    _ssl: Any = field(default=None, repr=False)
 
     def deliver(self, channel: Channel, message: Message, delivery_id: str) -> Outcome:
         attempts = max(1, int(self.config.get("SWARMLENS_NOTIFY_ATTEMPTS") or 1))
