@@ -55,7 +55,7 @@ import h11
 from swarmlens import sqltext
 from swarmlens.embedded import codecs
 from swarmlens.embedded.engine import SETTING_NAME_RE, Connection, Engine
-from swarmlens.embedded.errors import DATA_ERROR_CODES, ClickHouseError
+from swarmlens.embedded.errors import ClickHouseError, is_data_error
 from swarmlens.embedded.sandbox import DENIED_SETTINGS, Policy, Sandbox, Statement, escape_param
 
 log = logging.getLogger("swarmlens.clickhouse")
@@ -1078,7 +1078,7 @@ class _Execution:
                     except Exception:
                         pass
                 err = exc if isinstance(exc, ClickHouseError) else ClickHouseError.from_engine(exc)
-                if err.code in DATA_ERROR_CODES or err.code == 394:
+                if is_data_error(err.code):
                     raise err from None
                 if pause is None or self.ep._stopping:
                     log.error("insert failed %d times for a reason of the server's; closing the connection "
