@@ -373,3 +373,16 @@ def test_a_compression_bomb_is_refused_within_the_memory_bound(make_endpoint, ch
     assert r.status_code == 413
     assert rss() - before < 256 << 20
     assert q(ep, f"SELECT count() FROM {db}.b").text == "0\n"
+
+
+def test_clickhouse_connect_sees_a_mid_stream_error(make_endpoint):
+    ep = make_endpoint()
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=ep.port)
+    try:
+        with pytest.raises(Exception) as exc:
+            res = client.query("SELECT number, sleepEachRow(0.02), throwIf(number = 20) FROM numbers(100) "
+                               "SETTINGS max_block_size = 1", settings={"wait_end_of_query": 0})
+            print("ROWS", len(res.result_rows), res.summary)
+        assert "NON_ZERO" in str(exc.value) or "395" in str(exc.value)
+    finally:
+        client.close()
