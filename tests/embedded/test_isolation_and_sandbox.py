@@ -386,3 +386,20 @@ def test_clickhouse_connect_sees_a_mid_stream_error(make_endpoint):
         assert "NON_ZERO" in str(exc.value) or "395" in str(exc.value)
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("settings", [
+    {"max_result_rows": "2", "result_overflow_mode": "break"},  # would cut the parse the sandbox reads
+    {"max_query_size": "20"},
+    {"dialect": "prql"},  # would parse the statement otherwise than it was judged
+])
+def test_request_settings_cannot_change_how_a_statement_is_judged(make_endpoint, secret_file, settings):
+    ep = make_endpoint()
+    sid = uuid.uuid4().hex
+    sql = f"SELECT * FROM numbers(3) AS a, numbers(2) AS b, file('{secret_file}', LineAsString) AS c"
+    r = q(ep, sql, **settings)
+    assert r.status_code in (403, 400, 404) and "host secret" not in r.text
+    for k, v in settings.items():
+        q(ep, f"SET {k} = '{v}'", session_id=sid)
+    r = q(ep, sql, session_id=sid)
+    assert r.status_code in (403, 400, 404) and "host secret" not in r.text
