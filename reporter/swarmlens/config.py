@@ -52,7 +52,7 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     # Where data lives
     Setting("SWARMLENS_DATA_DIR", _default_data_dir, str,
-            "Data directory of the embedded ClickHouse, rotel's state and the generated admin credentials."),
+            "Data directory of the embedded ClickHouse, the OTLP receiver's write-ahead log and the generated admin credentials."),
     # Embedded ClickHouse endpoint (`swarmlens clickhouse`, `swarmlens up`)
     Setting("SWARMLENS_CLICKHOUSE_LISTEN_HOST", "127.0.0.1", str,
             "Address the embedded ClickHouse HTTP interface binds to. A non-loopback address requires SWARMLENS_CLICKHOUSE_PASSWORD."),
