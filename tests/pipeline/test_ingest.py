@@ -269,3 +269,27 @@ def test_a_large_segment_goes_in_chunks_and_a_repeat_after_a_crash_is_dropped(mi
                            "LIKE {p:String}", parameters={"otel": migrated.SWARMLENS_OTEL_DATABASE,
                                                           "p": run + "%"}).result_rows[0][0] == 15
     assert ing.stats.counts["spans_inserted"] == 30 and ing.stats.counts["segments_inserted"] == 2
+
+
+def test_with_clickhouse_away_requests_are_acknowledged_kept_on_disk_and_inserted_later(migrated, ch_client, pl,
+                                                                                       tmp_path):
+    from swarmlens.ingest.server import Ingest
+    from swarmlens.ports import free_port
+
+    run = f"away-{uuid.uuid4().hex[:8]}"
+    nowhere = config_mod.Config({**migrated, "SWARMLENS_CLICKHOUSE_URL": f"http://127.0.0.1:{free_port()}"})
+    away = Ingest(nowhere, str(tmp_path / "ingest"), batch_seconds=0.1).start("127.0.0.1", 0, 0)
+    try:
+        assert _post(away.http_port, _tasks_request(run, 4, bad_value=False))[0] == 200
+        pl.wait_until(lambda: away.status()["counts"].get("insert_failures"), 30, what="a failed insert")
+        assert away.status()["backlog_segments"] == 1
+    finally:
+        started = time.monotonic()
+        away.stop()
+    assert time.monotonic() - started < 15, "stop waited for a ClickHouse that is not there"
+    back = Ingest(migrated, str(tmp_path / "ingest"), batch_seconds=0.1).start("127.0.0.1", 0, 0)
+    try:
+        pl.wait_until(lambda: pl.task_count(ch_client, migrated, run) == 4, 30, what="the kept tasks")
+        pl.wait_until(lambda: back.status()["backlog_segments"] == 0, 30, what="the log emptied")
+    finally:
+        back.stop()

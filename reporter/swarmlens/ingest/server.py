@@ -303,16 +303,16 @@ class Ingest:
                             if failures[segment.seq] >= _POISON_ATTEMPTS:
                                 self._quarantine(segment, str(exc))
                                 break
-                        if self._stop.wait(pause) and stopping:
-                            return
+                        if self._stop.wait(pause):
+                            return  # stopping: what is left stays in the log for the next start
                         pause = min(pause * 2, 10.0)
                     except Exception as exc:  # a connection dropped mid-insert, and the like
                         self.stats.error(f"insert of segment {segment.seq} failed: {exc!r}")
                         self.stats.add(insert_failures=1)
                         log.warning("insert of segment %d failed (will retry in %.1f s): %r", segment.seq, pause, exc)
                         client = None
-                        if self._stop.wait(pause) and stopping:
-                            return
+                        if self._stop.wait(pause):
+                            return  # stopping: what is left stays in the log for the next start
                         pause = min(pause * 2, 10.0)
             if stopping:
                 return
