@@ -184,6 +184,7 @@ def test_spans_without_valid_ids_are_dropped_counted_and_reported(migrated, inge
     (b"{not json", "application/json", "", 400),
     (b"\x1f\x8b\x08\x00 truncated gzip", "application/x-protobuf", "gzip", 400),
     (b"", "text/plain", "", 415),
+    (__import__("gzip").compress(b"\0" * (17 << 20)), "application/x-protobuf", "gzip", 413),
 ])
 def test_an_unreadable_body_is_refused_with_a_clear_status(ingest, body, content_type, encoding, status):
     headers = {"Content-Encoding": encoding} if encoding else {}

@@ -510,6 +510,10 @@ class _Handler(BaseHTTPRequestHandler):
         encoding = (self.headers.get("Content-Encoding") or "").strip().lower()
         try:
             body = _decompress(body, encoding)
+        except _TooLarge as exc:
+            ingest.stats.add(requests_refused=1)
+            self._answer(413, f"{exc}\n".encode())
+            return
         except ValueError as exc:
             ingest.stats.add(requests_refused=1)
             self._answer(400, f"{exc}\n".encode())
@@ -542,6 +546,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(200, decoded.response().SerializeToString(), "application/x-protobuf")
 
 
+class _TooLarge(ValueError):
+    pass
+
+
 def _decompress(body: bytes, encoding: str) -> bytes:
     if encoding in ("", "identity"):
         return body
@@ -553,6 +561,6 @@ def _decompress(body: bytes, encoding: str) -> bytes:
     except zlib.error as exc:
         raise ValueError(f"the {encoding} body is corrupt: {exc}") from None
     if len(out) > MAX_REQUEST_BYTES or d.unconsumed_tail:
-        raise ValueError(f"the body decompresses to more than {MAX_REQUEST_BYTES} bytes")
+        raise _TooLarge(f"the body decompresses to more than {MAX_REQUEST_BYTES} bytes")
     return out
 
