@@ -73,7 +73,9 @@ def test_dashboard_figures_match_the_raw_spans(ops, seeded, h, key):
     assert f["error_rate"] == pytest.approx(want["errors"] / want["tasks"] if want["tasks"] else 0)
     assert f["cost_usd"] == pytest.approx(raw_cost(seeded, h, start, end).get("", 0.0), rel=1e-9, abs=1e-12)
     assert sum(x["tasks"] for x in d["daily"]) == want["tasks"]
-    assert len(d["daily"]) == (end - start).days
+    # One row per day up to today: days still to come are not drawn as zeros.
+    assert len(d["daily"]) == (min(end, seeded.today + timedelta(days=1)) - start).days
+    assert d["daily"][-1]["day"] <= seeded.today.isoformat()
     prev = raw_tasks(seeded, date.fromisoformat(d["previous_period"]["start"]),
                      date.fromisoformat(d["previous_period"]["end_exclusive"]))
     assert d["previous_figures"]["tasks"] == prev["tasks"]
@@ -91,7 +93,8 @@ def test_dashboard_lists_users_near_and_over_quota(ops):
     levels = {u["user_id"]: u["level"] for u in d["users_near_quota"]}
     assert levels == {"alice": "warn", "bob": "over"}
     html = ops.get("/").get_data(as_text=True)
-    assert "125.0% over" in html and "85.0% warning" in html
+    # alice's quota is ceil(used / 0.85): just under 85%, and shown cut, not rounded up to it.
+    assert "125.0% over" in html and "84.9% warning" in html
     assert "o3-mini" in html  # unpriced model warning
 
 
@@ -136,7 +139,7 @@ def test_users_list_pages_through_every_user_once(ops, seeded):
 
 def test_user_page_has_history_chart_agents_recommendation_and_quota_warning(ops, seeded):
     d = ops.get("/users/alice?format=json").get_json()
-    assert d["quota"]["level"] == "warn" and d["quota"]["percent"] == 85.0
+    assert d["quota"]["level"] == "warn" and d["quota"]["percent"] == 84.9
     starts = [t["start_time"] for t in d["tasks"]]
     assert starts == sorted(starts, reverse=True)
     all_alice = seeded.raw(f"SELECT TraceId FROM {{otel:Identifier}}.otel_traces WHERE {ROOT} "

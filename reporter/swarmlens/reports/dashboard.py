@@ -11,7 +11,19 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from swarmlens.reports.common import (DASHBOARD_PERIODS, Period, change, fill_days, parallel, q, q1, quota_rows,
-                                      ratio, this_month)
+                                      rate_change, ratio, this_month)
+
+
+def changes_of(current: dict[str, Any], previous: dict[str, Any], keys) -> dict[str, float | None]:
+    """Changes against the previous period: relative for amounts, a difference for rates (shown in
+    percentage points). A rate with no tasks before has nothing to compare with."""
+    out = {}
+    for k in keys:
+        if k == "error_rate":
+            out[k] = rate_change(current[k], previous[k]) if previous.get("tasks") else None
+        else:
+            out[k] = change(current[k], previous[k])
+    return out
 
 
 def figure_calls(client, config, period: Period, user: str = "") -> dict[str, Callable[[], Any]]:
@@ -93,8 +105,7 @@ def build(client, config, period: Period) -> dict[str, Any]:
         "previous_period": previous_period.as_dict(),
         "figures": current,
         "previous_figures": previous,
-        "changes": {k: change(current[k], previous[k]) for k in ("tasks", "tokens", "cost_usd", "active_users",
-                                                                 "error_rate")},
+        "changes": changes_of(current, previous, ("tasks", "tokens", "cost_usd", "active_users", "error_rate")),
         "daily": daily_of(period, r["days"], r["costs"]),
         "top_agents": r["top_agents"],
         "top_users": r["top_users"],
