@@ -327,7 +327,10 @@ def test_all_user_twins_give_the_figures_of_their_per_user_query_files(seeded):
             params["limit"] = 1000
         if name == "search_tasks":
             params.update(start=ts(start), end=ts(end), q="", agent="", status="", limit=1000, has_cursor=0,
-                          cursor_time=ts(start), cursor_id="")
+                          cursor_time=ts(start), cursor_id="", p1="", p2="", p3="", p4="")
+        if name == "search_count":
+            params.update(start=ts(start), end=ts(end), q="", agent="", status="", cap=100000, p1="", p2="", p3="",
+                          p4="")
         direct = list(query_file(seeded.client, name, params, config=seeded.config).named_results())
         routed = common.q(seeded.client, seeded.config, name, **params)
         assert direct, name
@@ -337,9 +340,10 @@ def test_all_user_twins_give_the_figures_of_their_per_user_query_files(seeded):
             for k in a:
                 assert a[k] == (pytest.approx(b[k]) if isinstance(b[k], float) else b[k]), (name, k)
     # a keyword, and a keyword with the agent filter, find the same tasks in both tables
-    for extra in ({"q": "refund"}, {"q": "REFUND", "agent": "Triage Agent"}):
+    for extra in ({"q": "refund"}, {"q": "REFUND", "agent": "Triage Agent"}, {"p1": "%refun%"}):
         params = {"start": ts(start - timedelta(days=60)), "end": ts(end), "user": "", "q": "", "agent": "",
-                  "status": "", "limit": 1000, "has_cursor": 0, "cursor_time": ts(start), "cursor_id": "", **extra}
+                  "status": "", "limit": 1000, "has_cursor": 0, "cursor_time": ts(start), "cursor_id": "",
+                  "p1": "", "p2": "", "p3": "", "p4": "", **extra}
         direct = list(query_file(seeded.client, "search_tasks", params, config=seeded.config).named_results())
         assert direct, extra
         assert common.q(seeded.client, seeded.config, "search_tasks", **params) == direct, extra

@@ -110,3 +110,16 @@ def test_days_still_to_come_are_not_filled_with_zeros():
     rows = rc.fill_days(period, [{"day": today, "tasks": 4}], ["tasks"])
     assert [r["day"] for r in rows] == [today - timedelta(days=2), today - timedelta(days=1), today]
     assert rows[-1]["tasks"] == 4
+
+
+def test_search_words_are_marked_whole_and_the_text_escaped():
+    from swarmlens.reports.search import highlight_terms, match_params
+
+    terms = highlight_terms("Refun my <b>")
+    assert terms == {"within": ["refun"], "whole": ["my", "b"]}
+    assert match_params("Refun my") == {"q": "my", "p1": "%refun%", "p2": "", "p3": "", "p4": ""}
+    html = str(fmt.highlight("Please REFUND my <b>kettle</b>, mystery", terms))
+    assert html == ("Please <mark>REFUND</mark> <mark>my</mark> &lt;<mark>b</mark>&gt;kettle&lt;/<mark>b</mark>&gt;, "
+                    "mystery")
+    # A match far into a long text is brought into the snippet.
+    assert "<mark>refunded</mark>" in str(fmt.highlight("x " * 100 + "refunded", terms, 40))

@@ -13,7 +13,8 @@ from swarmlens.store.client import query_file
 # columns, one row per day or per day and agent/model instead of one per user) and the time-sorted
 # task_search of schema 0008.
 ALL_USERS = {name: name + "_all" for name in ("task_totals", "task_daily", "cost_total", "cost_daily",
-                                               "usage_by_agent", "usage_by_model", "search_tasks")}
+                                               "usage_by_agent", "usage_by_model", "search_tasks",
+                                               "search_count")}
 
 
 def q(client, config: Mapping[str, Any], name: str, **params) -> list[dict[str, Any]]:

@@ -1,15 +1,70 @@
-"""Task search: keyword (text indexes on input and output), date range, user, agent, status."""
+"""Task search: keywords (text indexes on input and output), date range, user, agent, status; a
+count of the matches and the words to highlight.
+
+Matching: each word of four characters or more matches the start or middle of a word ("refun" finds
+"refund"), through the text indexes' dictionaries (ClickHouse evaluates ``LIKE '%refun%'`` on the
+index's token dictionary, not on every row); up to ``PREFIX_WORDS`` words match that way. Shorter
+words, and any beyond those, match whole words only: a pattern of one to three letters matches too
+many dictionary tokens to stay fast. All words must occur, in the input or in the output.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from swarmlens.reports.common import Period, q
 
 STATUSES = ("", "ok", "error")
+PREFIX_WORDS = 4
+MIN_PREFIX_LEN = 4
+# The count stops here: "10,000+" says enough, and counting all of a common word costs a scan.
+COUNT_CAP = 10_000
+
+# The text indexes split on ASCII non-alphanumerics and lower-case; so do the search words.
+_WORD = re.compile(r"[0-9a-z\u0080-\U0010ffff]+")
+
+
+def words_of(text: str) -> list[str]:
+    seen: list[str] = []
+    for w in _WORD.findall((text or "").lower()):
+        if w not in seen:
+            seen.append(w)
+    return seen
+
+
+def match_params(text: str) -> dict[str, Any]:
+    """The query files' keyword parameters: ``q``, the words matched whole (hasAllTokens), and
+    ``p1``..``p4``, LIKE patterns of the words matched within words ('' = none)."""
+    words = words_of(text)
+    prefixes = [w for w in words if len(w) >= MIN_PREFIX_LEN][:PREFIX_WORDS]
+    whole = [w for w in words if w not in prefixes]
+    params: dict[str, Any] = {"q": " ".join(whole)}
+    for i in range(PREFIX_WORDS):
+        params[f"p{i + 1}"] = f"%{prefixes[i]}%" if i < len(prefixes) else ""
+    return params
+
+
+def highlight_terms(text: str) -> dict[str, list[str]]:
+    """The words as the page highlights them: within words, or whole words."""
+    p = match_params(text)
+    return {"within": [p[f"p{i + 1}"].strip("%") for i in range(PREFIX_WORDS) if p[f"p{i + 1}"]],
+            "whole": p["q"].split()}
+
+
+def filter_params(*, period: Period, q_text: str, user: str, agent: str, status: str) -> dict[str, Any]:
+    return {"start": period.start_ts, "end": period.end_ts, "user": user, "agent": agent, "status": status,
+            **match_params(q_text)}
 
 
 def search(client, config, *, period: Period, q_text: str, user: str, agent: str, status: str, limit: int,
            cursor_params: dict[str, Any]) -> list[dict[str, Any]]:
-    return q(client, config, "search_tasks", start=period.start_ts, end=period.end_ts, q=q_text, user=user,
-             agent=agent, status=status, limit=limit + 1, **cursor_params)
+    return q(client, config, "search_tasks", limit=limit + 1, **cursor_params,
+             **filter_params(period=period, q_text=q_text, user=user, agent=agent, status=status))
+
+
+def count(client, config, *, period: Period, q_text: str, user: str, agent: str, status: str) -> int:
+    """How many tasks match, up to COUNT_CAP + 1 (more than the cap reads as "10,000+")."""
+    rows = q(client, config, "search_count", cap=COUNT_CAP + 1,
+             **filter_params(period=period, q_text=q_text, user=user, agent=agent, status=status))
+    return int(rows[0]["tasks"]) if rows else 0

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import date, datetime
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Any, Iterable
+
+from markupsafe import Markup, escape
 
 DASH = "–"
 
@@ -211,6 +214,38 @@ def short(value: Any, length: int = 90) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
+def _term_pattern(terms: dict[str, list[str]] | None) -> re.Pattern | None:
+    if not terms:
+        return None
+    # A word found within a longer one marks the whole of that word ("refun" marks "refund").
+    parts = [rf"[0-9A-Za-z]*{re.escape(w)}[0-9A-Za-z]*" for w in sorted(terms.get("within", []), key=len, reverse=True)]
+    parts += [rf"(?<![0-9A-Za-z]){re.escape(w)}(?![0-9A-Za-z])" for w in terms.get("whole", [])]
+    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
+
+
+def highlight(value: Any, terms: dict[str, list[str]] | None = None, length: int = 90) -> Markup:
+    """Text cut to ``length`` around its first match, escaped, with the search words in <mark>
+    (``terms`` as swarmlens.reports.search.highlight_terms gives them)."""
+    text = " ".join(str(value or "").split())
+    pattern = _term_pattern(terms)
+    first = pattern.search(text) if pattern else None
+    start = 0
+    if first and first.end() > length - 10:
+        start = max(0, first.start() - length // 3)
+    snippet = text[start:start + length]
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if start + length < len(text) else ""
+    if not pattern:
+        return Markup(escape(prefix + snippet + suffix))
+    out, last = [escape(prefix)], 0
+    for m in pattern.finditer(snippet):
+        out.append(escape(snippet[last:m.start()]))
+        out.append(Markup("<mark>") + escape(m.group(0)) + Markup("</mark>"))
+        last = m.end()
+    out.append(escape(snippet[last:] + suffix))
+    return Markup("").join(out)
+
+
 def money_column(rows: Iterable[dict[str, Any]], key: str = "cost_usd") -> int:
     """column_places of one key over rows (a Jinja filter: ``rows|money_column``)."""
     return column_places(r.get(key) for r in rows)
@@ -218,4 +253,4 @@ def money_column(rows: Iterable[dict[str, Any]], key: str = "cost_usd") -> int:
 
 FILTERS = {"num": num, "avg": avg, "usd": usd, "pct": pct, "percent": percent, "points": points,
            "delta": delta, "tone": tone, "dt": dt, "duration": duration, "pretty": pretty, "short": short,
-           "money_column": money_column}
+           "money_column": money_column, "highlight": highlight}

@@ -8,6 +8,7 @@ from flask import Blueprint, request
 
 from swarmlens.reports import common as rc
 from swarmlens.reports import search as report
+from swarmlens.web import csvout
 from swarmlens.web.common import (arg_choice, arg_int, arg_text, client, config, decode_cursor, keyset_params,
                                   next_cursor, page, period_or_400, principal, requires)
 
@@ -36,8 +37,10 @@ def search():
     who = principal()
     c, cfg = client(), config()
     # The search and the two filter menus at once.
+    counted = {k: v for k, v in params.items() if k != "limit"}
     r = rc.parallel(
         rows=lambda: report.search(c, cfg, cursor_params=keyset_params(cursor), **params),
+        count=lambda: report.count(c, cfg, **counted),
         agents=lambda: rc.q(c, cfg, "known_agents"),
         users=lambda: rc.q(c, cfg, "known_users") if who.is_ops else [{"user_id": who.id}],
     )
@@ -53,5 +56,19 @@ def search():
         "agents": [a["agent"] for a in r["agents"]],
         "users": [u["user_id"] for u in r["users"]],
         "searched": bool(request.args),
+        "count": min(r["count"], report.COUNT_CAP),
+        "count_capped": r["count"] > report.COUNT_CAP,
+        "highlight": report.highlight_terms(params["q_text"]),
     }
     return page("search.html", ctx)
+
+
+@bp.route("/search.csv")
+@requires("any")
+def search_csv():
+    """The matching tasks as CSV, newest first, up to csvout.MAX_ROWS."""
+    params = search_params()
+    params["limit"] = csvout.MAX_ROWS
+    rows = report.search(client(), config(), cursor_params=keyset_params(None), **params)[:csvout.MAX_ROWS]
+    p = params["period"]
+    return csvout.tasks_response(rows, f"swarmlens-search-{p.start.isoformat()}-{(p.end - timedelta(days=1)).isoformat()}.csv")
