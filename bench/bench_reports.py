@@ -132,9 +132,10 @@ def reports(p: dict) -> list[dict]:
     t7 = {"start": p["t7"], "end": p["tend"]}
     pg30, pg7 = {"start": p["n30"], "end": p["nend"]}, {"start": p["n7"], "end": p["nend"]}
     pgm = {"start": p["nm0"], "end": p["nm1"]}
-    # {q}: words matched whole; {p1}..{p4}: '%word%' patterns of words matched within words (prefixes).
+    # {q}: words matched whole; {p1}..{p4} and {r1}..{r4}: words matched from their start (none here).
     search = {"start": p["t90"], "end": p["tend"], "agent": "", "status": "", "has_cursor": 0,
-              "cursor_time": p["tend"], "cursor_id": "", "limit": 50, "p1": "", "p2": "", "p3": "", "p4": ""}
+              "cursor_time": p["tend"], "cursor_id": "", "limit": 50,
+              **{f"{k}{i}": "" for k in "pr" for i in range(1, 5)}}
     pg90 = {"start": p["n90"], "end": p["nend"]}
     history_first = {"user": p["user"], "has_cursor": 0, "cursor_time": p["tend"], "cursor_id": "", "limit": 50}
     history_deep = {"user": p["top_user"], "has_cursor": 1, "cursor_time": p["cursor_time"],
@@ -348,8 +349,8 @@ def _guess(name: str, typ: str, p: dict, query: str) -> object:
         return p["dend"] if typ == "Date" else p["tend"]
     values = {"user": p["user"], "task": p["task"], "limit": 50, "q": "refund", "agent": "", "status": "",
               "has_cursor": 0, "cursor_time": p["tend"], "cursor_id": "", "vote": 0, "login": "bench",
-              "plan": "pro", "token_hash": "0" * 64, "owner": "", "detail": 1, "p1": "", "p2": "", "p3": "", "p4": "",
-              "cap": 10_001, "model": ""}
+              "plan": "pro", "token_hash": "0" * 64, "owner": "", "detail": 1, "cap": 10_001, "model": "",
+              **{f"{k}{i}": "" for k in "pr" for i in range(1, 5)}}
     if name in values:
         return values[name]
     if typ.startswith(("UInt", "Int")):

@@ -7,6 +7,11 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 
+from swarmlens.reports.search import match_params
+
+# The keyword parameters of the search query files with no word matched from its start.
+NO_PREFIXES = {k: v for k, v in match_params("").items() if k != "q"}
+
 ROOT = "SpanName = 'invoke_workflow swarm'"
 AGENT = "startsWith(SpanName, 'invoke_agent')"
 TOK_IN = "toUInt64OrZero(SpanAttributes['swarm.task.usage.input_tokens'])"
@@ -327,10 +332,9 @@ def test_all_user_twins_give_the_figures_of_their_per_user_query_files(seeded):
             params["limit"] = 1000
         if name == "search_tasks":
             params.update(start=ts(start), end=ts(end), q="", agent="", status="", limit=1000, has_cursor=0,
-                          cursor_time=ts(start), cursor_id="", p1="", p2="", p3="", p4="")
+                          cursor_time=ts(start), cursor_id="", **NO_PREFIXES)
         if name == "search_count":
-            params.update(start=ts(start), end=ts(end), q="", agent="", status="", cap=100000, p1="", p2="", p3="",
-                          p4="")
+            params.update(start=ts(start), end=ts(end), q="", agent="", status="", cap=100000, **NO_PREFIXES)
         direct = list(query_file(seeded.client, name, params, config=seeded.config).named_results())
         routed = common.q(seeded.client, seeded.config, name, **params)
         assert direct, name
@@ -340,10 +344,10 @@ def test_all_user_twins_give_the_figures_of_their_per_user_query_files(seeded):
             for k in a:
                 assert a[k] == (pytest.approx(b[k]) if isinstance(b[k], float) else b[k]), (name, k)
     # a keyword, and a keyword with the agent filter, find the same tasks in both tables
-    for extra in ({"q": "refund"}, {"q": "REFUND", "agent": "Triage Agent"}, {"p1": "%refun%"}):
+    for extra in ({"q": "refund"}, {"q": "REFUND", "agent": "Triage Agent"}, match_params("refun")):
         params = {"start": ts(start - timedelta(days=60)), "end": ts(end), "user": "", "q": "", "agent": "",
                   "status": "", "limit": 1000, "has_cursor": 0, "cursor_time": ts(start), "cursor_id": "",
-                  "p1": "", "p2": "", "p3": "", "p4": "", **extra}
+                  **NO_PREFIXES, **extra}
         direct = list(query_file(seeded.client, "search_tasks", params, config=seeded.config).named_results())
         assert direct, extra
         assert common.q(seeded.client, seeded.config, "search_tasks", **params) == direct, extra

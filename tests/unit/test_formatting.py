@@ -116,10 +116,17 @@ def test_search_words_are_marked_whole_and_the_text_escaped():
     from swarmlens.reports.search import highlight_terms, match_params
 
     terms = highlight_terms("Refun my <b>")
-    assert terms == {"within": ["refun"], "whole": ["my", "b"]}
-    assert match_params("Refun my") == {"q": "my", "p1": "%refun%", "p2": "", "p3": "", "p4": ""}
+    assert terms == {"start": ["refun"], "whole": ["my", "b"]}
+    params = match_params("Refun my")
+    assert params["q"] == "my" and params["p1"] == "%refun%" and params["p2"] == params["r2"] == ""
+    import re
+
+    # RE2 and Python read this class alike once \x{..} is written as Python's \U escape.
+    rx = re.compile(params["r1"].replace("\\x{80}", "\x80").replace("\\x{10FFFF}", "\U0010ffff"))
+    assert rx.search("please refund") and rx.search("refunded") and not rx.search("nonrefundable")
     html = str(fmt.highlight("Please REFUND my <b>kettle</b>, mystery", terms))
     assert html == ("Please <mark>REFUND</mark> <mark>my</mark> &lt;<mark>b</mark>&gt;kettle&lt;/<mark>b</mark>&gt;, "
                     "mystery")
+    assert "non<mark>" not in str(fmt.highlight("nonrefundable", terms))
     # A match far into a long text is brought into the snippet.
     assert "<mark>refunded</mark>" in str(fmt.highlight("x " * 100 + "refunded", terms, 40))

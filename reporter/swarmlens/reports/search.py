@@ -1,11 +1,12 @@
 """Task search: keywords (text indexes on input and output), date range, user, agent, status; a
 count of the matches and the words to highlight.
 
-Matching: each word of four characters or more matches the start or middle of a word ("refun" finds
-"refund"), through the text indexes' dictionaries (ClickHouse evaluates ``LIKE '%refun%'`` on the
-index's token dictionary, not on every row); up to ``PREFIX_WORDS`` words match that way. Shorter
-words, and any beyond those, match whole words only: a pattern of one to three letters matches too
-many dictionary tokens to stay fast. All words must occur, in the input or in the output.
+Matching: each word of four characters or more matches the start of a word ("refun" finds "refund",
+not "nonrefundable"): ClickHouse finds the candidates with ``LIKE '%refun%'`` on the text indexes'
+token dictionaries rather than on every row, and a regular expression anchored at a word's start
+keeps the right ones; up to ``PREFIX_WORDS`` words match that way. Shorter words, and any beyond
+those, match whole words only: a pattern of one to three letters matches too many dictionary tokens
+to stay fast. All words must occur, in the input or in the output.
 """
 
 from __future__ import annotations
@@ -34,21 +35,26 @@ def words_of(text: str) -> list[str]:
 
 
 def match_params(text: str) -> dict[str, Any]:
-    """The query files' keyword parameters: ``q``, the words matched whole (hasAllTokens), and
-    ``p1``..``p4``, LIKE patterns of the words matched within words ('' = none)."""
+    """The query files' keyword parameters: ``q``, the words matched whole (hasAllTokens);
+    ``p1``..``p4``, LIKE patterns of the words matched from their start, and ``r1``..``r4``, the same
+    words as regular expressions anchored where a word starts ('' = none)."""
     words = words_of(text)
     prefixes = [w for w in words if len(w) >= MIN_PREFIX_LEN][:PREFIX_WORDS]
     whole = [w for w in words if w not in prefixes]
     params: dict[str, Any] = {"q": " ".join(whole)}
     for i in range(PREFIX_WORDS):
-        params[f"p{i + 1}"] = f"%{prefixes[i]}%" if i < len(prefixes) else ""
+        word = prefixes[i] if i < len(prefixes) else ""
+        params[f"p{i + 1}"] = f"%{word}%" if word else ""
+        # A word starts at the text's start or after a character the index splits on (RE2 syntax;
+        # the words hold letters and digits only, so they need no escaping).
+        params[f"r{i + 1}"] = f"(^|[^0-9a-z\\x{{80}}-\\x{{10FFFF}}]){word}" if word else ""
     return params
 
 
 def highlight_terms(text: str) -> dict[str, list[str]]:
     """The words as the page highlights them: within words, or whole words."""
     p = match_params(text)
-    return {"within": [p[f"p{i + 1}"].strip("%") for i in range(PREFIX_WORDS) if p[f"p{i + 1}"]],
+    return {"start": [p[f"p{i + 1}"].strip("%") for i in range(PREFIX_WORDS) if p[f"p{i + 1}"]],
             "whole": p["q"].split()}
 
 

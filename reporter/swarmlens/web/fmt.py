@@ -217,8 +217,8 @@ def short(value: Any, length: int = 90) -> str:
 def _term_pattern(terms: dict[str, list[str]] | None) -> re.Pattern | None:
     if not terms:
         return None
-    # A word found within a longer one marks the whole of that word ("refun" marks "refund").
-    parts = [rf"[0-9A-Za-z]*{re.escape(w)}[0-9A-Za-z]*" for w in sorted(terms.get("within", []), key=len, reverse=True)]
+    # A word that starts a longer one marks the whole of that word ("refun" marks "refund").
+    parts = [rf"(?<![0-9A-Za-z]){re.escape(w)}[0-9A-Za-z]*" for w in sorted(terms.get("start", []), key=len, reverse=True)]
     parts += [rf"(?<![0-9A-Za-z]){re.escape(w)}(?![0-9A-Za-z])" for w in terms.get("whole", [])]
     return re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
