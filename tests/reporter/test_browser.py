@@ -222,9 +222,10 @@ def test_filters_date_range_empty_state_and_chart_table_in_a_browser(server, bro
     assert browser.evaluate("document.querySelector('select[name=agent]').value") == "Billing Agent"
     # The chart's figures behind it: a keyboard opens the data table (Tab to the summary, Enter).
     browser.evaluate("document.querySelector('details.chart-data summary').focus()")
-    for kind in ("keyDown", "keyUp"):
-        browser.call("Input.dispatchKeyEvent", session=True, type=kind, key="Enter", code="Enter",
-                      windowsVirtualKeyCode=13, text="\r" if kind == "keyDown" else None)
+    browser.call("Input.dispatchKeyEvent", session=True, type="keyDown", key="Enter", code="Enter",
+                 windowsVirtualKeyCode=13, text="\r")
+    browser.call("Input.dispatchKeyEvent", session=True, type="keyUp", key="Enter", code="Enter",
+                 windowsVirtualKeyCode=13)
     assert browser.evaluate("document.querySelector('details.chart-data').open") is True
     rows = browser.evaluate("document.querySelectorAll('details.chart-data tbody tr').length")
     assert rows == 14  # one per day of the range, none after today

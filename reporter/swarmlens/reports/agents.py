@@ -111,8 +111,8 @@ def build_scoped(client, config, period: Period, sort: str = "tasks", *, user: s
             "p95_tokens_per_task": float(t["p95_tokens_per_task"]) if t else None,
             "score": None, "votes": 0, "up": 0, "down": 0, "avg_change": None, "previous_avg_tokens_per_task": None,
         })
-    key = sort if sort in ("tokens", "cost_usd", "error_rate", "avg_tokens_per_task", "p95_tokens_per_task",
-                           "tasks") else "tokens"
+    per_task_sorts = ("tasks", "avg_tokens_per_task", "p95_tokens_per_task")
+    key = sort if sort in ("tokens", "cost_usd", "error_rate") + (() if model else per_task_sorts) else "tokens"
     rows.sort(key=lambda r: (r[key] is None, -(r[key] or 0), r["agent"]))
     handoffs = [h for h in res["handoffs"] if not agent or agent in (h["from_agent"], h["to_agent"])]
     outliers = [o for o in res["outliers"] if (not agent or o["agent"] == agent) and (not user or o["user_id"] == user)]

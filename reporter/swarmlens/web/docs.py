@@ -4,9 +4,11 @@ disagree."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, request
+from markupsafe import Markup, escape
 
 from swarmlens.web.common import page
 from swarmlens.web.openapi import document
@@ -14,6 +16,11 @@ from swarmlens.web.openapi import document
 bp = Blueprint("docs", __name__)
 
 METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def text(value: str) -> Markup:
+    """A description as the document writes it: escaped, with `backticks` as code."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(value or ""))))
 
 
 def _ref_name(schema: dict[str, Any]) -> str | None:
@@ -56,7 +63,7 @@ def reference(doc: dict[str, Any]) -> dict[str, Any]:
             if not op:
                 continue
             params = [{"name": p["name"], "in": p["in"], "required": bool(p.get("required") or p["in"] == "path"),
-                       "type": type_of(p.get("schema")), "description": p.get("description", "")}
+                       "type": type_of(p.get("schema")), "description": text(p.get("description", ""))}
                       for p in op.get("parameters", [])]
             body = None
             if op.get("requestBody"):
@@ -71,18 +78,19 @@ def reference(doc: dict[str, Any]) -> dict[str, Any]:
                              "type": type_of(schema) if schema else None})
             public = op.get("security") == []
             operations.append({"id": f"{method}-{path}".replace("/", "-").replace("{", "").replace("}", "").strip("-"),
-                               "method": method.upper(), "path": path, "summary": op.get("summary", ""),
+                               "method": method.upper(), "path": path, "summary": text(op.get("summary", "")),
                                "parameters": params, "body": body, "responses": outs, "public": public})
     schemas = []
     for name, schema in doc.get("components", {}).get("schemas", {}).items():
         required = set(schema.get("required", []))
-        props = [{"name": k, "type": type_of(v), "required": k in required, "description": v.get("description", "")}
+        props = [{"name": k, "type": type_of(v), "required": k in required,
+                  "description": text(v.get("description", ""))}
                  for k, v in schema.get("properties", {}).items()]
         schemas.append({"name": name, "type": type_of({k: v for k, v in schema.items() if k != "properties"}),
-                        "description": schema.get("description", ""), "properties": props})
+                        "description": text(schema.get("description", "")), "properties": props})
     info = doc.get("info", {})
     return {"title": info.get("title", "API"), "version": info.get("version", ""),
-            "description": info.get("description", ""), "openapi": doc.get("openapi", ""),
+            "description": text(info.get("description", "")), "openapi": doc.get("openapi", ""),
             "operations": operations, "schemas": schemas}
 
 
