@@ -427,7 +427,16 @@ def time_pages(config_overrides: dict, p: dict, reps: int) -> tuple[list[dict], 
     extra = {"search.search": [(f"?q=refund{from_90}", "search: all tasks, 'refund', 90 days"),
                                (f"?q=firmware{from_90}", "search: all tasks, 'firmware', 90 days"),
                                (f"?q=refund&user={p['user']}{from_90}", "search: one user's, 'refund', 90 days")],
-             "users.user_page": [(deep, f"user page, deep page (keyset, row {p['deep_offset']:,})")] if deep else []}
+             "users.user_page": [(deep, f"user page, deep page (keyset, row {p['deep_offset']:,})")] if deep else [],
+             # Filters: a date range, an agent, a model, a user (the agent level of usage_daily).
+             "dashboard.dashboard": [(f"?from={p['d30']:%Y-%m-%d}&to={p['dend'] - timedelta(days=1):%Y-%m-%d}",
+                                      "dashboard: a 30-day range"),
+                                     ("?period=30d&agent=Billing", "dashboard: one agent, 30 days"),
+                                     ("?period=30d&model=o3-mini", "dashboard: one model, 30 days"),
+                                     (f"?period=30d&user={p['top_user']}&agent=Triage", "dashboard: a user and an agent")],
+             "agents.agents": [("?period=30d&user=" + p["top_user"], "agents: one user, 30 days"),
+                               ("?period=30d&model=o3-mini", "agents: one model, 30 days")]}
+    extra["search.search"].append((f"?q=refun{from_90}", "search: all tasks, 'refun' (start of a word), 90 days"))
     values_for_extra = {"users.user_page": {"user_id": p["top_user"]}}
     pages = []
     with app.test_request_context():

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, redirect, url_for
 
 from swarmlens.reports import common as rc
 from swarmlens.reports import usage as report
-from swarmlens.web.common import arg_choice, arg_text, bad, client, config, page, period_or_400, requires
+from swarmlens.web.common import arg_choice, arg_text, client, config, page, period_or_400, requires
 
 bp = Blueprint("reports", __name__)
 
@@ -34,12 +34,12 @@ def _build(kind: str):
 
 
 def _build_custom():
-    """A report of any from/to range (both days included), compared with as many days before."""
+    """A report of any from/to range (both days included, at most filters.MAX_RANGE_DAYS), compared
+    with as many days before."""
     from swarmlens.web import filters
 
-    period = filters.custom_range()
-    if period is None:
-        bad("a custom report needs from and to dates, like ?from=2026-03-01&to=2026-03-14")
+    # Without dates: the last 30 days, as search does.
+    period = filters.custom_range() or rc.date_range(None, None, 30)
     last = period.end - timedelta(days=1)
     period = rc.Period(f"{period.start.isoformat()}..{last.isoformat()}", period.label, period.start, period.end)
     ctx = report.build(client(), config(), period, "custom")
