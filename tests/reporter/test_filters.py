@@ -204,3 +204,13 @@ def test_price_form_keeps_its_input_on_a_validation_error(ops, h):
     html = r.get_data(as_text=True)
     assert r.status_code == 422 and 'role="alert"' in html
     assert 'value="my-model"' in html and 'value="1.25"' in html and 'value="lots"' in html
+
+
+def test_search_count_covers_every_page(ops, seeded):
+    start = (seeded.today - timedelta(days=70)).isoformat()
+    first = ops.get(f"/search?from={start}&limit=5&format=json").get_json()
+    assert first["next_cursor"] and first["count"] > 5
+    second = ops.get(f"/search?from={start}&limit=5&cursor={first['next_cursor']}&format=json").get_json()
+    assert second["count"] == first["count"]
+    everything = ops.get(f"/search?from={start}&limit=500&format=json").get_json()
+    assert everything["next_cursor"] is None and everything["count"] == len(everything["tasks"]) == first["count"]
