@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -136,6 +135,8 @@ def test_search_results_and_a_users_history_download_as_csv(ops, seeded, h):
 def test_history_shows_the_output_and_an_empty_state(ops, seeded, h):
     html = ops.get("/users/alice").get_data(as_text=True)
     assert '<th scope="col">Output</th>' in html and "CSV (90 days)" in html
+    # Both charts of the page (usage per day, tokens by agent) have their figures as a table.
+    assert html.count("<summary>Data table</summary>") == 2 and '<th scope="row">Triage Agent</th>' in html
     assert any(o in html for o in ("Your order ships tomorrow.", "The refund is on its way.", "I corrected the invoice.",
                                    "A reset link was sent to your email.", "Your plan is upgraded."))
     # A configured user who never ran a task: the history says so.
