@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app({"SWARMLENS_CLICKHOUSE_URL": ep.url, "TESTING": True})
         cfg = app.config["SWARMLENS"]
         client = connect(cfg)
-        auth.set_ops_password(client, cfg, "bench", "bench-password", create=True)
+        try:
+            auth.set_ops_password(client, cfg, "bench", "bench-password", create=True)
+        except auth.AuthError:  # made by an earlier run on the same data
+            pass
         token, _ = auth.create_token(client, cfg, scope="ops", owner="bench", name="bench filters")
         top_user = client.query(f"SELECT user_id FROM {cfg['SWARMLENS_DATABASE']}.tasks_daily "
                                 "GROUP BY user_id ORDER BY sum(tasks) DESC LIMIT 1").result_rows[0][0]

@@ -174,6 +174,9 @@ def test_report_of_a_custom_range(ops, seeded):
     r = ops.get(f"/reports/custom.csv?from={start}&to={end}&table=daily")
     assert r.status_code == 200 and len(r.get_data(as_text=True).strip().splitlines()) == 16
     assert f"swarmlens-custom-{start}..{end}-daily.csv" in r.headers["Content-Disposition"]
+    pdf = ops.get(f"/reports/custom.pdf?from={start}&to={end}")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    assert f"Custom usage report: {start}..{end}" in "\n".join(_pdf_pages(pdf.data))
     assert ops.get("/reports/custom?format=json").get_json()["period"]["days"] == 30  # no dates: the last 30 days
     assert ops.get(f"/reports/custom?from={end}&to={start}").status_code == 400
 
