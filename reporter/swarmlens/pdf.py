@@ -26,6 +26,19 @@ LINE = (221, 226, 234)
 BAD = (192, 57, 43)
 
 
+GOOD = (46, 139, 87)
+TONES = {"good": GOOD, "bad": BAD, "neutral": MUTED}
+
+
+class Change:
+    """A change of a measure in a table cell: its text (relative, or percentage points for a rate)
+    and the colour of its tone, as the pages show it (swarmlens.web.fmt)."""
+
+    def __init__(self, value: Any, measure: str):
+        self.text = fmt.delta(value, measure)
+        self.color = TONES[fmt.tone(value, measure)]
+
+
 def _find_font(name: str) -> str | None:
     for d in _FONT_DIRS:
         path = os.path.join(d, name)
@@ -172,10 +185,14 @@ class Document(FPDF):
                 head()
                 self.font(9)
             for (title, _, align), w, v in zip(columns, widths, row):
-                text = self.t(v)
+                # A cell is a value, or a Change (its text coloured by whether it is good news).
+                color = v.color if isinstance(v, Change) else INK
+                text = self.t(v.text if isinstance(v, Change) else v)
                 while text and self.get_string_width(text) > w - 2 and len(text) > 3:
                     text = text[:-2] + ("…" if self.unicode else ".")
+                self.set_text_color(*color)
                 self.cell(w, 6, text, align=align)
+            self.set_text_color(*INK)
             self.ln(6)
             self.line(self.l_margin, self.get_y(), self.w - self.r_margin, self.get_y())
         if not any_row:
@@ -386,7 +403,7 @@ def usage_report_pdf(ctx: dict[str, Any]) -> bytes:
         return fmt.num(v)
 
     doc.table([("Figure", 3, "L"), ("This period", 1.5, "R"), ("Previous", 1.5, "R"), ("Change", 1.2, "R")],
-              [(t["figure"], val(t, t["current"]), val(t, t["previous"]), fmt.delta(t["change"], t["key"]))
+              [(t["figure"], val(t, t["current"]), val(t, t["previous"]), Change(t["change"], t["key"]))
                for t in ctx["totals"]])
     doc.h2("Tokens and tasks per day")
     doc.bar_chart(ctx["daily"], "tokens", "tasks", bar_label="tokens", line_label="tasks")
@@ -394,17 +411,17 @@ def usage_report_pdf(ctx: dict[str, Any]) -> bytes:
     doc.table([("User", 2.5, "L"), ("Tasks", 1, "R"), ("Tokens", 1.4, "R"), ("Cost", 1.3, "R"), ("Previous", 1.4, "R"),
                ("Change", 1.1, "R")],
               [(u["user_id"], fmt.num(u["tasks"]), fmt.num(u["tokens"]), fmt.usd(u["cost_usd"], places["users"]),
-                fmt.num(u["previous_tokens"]), fmt.delta(u["change"], "tokens")) for u in ctx["users"]])
+                fmt.num(u["previous_tokens"]), Change(u["change"], "tokens")) for u in ctx["users"]])
     doc.h2("By agent")
     doc.table([("Agent", 2.5, "L"), ("Runs", 1, "R"), ("Tokens", 1.4, "R"), ("Cost", 1.3, "R"), ("Previous", 1.4, "R"),
                ("Change", 1.1, "R")],
               [(a["agent"], fmt.num(a["runs"]), fmt.num(a["tokens"]), fmt.usd(a["cost_usd"], places["agents"]),
-                fmt.num(a["previous_tokens"]), fmt.delta(a["change"], "tokens")) for a in ctx["agents"]])
+                fmt.num(a["previous_tokens"]), Change(a["change"], "tokens")) for a in ctx["agents"]])
     doc.h2("By model")
     doc.table([("Model", 2.2, "L"), ("Calls", 0.9, "R"), ("Input", 1.2, "R"), ("Output", 1.2, "R"), ("Cost", 2.0, "R"),
                ("Change", 1.0, "R")],
               [(m["model"], fmt.num(m["calls"]), fmt.num(m["input_tokens"]), fmt.num(m["output_tokens"]),
                 fmt.usd(m["cost_usd"], places["models"]) + ("" if m["priced"] else " (no price)"),
-                fmt.delta(m["change"], "tokens"))
+                Change(m["change"], "tokens"))
                for m in ctx["models"]])
     return doc.output_bytes()

@@ -130,3 +130,11 @@ def test_search_words_are_marked_whole_and_the_text_escaped():
     assert "non<mark>" not in str(fmt.highlight("nonrefundable", terms))
     # A match far into a long text is brought into the snippet.
     assert "<mark>refunded</mark>" in str(fmt.highlight("x " * 100 + "refunded", terms, 40))
+
+
+def test_pdf_changes_carry_the_pages_colours():
+    from swarmlens import pdf
+
+    assert pdf.Change(0.5, "cost_usd").color == pdf.BAD and pdf.Change(0.5, "cost_usd").text == "+50.0%"
+    assert pdf.Change(-0.1, "avg_tokens_per_task").color == pdf.GOOD
+    assert pdf.Change(0.004, "error_rate").text == "+0.4 pp" and pdf.Change(0.2, "tokens").color == pdf.MUTED
