@@ -55,7 +55,7 @@ import h11
 from swarmlens import sqltext
 from swarmlens.embedded import codecs
 from swarmlens.embedded.engine import SETTING_NAME_RE, Connection, Engine
-from swarmlens.embedded.errors import DATA_ERROR_CODES, ClickHouseError
+from swarmlens.embedded.errors import ClickHouseError, is_data_error
 from swarmlens.embedded.sandbox import DENIED_SETTINGS, Policy, Sandbox, Statement, escape_param
 
 log = logging.getLogger("swarmlens.clickhouse")
@@ -734,7 +734,7 @@ class _Execution:
                 database = database or "default"
             conn.prepare(database, settings)
             check_text = sql if head is None else f"{head.statement} FORMAT {head.format}"
-            st = ep.sandbox.inspect(conn, check_text, qparams)
+            st = ep.sandbox.inspect(ep.engine, check_text, qparams)
             st.check()
             self._check_readonly(conn, st, settings)
             fmt = None
@@ -842,7 +842,7 @@ class _Execution:
                                       f"Neither structure nor types have not been provided for external table {name[:100]}. "
                                       f"Use fields {name}_structure or {name}_types to do so.")
             ddl = f"CREATE TEMPORARY TABLE {_quote_ident(name)} ({structure}) ENGINE = Memory"
-            self.ep.sandbox.inspect(conn, ddl).check()
+            self.ep.sandbox.inspect(self.ep.engine, ddl).check()
             conn.run(ddl, "TabSeparated")
             if not _FORMAT_NAME_RE.match(fmt):
                 raise ClickHouseError(73, "UNKNOWN_FORMAT", f"Unknown format {fmt[:50]}")
@@ -1078,7 +1078,7 @@ class _Execution:
                     except Exception:
                         pass
                 err = exc if isinstance(exc, ClickHouseError) else ClickHouseError.from_engine(exc)
-                if err.code in DATA_ERROR_CODES or err.code == 394:
+                if is_data_error(err.code):
                     raise err from None
                 if pause is None or self.ep._stopping:
                     log.error("insert failed %d times for a reason of the server's; closing the connection "
@@ -1111,7 +1111,7 @@ class _Execution:
         select = ("SELECT query_id FROM format(JSONEachRow, 'query_id String, user String, query String, "
                   f"elapsed Float64', {{__kill_rows:String}}) WHERE {cond}")
         kp = {**qparams, "__kill_rows": escape_param(rows)}
-        self.ep.sandbox.inspect(conn, select, kp).check()
+        self.ep.sandbox.inspect(self.ep.engine, select, kp).check()
         ids = conn.run(select, "TabSeparatedRaw", kp).bytes().decode().split("\n")
         ids = {i for i in ids if i}
         matched = [r for r in mine if r.query_id in ids]
