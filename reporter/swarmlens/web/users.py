@@ -78,10 +78,11 @@ def user_pdf(user_id: str):
 
 
 def file_name(user_id: str, period_key: str, ext: str) -> str:
-    """A user's file name by user and period ("swarmlens-alice-2026-03.pdf"): a folder of them sorts
-    and reads by itself. Characters a file system or a header could trip on become "_"."""
-    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in user_id)[:64].strip(".")
-    return f"swarmlens-{safe or 'user'}-{period_key}.{ext}"
+    """A user's file name by user and period ("swarmlens-alice-2026-03.pdf"), the name the scheduled
+    reports carry too: a folder of them sorts and reads by itself."""
+    from swarmlens.notify.scheduled import report_filename
+
+    return report_filename(user_id, period_key).removesuffix(".pdf") + "." + ext
 
 
 @bp.route("/users/<path:user_id>/history.csv")
