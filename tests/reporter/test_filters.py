@@ -63,6 +63,10 @@ def test_bad_date_ranges_are_a_400_that_says_why(ops, query, message):
 def test_dashboard_with_nothing_matching_shows_empty_states(ops):
     html = ops.get("/?period=30d&user=carol&agent=Billing+Agent").get_data(as_text=True)
     assert "No agent runs match these filters in this period." in html
+    assert "Narrowed to user <strong>carol</strong>, agent <strong>Billing Agent</strong>:" in html
+    # What the filters hold is text, never markup.
+    hostile = ops.get("/?period=30d&user=%3Cb%3Ex").get_data(as_text=True)
+    assert "user <strong>&lt;b&gt;x</strong>" in hostile and "<b>x" not in hostile
     assert "<svg class=\"wide\"" not in html  # no flat chart
     d = ops.get("/?period=30d&user=carol&agent=Billing+Agent&format=json").get_json()
     assert d["figures"]["runs"] == 0 and d["changes"]["error_rate"] is None
