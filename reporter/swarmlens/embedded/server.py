@@ -56,7 +56,7 @@ from swarmlens import sqltext
 from swarmlens.embedded import codecs
 from swarmlens.embedded.engine import SETTING_NAME_RE, Connection, Engine
 from swarmlens.embedded.errors import ClickHouseError, is_data_error
-from swarmlens.embedded.sandbox import DENIED_SETTINGS, Policy, Sandbox, Statement, escape_param
+from swarmlens.embedded.sandbox import Policy, Sandbox, Statement, escape_param, setting_allowed
 
 log = logging.getLogger("swarmlens.clickhouse")
 
@@ -85,6 +85,14 @@ _IDLE_TIMEOUT = 30.0  # seconds a keep-alive connection may sit idle
 _STALL_TIMEOUT = 300.0  # seconds a client may stall mid-request
 _MAX_PROGRESS_HEADERS = 100
 _FORMAT_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
+# Output formats whose chunks concatenate into one valid result: these stream as the engine produces
+# them. Every other format (JSON, *WithNames, Arrow, Parquet, Pretty, XML...) has one header, footer
+# or file structure per result, so the engine formats it whole.
+_STREAMABLE_FORMATS = frozenset(f.lower() for f in (
+    "Native", "RowBinary", "TabSeparated", "TSV", "TabSeparatedRaw", "TSVRaw", "CSV", "JSONEachRow",
+    "JSONLines", "NDJSON", "JSONCompactEachRow", "JSONStringsEachRow", "JSONCompactStringsEachRow", "Values",
+    "RawBLOB", "LineAsString", "Null", "BSONEachRow", "MsgPack", "CustomSeparated",
+))
 
 
 def is_loopback(host: str) -> bool:
@@ -448,12 +456,19 @@ class _Handler(socketserver.BaseRequestHandler):
         headers = [("X-ClickHouse-Exception-Code", str(exc.code))]
         if query_id:
             headers.append(("X-ClickHouse-Query-Id", query_id))
-        self.reply(exc.http_status, exc.body(self.ep.version), "text/plain; charset=UTF-8", headers, close=close)
+        body = exc.body(self.ep.version)
+        enc = getattr(self, "error_encoding", None)
+        if enc:  # an error is compressed like the result would have been
+            coder = codecs.HttpEncoder(enc)
+            body = coder.compress(body) + coder.finish()
+            headers.append(("Content-Encoding", enc))
+        self.reply(exc.http_status, body, "text/plain; charset=UTF-8", headers, close=close)
 
     # -- a request -----------------------------------------------------------------------------
     def _serve(self, req: _Request) -> None:
         ep = self.ep
         query_id = None
+        self.error_encoding = None
         try:
             url = urlsplit(req.target)
             path = url.path.rstrip("/") or "/"
@@ -480,6 +495,8 @@ class _Handler(socketserver.BaseRequestHandler):
                                       "for health checks", http_status=404)
             params: dict[str, str] = dict(parse_qsl(url.query, keep_blank_values=True))
             query_id = params.get("query_id") or str(uuid.uuid4())
+            if params.get("enable_http_compression") in ("1", "true"):
+                self.error_encoding = codecs.choose_http_encoding(req.header("accept-encoding"))
             user = self._authenticate(req, params)
             _Execution(self, req, params, query_id, user).run()
         except ClickHouseError as exc:
@@ -605,9 +622,9 @@ class _Execution:
             else:
                 if not SETTING_NAME_RE.match(k):
                     raise ClickHouseError(115, "UNKNOWN_SETTING", f"Unknown setting '{k[:100]}'")
-                if k.lower() in DENIED_SETTINGS:
+                if not setting_allowed(k, v):
                     raise ClickHouseError(497, "ACCESS_DENIED",
-                                          f"Not enough privileges: setting {k} names files outside the database")
+                                          f"Not enough privileges: setting {k} = {v[:100]!r} is not allowed here")
                 settings[k] = v
         return settings, qparams
 
@@ -735,10 +752,7 @@ class _Execution:
         self._released = False
         self._discard = False
         try:
-            database = params.get("database") or req.header("x-clickhouse-database") or None
-            if not session:
-                database = database or "default"
-            conn.prepare(database, settings)
+            conn.prepare(params.get("database") or req.header("x-clickhouse-database") or None, settings)
             check_text = sql if head is None else f"{head.statement} FORMAT {head.format}"
             st = ep.sandbox.inspect(ep.engine, check_text, qparams)
             st.check()
@@ -762,7 +776,7 @@ class _Execution:
                 self._kill(conn, st, fmt, qparams)
             elif head is not None:
                 self._insert(conn, head, data, running)
-            elif st.streams:
+            elif st.streams and fmt.lower() in _STREAMABLE_FORMATS:
                 self._stream(conn, sql, fmt, qparams, running)
             else:
                 self._run_whole(conn, sql, fmt, qparams, st)
@@ -789,6 +803,11 @@ class _Execution:
         if self._session:
             if ok and st is not None and st.stateful:
                 conn.note_statement(st.canonical)
+            for name, _, _ in self.external:  # external data lives for its query alone
+                try:
+                    conn.run(f"DROP TEMPORARY TABLE IF EXISTS {_quote_ident(name)}", "TabSeparated")
+                except ClickHouseError:
+                    pass
             conn.lock.release()
             if _int_param(self.params, "close_session") == 1:
                 ep.engine.close_session(self.params.get("session_id"))
@@ -914,7 +933,10 @@ class _Execution:
     def _content_type(self, fmt: str | None) -> str:
         if not fmt:
             return "text/plain; charset=UTF-8"
-        return _CONTENT_TYPES.get(fmt, "application/octet-stream") + "; charset=UTF-8"
+        ctype = _CONTENT_TYPES.get(fmt, "application/octet-stream") + "; charset=UTF-8"
+        if ctype.startswith(("text/csv", "text/tab-separated-values")):
+            ctype += "; header=" + ("present" if "WithNames" in fmt else "absent")
+        return ctype
 
     def _encoder(self):
         """(kind, encoder) for the response body: ClickHouse blocks, HTTP compression, or none."""
