@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     if getattr(args, "_import_error", None):
-        print(f"swarmlens {args.command}: {args._import_error} (install with: pip install 'swarmlens[server]')",
+        print(f"swarmlens {args.command}: {args._import_error} (install the service side: pip install swarmlens)",
               file=sys.stderr)
         return 2
     return int(importlib.import_module(args._module).run(args) or 0)
