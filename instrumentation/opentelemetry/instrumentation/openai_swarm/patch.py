@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import time
 import types
 import weakref
 from typing import Any, Callable, Optional
@@ -50,6 +51,9 @@ from . import utils as u
 from .utils import logger
 
 _TASK_KEY = otel_context.create_key("openai_swarm.task")
+# Set while a chat completion request of a task is in flight, before this package has started a span
+# for it: a GenAI chat span another instrumentation starts under it makes ours a duplicate.
+_CHAT_KEY = otel_context.create_key("openai_swarm.chat")
 
 _ProxyBase = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
@@ -88,6 +92,7 @@ def _context_ops() -> tuple:
 _get_current, _attach, _detach = _context_ops()
 _set_value = otel_context.set_value
 _set_span = trace.set_span_in_context
+_get_tracer_provider = trace.get_tracer_provider
 _clean_str = u.clean_str
 _MethodType = types.MethodType
 _GeneratorType = types.GeneratorType
@@ -98,16 +103,11 @@ _OP = u.GEN_AI_OPERATION_NAME
 _AGENT = u.GEN_AI_AGENT_NAME
 _REQUEST_MODEL = u.GEN_AI_REQUEST_MODEL
 
-# Wrappers of openai's Completions.create from these modules create chat spans of their own;
-# when one is active ours would be a duplicate.
-_EXTERNAL_CHAT_PREFIXES = (
-    "opentelemetry.instrumentation.openai",  # opentelemetry-instrumentation-openai-v2, OpenLLMetry
-    "opentelemetry.instrumentation.genai",   # opentelemetry-instrumentation-genai-openai
-    "opentelemetry.util.genai",
-    "openinference.instrumentation.openai",
-    "openlit.",
-)
-_OWN_PREFIX = "opentelemetry.instrumentation.openai_swarm"
+_OWN_SCOPE = "opentelemetry.instrumentation.openai_swarm"
+# The operations of the GenAI conventions that are one model call: a span of another instrumentation
+# with one of these, started while our chat request is in flight, is the chat span of that request.
+_MODEL_CALL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
+_time_ns = time.time_ns
 
 
 class _Guard:
@@ -145,36 +145,6 @@ def _arg(args: tuple, kwargs: dict, name: str, index: int, default: Any = None) 
     return default
 
 
-_external_cache: dict = {}
-
-
-def external_chat_instrumentation(completions: Any) -> bool:
-    """Whether another instrumentation wraps ``create`` of this completions resource's class."""
-    cls = type(completions)
-    cached = _external_cache.get(cls)
-    if cached is not None and cls.__dict__.get("create") is cached[0] is not None:
-        return cached[1]  # same function object on the class as last time: same answer
-    attr = None
-    for klass in cls.__mro__:
-        attr = klass.__dict__.get("create")
-        if attr is not None:
-            break
-    if cached is not None and cached[0] is attr:
-        return cached[1]
-    result = _is_external(attr)
-    _external_cache[cls] = (attr, result)
-    return result
-
-
-def _is_external(attr: Any) -> bool:
-    while isinstance(attr, _ProxyBase):
-        module = getattr(getattr(attr, "_self_wrapper", None), "__module__", None) or ""
-        if module.startswith(_EXTERNAL_CHAT_PREFIXES) and not module.startswith(_OWN_PREFIX):
-            return True
-        attr = getattr(attr, "__wrapped__", None)
-    return False
-
-
 def _record_error(span: Any, exc: BaseException) -> None:
     if span is None or not span.is_recording():
         return
@@ -187,7 +157,7 @@ class Telemetry:
     """What the wrappers share: tracer, settings (read once), Swarm's types, the per-instance views."""
 
     __slots__ = ("tracer", "config", "agent_cls", "result_cls", "limit", "capture_content", "capture_messages",
-                 "stream_usage", "start_span", "_views", "_last_view")
+                 "stream_usage", "start_span", "_views", "_last_view", "on_provider", "_provider")
 
     def __init__(self, tracer: trace.Tracer, config: u.Config, agent_cls: type, result_cls: type):
         self.tracer = tracer
@@ -205,6 +175,19 @@ class Telemetry:
         # Most apps have one Swarm: skip the dict lookup. Weak, so that a discarded Swarm's view
         # (and the client it holds) goes with the dictionary entry.
         self._last_view: Callable[[], Optional[_SwarmView]] = lambda: None
+        # Called with the global tracer provider whenever a task finds a different one than the last
+        # task did (an app may set its provider after instrument(), e.g. under opentelemetry-instrument).
+        self.on_provider: Optional[Callable[[Any], None]] = None
+        self._provider: Any = None
+
+    def check_provider(self) -> None:
+        provider = _get_tracer_provider()
+        if provider is not self._provider:
+            self._provider = provider
+            hook = self.on_provider
+            if hook is not None:
+                with _guard("adding the identity processor to the tracer provider"):
+                    hook(provider)
 
     def name_of(self, agent: Any) -> str:
         name = getattr(agent, "name", None)
@@ -292,6 +275,7 @@ class _Task:
     def __init__(self, tel: Telemetry, agent: Any, messages: Any, context_variables: Any,
                  ambient: Optional[otel_context.Context] = None):
         self.tel = tel
+        tel.check_provider()
         if ambient is None:
             ambient = _get_current()
         self.parent: Optional[_Task] = ambient.get(_TASK_KEY)
@@ -424,15 +408,26 @@ class _Task:
 
 class _Chat:
     """One chat completion: counts the turn, owns the chat span (unless another
-    instrumentation makes it) and turns the response into usage."""
+    instrumentation makes it) and turns the response into usage.
+
+    The span is started once the request has been sent (with the time the request began), not
+    before: while the request is in flight the context carries this chat under ``_CHAT_KEY``, and
+    when another instrumentation starts a model-call span there (the official OpenAI
+    instrumentations, logfire, OpenLLMetry, ...), ``IdentitySpanProcessor`` marks this chat
+    ``external`` and that span is the chat span of the trace, not a second one of ours."""
 
     __slots__ = ("task", "stretch", "span", "messages", "stream", "injected", "response_id", "response_model",
-                 "finish_reasons", "usage", "out_chars", "out_text", "out_tools", "done", "inner")
+                 "finish_reasons", "usage", "out_chars", "out_text", "out_tools", "done", "inner",
+                 "span_name", "span_attrs", "start_ns", "external")
 
     def __init__(self, task: _Task, stretch: _Stretch):
         self.task = task
         self.stretch = stretch
         self.span = None
+        self.span_name: Optional[str] = None
+        self.span_attrs: Optional[dict] = None
+        self.start_ns = 0
+        self.external = False
         self.messages: Any = None
         self.stream = False
         self.injected = False
@@ -463,22 +458,35 @@ class _Chat:
         if stream and capture:
             self.out_text = []
             self.out_tools = {}
-        if not external_chat_instrumentation(completions):
-            attrs = stretch.chat_attrs.copy()
-            model = kwargs.get("model")
+        attrs = stretch.chat_attrs.copy()
+        model = kwargs.get("model")
+        if model:
+            if not (type(model) is str and len(model) <= tel.limit and model.isascii()):
+                model = _clean_str(model, tel.limit)
             if model:
-                if not (type(model) is str and len(model) <= tel.limit and model.isascii()):
-                    model = _clean_str(model, tel.limit)
-                if model:
-                    attrs[_REQUEST_MODEL] = model
-            if capture:
-                system, rest = u.split_system(self.messages)
-                if system:
-                    attrs[u.GEN_AI_SYSTEM_INSTRUCTIONS] = u.system_instructions_json(system, tel.limit)
-                attrs[u.GEN_AI_INPUT_MESSAGES] = u.messages_json(rest, tel.limit)
-            self.span = tel.start_span("chat " + model if model else "chat", context=stretch.ctx, kind=_CLIENT,
-                                       attributes=attrs)
+                attrs[_REQUEST_MODEL] = model
+        if capture:
+            system, rest = u.split_system(self.messages)
+            if system:
+                attrs[u.GEN_AI_SYSTEM_INSTRUCTIONS] = u.system_instructions_json(system, tel.limit)
+            attrs[u.GEN_AI_INPUT_MESSAGES] = u.messages_json(rest, tel.limit)
+        self.span_name = "chat " + model if model else "chat"
+        self.span_attrs = attrs
+        self.start_ns = _time_ns()
         return kwargs
+
+    def request_context(self) -> otel_context.Context:
+        """The context the request runs in: the agent span current, this chat marked in flight."""
+        return _set_value(_CHAT_KEY, self, self.stretch.ctx)
+
+    def sent(self) -> None:
+        """The request returned or raised: start our chat span unless another instrumentation made one."""
+        attrs = self.span_attrs
+        if attrs is None or self.external or self.span is not None:
+            return
+        self.span_attrs = None
+        self.span = self.task.tel.start_span(self.span_name, context=self.stretch.ctx, kind=_CLIENT,
+                                             attributes=attrs, start_time=self.start_ns)
 
     def fail(self, exc: BaseException) -> None:
         if self.done:
@@ -678,8 +686,7 @@ class _CompletionsView:
         token = None
         try:
             kwargs = chat.on_request(completions, kwargs)
-            if chat.span is not None:
-                token = _attach(_set_span(chat.span, chat.stretch.ctx))
+            token = _attach(chat.request_context())
         except Exception:
             _log_failure("starting a chat span")
         try:
@@ -687,6 +694,10 @@ class _CompletionsView:
         finally:
             if token is not None:
                 _detach(token)
+                try:
+                    chat.sent()
+                except Exception:
+                    _log_failure("starting a chat span")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client.chat.completions, name)
@@ -780,9 +791,17 @@ def traced_get_chat_completion(tel: Telemetry) -> Callable:
                 finally:
                     task.pending_chat = None
             else:  # called unbound or through another wrapper: observe without rerouting the client
+                inner = None
                 with _guard("starting a chat span"):
                     chat.on_request(None, {"model": model, "stream": _arg(args, kwargs, "stream", 4, False)})
-                result = wrapped(*args, **kwargs)
+                    inner = _attach(chat.request_context())
+                try:
+                    result = wrapped(*args, **kwargs)
+                finally:
+                    if inner is not None:
+                        _detach(inner)
+                        with _guard("starting a chat span"):
+                            chat.sent()
         except BaseException as exc:
             with _guard("recording a chat error"):
                 chat.fail(exc)

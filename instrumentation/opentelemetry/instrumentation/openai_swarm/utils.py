@@ -395,12 +395,14 @@ def resolve_user(ctx: Optional[otel_context.Context], context_variables: Any, co
 
 
 def identity_attributes(user: UserInfo) -> dict[str, str]:
-    """The attributes copied onto every span of a task."""
+    """The attributes copied onto every span of a task: provider, user, session, conversation."""
     attrs = {GEN_AI_PROVIDER_NAME: PROVIDER_OPENAI}
     if user.user_id is not None:
         attrs[ENDUSER_ID] = user.user_id
     if user.session_id is not None:
         attrs[SESSION_ID] = user.session_id
+    if user.conversation_id is not None:  # the conventions want it on agent and chat spans too
+        attrs[GEN_AI_CONVERSATION_ID] = user.conversation_id
     return attrs
 
 
