@@ -13,6 +13,7 @@ those of constraints.txt.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,9 +44,18 @@ def _run(argv, timeout=600, cwd=None):
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> dict[str, Path]:
+    # Built from a copy of the files git knows (tracked or new, not ignored): a build/ directory left
+    # in the checkout by an earlier build would put stale modules into the wheel.
+    src = tmp_path_factory.mktemp("src")
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                            capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
     out = tmp_path_factory.mktemp("dist")
     _run([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "-q", "--no-deps",
-          "-w", str(out), str(ROOT / "instrumentation"), str(ROOT)])
+          "-w", str(out), str(src / "instrumentation"), str(src)])
     built = {p.name.split("-")[0]: p for p in out.glob("*.whl")}
     assert set(built) == {"opentelemetry_instrumentation_openai_swarm", "swarmlens"}, built
     return built

@@ -224,7 +224,7 @@ class _Stretch:
     """One contiguous stretch of an active agent: one invoke_agent span."""
 
     __slots__ = ("span", "agent", "name", "ctx", "chat_attrs", "turns", "input_tokens", "output_tokens",
-                 "estimated", "failed")
+                 "cache_read_tokens", "reasoning_tokens", "estimated", "failed")
 
     def __init__(self, task: "_Task", agent: Any, model: Any, handoff_from: Optional[str]):
         tel = task.tel
@@ -243,6 +243,8 @@ class _Stretch:
         self.turns = 0
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cache_read_tokens: Optional[int] = None  # None until the API reports the detail
+        self.reasoning_tokens: Optional[int] = None
         self.estimated = False
         self.failed = False
 
@@ -259,6 +261,10 @@ class _Stretch:
                 u.GEN_AI_USAGE_OUTPUT_TOKENS: self.output_tokens,
                 u.SWARM_AGENT_TURNS: self.turns,
             }
+            if self.cache_read_tokens is not None:
+                attrs[u.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = self.cache_read_tokens
+            if self.reasoning_tokens is not None:
+                attrs[u.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = self.reasoning_tokens
             if self.estimated:
                 attrs[u.SWARM_USAGE_ESTIMATED] = True
             span.set_attributes(attrs)
@@ -269,7 +275,8 @@ class _Task:
     """One Swarm.run / run_and_stream call: the root span and the running sums."""
 
     __slots__ = ("tel", "span", "ctx", "identity", "parent", "recording", "start_agent", "agents", "handoffs",
-                 "turns", "input_tokens", "output_tokens", "estimated", "stretch", "pending_from", "open_chat",
+                 "turns", "input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens", "estimated",
+                 "stretch", "pending_from", "open_chat",
                  "pending_chat", "response", "finished", "failed")
 
     def __init__(self, tel: Telemetry, agent: Any, messages: Any, context_variables: Any,
@@ -310,6 +317,8 @@ class _Task:
         self.turns = 0
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cache_read_tokens: Optional[int] = None
+        self.reasoning_tokens: Optional[int] = None
         self.estimated = False
         self.stretch: Optional[_Stretch] = None
         self.pending_from: Optional[str] = None
@@ -371,6 +380,10 @@ class _Task:
                 u.SWARM_TASK_USAGE_INPUT_TOKENS: self.input_tokens,
                 u.SWARM_TASK_USAGE_OUTPUT_TOKENS: self.output_tokens,
             }
+            if self.cache_read_tokens is not None:
+                attrs[u.SWARM_TASK_USAGE_CACHE_READ_INPUT_TOKENS] = self.cache_read_tokens
+            if self.reasoning_tokens is not None:
+                attrs[u.SWARM_TASK_USAGE_REASONING_OUTPUT_TOKENS] = self.reasoning_tokens
             if self.estimated:
                 attrs[u.SWARM_USAGE_ESTIMATED] = True
             response = self.response
@@ -398,6 +411,10 @@ class _Task:
             # of its own in reports); per-agent figures come from its own invoke_agent spans.
             parent.input_tokens += self.input_tokens
             parent.output_tokens += self.output_tokens
+            if self.cache_read_tokens is not None:
+                parent.cache_read_tokens = (parent.cache_read_tokens or 0) + self.cache_read_tokens
+            if self.reasoning_tokens is not None:
+                parent.reasoning_tokens = (parent.reasoning_tokens or 0) + self.reasoning_tokens
             parent.estimated = parent.estimated or self.estimated
 
 
@@ -418,7 +435,7 @@ class _Chat:
 
     __slots__ = ("task", "stretch", "span", "messages", "stream", "injected", "response_id", "response_model",
                  "finish_reasons", "usage", "out_chars", "out_text", "out_tools", "done", "inner",
-                 "span_name", "span_attrs", "start_ns", "external")
+                 "span_name", "span_attrs", "start_ns", "external", "first_chunk_ns")
 
     def __init__(self, task: _Task, stretch: _Stretch):
         self.task = task
@@ -428,6 +445,7 @@ class _Chat:
         self.span_attrs: Optional[dict] = None
         self.start_ns = 0
         self.external = False
+        self.first_chunk_ns = 0
         self.messages: Any = None
         self.stream = False
         self.injected = False
@@ -442,7 +460,7 @@ class _Chat:
         self.inner: Any = None
 
     # called by _CompletionsView.create, right before the real request
-    def on_request(self, completions: Any, kwargs: dict) -> dict:
+    def on_request(self, completions: Any, kwargs: dict, server: Optional[dict] = None) -> dict:
         task = self.task
         tel = task.tel
         stretch = self.stretch
@@ -465,11 +483,16 @@ class _Chat:
                 model = _clean_str(model, tel.limit)
             if model:
                 attrs[_REQUEST_MODEL] = model
+        if stream:
+            attrs[u.GEN_AI_REQUEST_STREAM] = True
+        if server:
+            attrs.update(server)
         if capture:
-            system, rest = u.split_system(self.messages)
-            if system:
-                attrs[u.GEN_AI_SYSTEM_INSTRUCTIONS] = u.system_instructions_json(system, tel.limit)
-            attrs[u.GEN_AI_INPUT_MESSAGES] = u.messages_json(rest, tel.limit)
+            # Swarm sends the agent's instructions as the first message of the history, so they stay
+            # there (gen_ai.system_instructions is for instructions given apart from the history).
+            messages = self.messages
+            attrs[u.GEN_AI_INPUT_MESSAGES] = u.messages_json(messages if isinstance(messages, (list, tuple))
+                                                             else (), tel.limit)
         self.span_name = "chat " + model if model else "chat"
         self.span_attrs = attrs
         self.start_ns = _time_ns()
@@ -520,6 +543,7 @@ class _Chat:
         """A streamed chunk arrived; True when it is the usage-only chunk we asked for and
         must be kept from Swarm."""
         if self.response_id is None:
+            self.first_chunk_ns = _time_ns()
             self.response_id = getattr(chunk, "id", None)
             self.response_model = getattr(chunk, "model", None)
         usage = getattr(chunk, "usage", None)
@@ -582,6 +606,13 @@ class _Chat:
         stretch = self.stretch
         stretch.input_tokens += input_tokens
         stretch.output_tokens += output_tokens
+        cached, reasoning = usage.cache_read_input_tokens, usage.reasoning_output_tokens
+        if cached is not None:
+            task.cache_read_tokens = (task.cache_read_tokens or 0) + cached
+            stretch.cache_read_tokens = (stretch.cache_read_tokens or 0) + cached
+        if reasoning is not None:
+            task.reasoning_tokens = (task.reasoning_tokens or 0) + reasoning
+            stretch.reasoning_tokens = (stretch.reasoning_tokens or 0) + reasoning
         if estimated:
             task.estimated = stretch.estimated = True
         span = self.span
@@ -610,6 +641,8 @@ class _Chat:
                 attrs[u.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
             if estimated:
                 attrs[u.SWARM_USAGE_ESTIMATED] = True
+            if self.first_chunk_ns:
+                attrs[u.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (self.first_chunk_ns - self.start_ns) / 1e9
             if tel.capture_messages:
                 message = output_message if output_message is not None else self._stream_output_message()
                 if message is not None:
@@ -670,11 +703,22 @@ def _chat_stream(stream: Any, chat: _Chat):
 # one view per Swarm instance serves every thread and task) and forward everything else.
 
 
+def _server_attributes(client: Any) -> dict:
+    """server.address / server.port of the client's base URL (the scheme's port when none is given)."""
+    url = getattr(client, "base_url", None)
+    host = getattr(url, "host", None)
+    if not host:
+        return {}
+    port = getattr(url, "port", None) or (443 if getattr(url, "scheme", "") == "https" else 80)
+    return {u.SERVER_ADDRESS: str(host), u.SERVER_PORT: int(port)}
+
+
 class _CompletionsView:
-    __slots__ = ("_client",)
+    __slots__ = ("_client", "_server")
 
     def __init__(self, client: Any):
         self._client = client
+        self._server: Optional[dict] = None
 
     def create(self, *args: Any, **kwargs: Any) -> Any:
         completions = self._client.chat.completions
@@ -685,7 +729,10 @@ class _CompletionsView:
         task.pending_chat = None
         token = None
         try:
-            kwargs = chat.on_request(completions, kwargs)
+            server = self._server
+            if server is None:
+                server = self._server = _server_attributes(self._client)
+            kwargs = chat.on_request(completions, kwargs, server)
             token = _attach(chat.request_context())
         except Exception:
             _log_failure("starting a chat span")
@@ -825,9 +872,9 @@ def traced_get_chat_completion(tel: Telemetry) -> Callable:
 class _ToolBatch:
     """One handle_tool_calls call: the tool calls it will run and the span of each."""
 
-    __slots__ = ("task", "stretch", "ctx", "calls", "pending", "agent", "names")
+    __slots__ = ("task", "stretch", "ctx", "calls", "pending", "agent", "names", "tool_error")
 
-    def __init__(self, task: _Task, tool_calls: Any, names: set):
+    def __init__(self, task: _Task, tool_calls: Any, names: dict):
         self.task = task
         stretch = self.stretch = task.stretch
         if stretch is not None:
@@ -837,6 +884,7 @@ class _ToolBatch:
             self.ctx = task.ctx
             self.agent = None
         self.names = names
+        self.tool_error: Optional[BaseException] = None  # what a tool itself raised
         self.calls = calls = [(tc, _tool_name(tc)) for tc in tool_calls]
         self.pending = [c for c in calls if c[1] in names]
 
@@ -848,7 +896,7 @@ class _ToolBatch:
                 return tc
         return None
 
-    def _start(self, name: str, call_id: Optional[str]) -> Any:
+    def _start(self, name: str, call_id: Optional[str], func: Any = None) -> Any:
         task = self.task
         tel = task.tel
         limit = tel.limit
@@ -861,13 +909,16 @@ class _ToolBatch:
                 and call_id.isascii() else _clean_str(call_id, limit)
         if self.stretch is not None:
             attrs[_AGENT] = self.stretch.name
+        doc = getattr(func, "__doc__", None) if func is not None else None
+        if doc:
+            attrs[u.GEN_AI_TOOL_DESCRIPTION] = _tool_description(doc, limit)
         return tel.start_span("execute_tool " + name, context=self.ctx, kind=_INTERNAL, attributes=attrs)
 
     def call_tool(self, wrapped: Any, name: str, args: tuple, kwargs: dict) -> Any:
         span = None
         try:
             tc = self._take(name)
-            span = self._start(name, getattr(tc, "id", None))  # a pending call's name is `name`
+            span = self._start(name, getattr(tc, "id", None), wrapped)  # a pending call's name is `name`
             if tc is not None and self.task.tel.capture_messages:
                 span.set_attribute(u.GEN_AI_TOOL_CALL_ARGUMENTS,
                                    _clean_str(tc.function.arguments, self.task.tel.limit))
@@ -880,6 +931,7 @@ class _ToolBatch:
         try:
             raw = wrapped(*args, **kwargs)
         except BaseException as exc:
+            self.tool_error = exc
             with _guard("recording a tool error"):
                 _record_error(span, exc)
                 span.end()
@@ -924,6 +976,19 @@ class _ToolBatch:
                 span.set_status(Status(StatusCode.ERROR, f"Tool {name} not found"))
             span.end()
 
+    def failed_before_call(self, exc: BaseException) -> None:
+        """Swarm raised before calling the next tool (its arguments were not valid JSON): the call
+        still gets its span, with its name, id and the error."""
+        if not self.pending or exc is self.tool_error:
+            return
+        tc, name = self.pending.pop(0)
+        span = self._start(name, getattr(tc, "id", None), self.names.get(name))
+        if span.is_recording() and self.task.tel.capture_messages:
+            span.set_attribute(u.GEN_AI_TOOL_CALL_ARGUMENTS,
+                               _clean_str(getattr(getattr(tc, "function", None), "arguments", ""), self.task.tel.limit))
+        _record_error(span, exc)
+        span.end()
+
     def done(self, response: Any) -> None:
         new_agent = getattr(response, "agent", None)
         if new_agent is not None and new_agent is not self.agent:
@@ -958,6 +1023,22 @@ def _tool_proxy(func: Any, batch: "_ToolBatch") -> Any:
     return proxy
 
 
+_descriptions: dict = {}
+
+
+def _tool_description(doc: str, limit: int) -> str:
+    """A function's docstring as the tool description (indentation removed), cached per text."""
+    key = (doc, limit)
+    out = _descriptions.get(key)
+    if out is None:
+        import inspect
+
+        out = _clean_str(inspect.cleandoc(doc), limit)
+        if len(_descriptions) < 4096:
+            _descriptions[key] = out
+    return out
+
+
 def _tool_name(tc: Any) -> Optional[str]:
     fn = getattr(tc, "function", None)
     return getattr(fn, "name", None)
@@ -977,7 +1058,7 @@ def traced_handle_tool_calls(tel: Telemetry) -> Callable:
                 tool_calls = kwargs.get("tool_calls")
                 functions = kwargs.get("functions")
             functions = functions or []
-            names = {getattr(f, "__name__", None) for f in functions}
+            names = {getattr(f, "__name__", None): f for f in functions}
             batch = _ToolBatch(task, tool_calls or (), names)
             proxied = [_tool_proxy(f, batch) for f in functions]
             if "functions" in kwargs:
@@ -995,6 +1076,8 @@ def traced_handle_tool_calls(tel: Telemetry) -> Callable:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
             with _guard("recording a tool error"):
+                if isinstance(exc, json.JSONDecodeError):  # Swarm parsing the arguments, before the tool ran
+                    batch.failed_before_call(exc)
                 if batch.stretch is not None:
                     batch.stretch.fail(exc)
             raise
