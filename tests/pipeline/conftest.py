@@ -158,7 +158,8 @@ def check_tasks(client, cfg, ran: list[dict], run: str) -> None:
             problems.append(f"{entry['user_id']} ({entry['scenario']}): no task row")
             continue
         got = {"count": row[1], "agents": list(row[2]), "input_tokens": row[3], "output_tokens": row[4],
-               "status": row[5], "error_type": row[6], "turns": row[7], "handoffs": row[8],
+               # error.type is fully qualified on spans (openai.InternalServerError); the app sees the class
+               "status": row[5], "error_type": row[6].rsplit(".", 1)[-1], "turns": row[7], "handoffs": row[8],
                "spans": spans.get(row[9], 0)}
         want_row = {"count": 1, **want}
         if got != want_row:
