@@ -122,7 +122,9 @@ def test_swarmlens_up_runs_from_the_wheel_and_stores_demo_tasks(wheels, tmp_path
         assert proc.poll() is None, log.read_text()
         import clickhouse_connect
 
-        client = clickhouse_connect.get_client(dsn=f"http://127.0.0.1:{ports['ch']}")
+        # the endpoint's generated password, kept in the data directory
+        password = (tmp_path / "data" / "clickhouse-password").read_text().strip()
+        client = clickhouse_connect.get_client(dsn=f"http://default:{password}@127.0.0.1:{ports['ch']}")
         try:
             tasks = wait_until(lambda: client.query(
                 "SELECT count(), countIf(user_id != '' AND input_tokens > 0) FROM swarmlens.tasks FINAL"
