@@ -77,12 +77,13 @@ def start_rotel(tmp_path):
         rotel.stop(grace=20)
 
 
-def start_app(otlp_url: str, tasks: int, run: str, out: Path, pause: float = 0.0, log: Path | None = None):
+def start_app(otlp_url: str, tasks: int, run: str, out: Path, pause: float = 0.0, log: Path | None = None,
+              extra: tuple = ()):
     env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_url, "OTEL_SERVICE_NAME": "pipeline-test-app",
            "OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_TRACES_EXPORTER": "otlp",
            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
     return subprocess.Popen([sys.executable, str(APP), "--tasks", str(tasks), "--run", run, "--out", str(out),
-                             "--pause", str(pause)], env=env, cwd=str(REPO),
+                             "--pause", str(pause), *extra], env=env, cwd=str(REPO),
                             stdout=open(log or out.with_suffix(".log"), "wb"), stderr=subprocess.STDOUT)
 
 

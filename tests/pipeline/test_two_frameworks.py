@@ -85,3 +85,30 @@ def test_a_swarm_task_and_an_agents_sdk_task_of_one_user_are_one_history(migrate
         body = detail.get_json()
         assert (body["user_id"], body["input_tokens"], body["output_tokens"]) == (user, want_in, want_out)
         assert body["handoff_path"], body
+
+
+def test_with_the_official_openai_instrumentation_per_user_usage_by_model_is_complete(migrated, start_rotel,
+                                                                                     ch_client, pl, tmp_path):
+    """The chat spans are the official instrumentation's; the identity processor gives them the user,
+    so chat_calls and model_daily attribute every token of every task to its user."""
+    rotel = start_rotel(migrated)
+    run = f"off-{uuid.uuid4().hex[:8]}"
+    tasks = 9
+    ran = pl.finish_app(pl.start_app(rotel.otlp_http_url, tasks, run, tmp_path / "ran.json", extra=("--official",)),
+                        tmp_path / "ran.json")
+    pl.wait_until(lambda: pl.task_count(ch_client, migrated, run) == tasks, 30, what="every task")
+    pl.check_tasks(ch_client, migrated, ran, run)  # one chat span per completion: no duplicates
+    db = migrated["SWARMLENS_DATABASE"]
+    scopes = ch_client.query(
+        "SELECT DISTINCT ScopeName FROM {otel:Identifier}.otel_traces WHERE SpanName LIKE 'chat %' AND TraceId IN "
+        "(SELECT task_id FROM {db:Identifier}.tasks WHERE startsWith(user_id, {run:String}))",
+        parameters={"db": db, "otel": migrated["SWARMLENS_OTEL_DATABASE"], "run": run + "-"}).result_rows
+    assert scopes and all("openai_swarm" not in s[0] for s in scopes), scopes
+    per_user = dict(ch_client.query(
+        "SELECT user_id, sum(input_tokens) FROM {db:Identifier}.tasks FINAL WHERE startsWith(user_id, {run:String}) "
+        "GROUP BY user_id", parameters={"db": db, "run": run + "-"}).result_rows)
+    by_model = dict(pl.wait_until(lambda: (lambda r: r if dict(r) == per_user else None)(ch_client.query(
+        "SELECT user_id, sum(input_tokens) FROM {db:Identifier}.model_daily WHERE startsWith(user_id, {run:String}) "
+        "GROUP BY user_id", parameters={"db": db, "run": run + "-"}).result_rows), 30,
+        what="per-user usage by model equal to the tasks' totals"))
+    assert by_model == per_user and "" not in by_model
