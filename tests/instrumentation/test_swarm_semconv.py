@@ -121,3 +121,25 @@ def test_attribute_names_come_from_the_semantic_conventions_package():
     for name in ("GEN_AI_OPERATION_NAME", "GEN_AI_CONVERSATION_ID", "GEN_AI_REQUEST_STREAM",
                  "GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK", "GEN_AI_TOOL_DESCRIPTION", "GEN_AI_USAGE_INPUT_TOKENS"):
         assert getattr(u, name) is getattr(genai, name)
+
+
+@pytest.mark.parametrize("mode,on_span", [("event_only", False), ("span_and_event", True)])
+@pytest.mark.parametrize("stream", [False, True])
+def test_message_content_in_events(monkeypatch, instrument, swarm_client, exporter, mode, on_span, stream):
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", mode)
+    instrument()
+    triage, *_ = sc.build_agents()
+    if stream:
+        list(swarm_client.run(triage, REFUND, stream=True))
+    else:
+        swarm_client.run(triage, REFUND)
+    chats = sc.named(exporter.get_finished_spans(), "chat ")
+    assert len(chats) == len(sc.FLOWS["refund"])
+    for chat in chats:
+        (event,) = [e for e in chat.events if e.name == "gen_ai.client.inference.operation.details"]
+        inputs = json.loads(event.attributes["gen_ai.input.messages"])
+        assert inputs[0]["role"] == "system" and any(m["role"] == "user" for m in inputs)
+        assert json.loads(event.attributes["gen_ai.output.messages"])[0]["role"] == "assistant"
+        assert ("gen_ai.input.messages" in chat.attributes) is on_span
+    last = json.loads(chats[-1].events[-1].attributes["gen_ai.output.messages"])
+    assert last[0]["parts"][0]["content"] == sc.BILLING_REFUND[2]["content"]

@@ -157,7 +157,7 @@ class Telemetry:
     """What the wrappers share: tracer, settings (read once), Swarm's types, the per-instance views."""
 
     __slots__ = ("tracer", "config", "agent_cls", "result_cls", "limit", "capture_content", "capture_messages",
-                 "stream_usage", "start_span", "_views", "_last_view", "on_provider", "_provider")
+                 "message_events", "stream_usage", "start_span", "_views", "_last_view", "on_provider", "_provider")
 
     def __init__(self, tracer: trace.Tracer, config: u.Config, agent_cls: type, result_cls: type):
         self.tracer = tracer
@@ -167,6 +167,7 @@ class Telemetry:
         self.limit = config.max_attribute_length
         self.capture_content = config.capture_content
         self.capture_messages = config.capture_messages
+        self.message_events = config.message_events
         self.stream_usage = config.stream_usage
         self.start_span = tracer.start_span
         # Swarm instance -> the _SwarmView its get_chat_completion runs against (weak: an app may
@@ -473,7 +474,7 @@ class _Chat:
         task.turns += 1
         stretch.turns += 1
         capture = tel.capture_messages
-        if stream and capture:
+        if stream and (capture or tel.message_events):
             self.out_text = []
             self.out_tools = {}
         attrs = stretch.chat_attrs.copy()
@@ -537,7 +538,8 @@ class _Chat:
             for call in getattr(message, "tool_calls", None) or ():
                 fn = getattr(call, "function", None)
                 self.out_chars += len(getattr(fn, "name", "") or "") + len(getattr(fn, "arguments", "") or "")
-        self.finish(output_message=message if self.task.tel.capture_messages else None)
+        tel = self.task.tel
+        self.finish(output_message=message if tel.capture_messages or tel.message_events else None)
 
     def on_chunk(self, chunk: Any) -> bool:
         """A streamed chunk arrived; True when it is the usage-only chunk we asked for and
@@ -643,11 +645,22 @@ class _Chat:
                 attrs[u.SWARM_USAGE_ESTIMATED] = True
             if self.first_chunk_ns:
                 attrs[u.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (self.first_chunk_ns - self.start_ns) / 1e9
-            if tel.capture_messages:
+            if tel.capture_messages or tel.message_events:
                 message = output_message if output_message is not None else self._stream_output_message()
+                output = None
                 if message is not None:
                     reason = self.finish_reasons[0] if self.finish_reasons else None
-                    attrs[u.GEN_AI_OUTPUT_MESSAGES] = u.messages_json([message], limit, reason)
+                    output = u.messages_json([message], limit, reason)
+                if tel.capture_messages and output is not None:
+                    attrs[u.GEN_AI_OUTPUT_MESSAGES] = output
+                if tel.message_events:
+                    messages = self.messages
+                    details = {u.GEN_AI_OPERATION_NAME: "chat",
+                               u.GEN_AI_INPUT_MESSAGES: u.messages_json(
+                                   messages if isinstance(messages, (list, tuple)) else (), limit)}
+                    if output is not None:
+                        details[u.GEN_AI_OUTPUT_MESSAGES] = output
+                    span.add_event(u.EVENT_INFERENCE_DETAILS, details)
             span.set_attributes(attrs)
         span.end()
 

@@ -68,6 +68,9 @@ SWARM_HANDOFF_FROM = "swarm.handoff.from"
 SWARM_HANDOFF_TO = "swarm.handoff.to"
 SWARM_USAGE_ESTIMATED = "swarm.usage.estimated"
 
+# The conventions' event that carries a model call's messages when content goes to events.
+EVENT_INFERENCE_DETAILS = "gen_ai.client.inference.operation.details"
+
 PROVIDER_OPENAI = "openai"
 WORKFLOW_NAME = "swarm"
 
@@ -153,6 +156,9 @@ class Config:
     user_key: str = "user_id"
     session_key: str = "session_id"
     stream_usage: bool = True
+    # From the same variable as capture_messages: `event_only` / `span_and_event` put the chat messages
+    # in a span event gen_ai.client.inference.operation.details (event_only: not in attributes).
+    message_events: bool = False
 
 
 def load_config(overrides: Optional[Mapping[str, Any]] = None,
@@ -178,6 +184,11 @@ def load_config(overrides: Optional[Mapping[str, Any]] = None,
         except ValueError as exc:
             logger.warning("ignoring %s=%r (%s); using %r", s.env, raw, exc, s.default)
             values[s.option] = s.default
+    mode = overrides.get("message_events")
+    if mode is None:
+        raw = (env.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT") or "").strip().lower()
+        mode = raw in ("event_only", "span_and_event")
+    values["message_events"] = bool(mode)
     return Config(**values)
 
 
