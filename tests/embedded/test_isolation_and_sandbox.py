@@ -273,7 +273,7 @@ def test_results_stream_and_a_mid_stream_error_reaches_the_client(make_endpoint)
     client = clickhouse_connect.get_client(host="127.0.0.1", port=ep.port)
     with pytest.raises(Exception) as exc:
         client.query("SELECT number, sleepEachRow(0.02), throwIf(number = 20) FROM numbers(100) "
-                     "SETTINGS max_block_size = 1", settings={"wait_end_of_query": 0})
+                     "SETTINGS max_block_size = 1")
     assert "395" in str(exc.value) or "throwIf" in str(exc.value) or "NON_ZERO" in str(exc.value)
     client.close()
 
@@ -373,3 +373,33 @@ def test_a_compression_bomb_is_refused_within_the_memory_bound(make_endpoint, ch
     assert r.status_code == 413
     assert rss() - before < 256 << 20
     assert q(ep, f"SELECT count() FROM {db}.b").text == "0\n"
+
+
+def test_clickhouse_connect_sees_a_mid_stream_error(make_endpoint):
+    ep = make_endpoint()
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=ep.port)
+    try:
+        with pytest.raises(Exception) as exc:
+            res = client.query("SELECT number, sleepEachRow(0.02), throwIf(number = 20) FROM numbers(100) "
+                               "SETTINGS max_block_size = 1", settings={"wait_end_of_query": 0})
+            print("ROWS", len(res.result_rows), res.summary)
+        assert "NON_ZERO" in str(exc.value) or "395" in str(exc.value)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("settings", [
+    {"max_result_rows": "2", "result_overflow_mode": "break"},  # would cut the parse the sandbox reads
+    {"max_query_size": "20"},
+    {"dialect": "prql"},  # would parse the statement otherwise than it was judged
+])
+def test_request_settings_cannot_change_how_a_statement_is_judged(make_endpoint, secret_file, settings):
+    ep = make_endpoint()
+    sid = uuid.uuid4().hex
+    sql = f"SELECT * FROM numbers(3) AS a, numbers(2) AS b, file('{secret_file}', LineAsString) AS c"
+    r = q(ep, sql, **settings)
+    assert r.status_code in (403, 400, 404) and "host secret" not in r.text
+    for k, v in settings.items():
+        q(ep, f"SET {k} = '{v}'", session_id=sid)
+    r = q(ep, sql, session_id=sid)
+    assert r.status_code in (403, 400, 404) and "host secret" not in r.text

@@ -52,8 +52,8 @@ def run(args) -> int:
         return 1
     if not password:
         pw_note = "no password (explicitly empty)"
-    print(f"embedded ClickHouse {ep.engine.version} serving {data_dir} at {ep.url}; user {ep.user}, {pw_note}",
-          flush=True)
+    print(f"embedded ClickHouse {ep.engine.version} serving {data_dir} at {ep.url}", flush=True)
+    print(f"user {ep.user}, {pw_note}", flush=True)
     ep.serve_forever()
     print("embedded ClickHouse stopped", flush=True)
     return 0

@@ -125,6 +125,7 @@ class Engine:
         self._created = 0
         self._lock = threading.Lock()
         self._sessions: dict[str, Connection] = {}
+        self._parsers: queue.LifoQueue[Connection] = queue.LifoQueue()
         self._max_sessions = max_sessions
         self._closed = False
         first = self._new_connection()  # fails fast on a bad or locked data directory
@@ -174,6 +175,19 @@ class Engine:
         c.last_used = time.monotonic()
         self._pool.put(c)
 
+    # -- parsing ---------------------------------------------------------------------------------
+    def parse(self, fn):
+        """Runs fn(connection) on a connection that no request's settings ever touch, so that how a
+        statement is parsed and printed cannot be changed by the request being judged."""
+        try:
+            c = self._parsers.get_nowait()
+        except queue.Empty:
+            c = self._open()
+        try:
+            return fn(c)
+        finally:
+            self._parsers.put(c)
+
     # -- HTTP sessions -----------------------------------------------------------------------
     def session(self, session_id: str, timeout: float, check: bool) -> Connection:
         self._expire_sessions()
@@ -209,6 +223,11 @@ class Engine:
 
     def close(self) -> None:
         self._closed = True
+        while True:
+            try:
+                _close_quietly(self._parsers.get_nowait())
+            except queue.Empty:
+                break
         with self._lock:
             conns = list(self._all) + list(self._sessions.values())
             self._sessions.clear()

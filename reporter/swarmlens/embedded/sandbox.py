@@ -68,7 +68,9 @@ SAFE_SYSTEM_PREFIXES = (
 
 # Settings that name files the engine would read or write.
 DENIED_SETTINGS = frozenset({"format_schema", "output_format_schema", "format_template_resultset",
-                             "format_template_row", "format_schema_source"})
+                             "format_template_row", "format_schema_source",
+                             # another query language would be parsed otherwise than it was judged
+                             "dialect"})
 
 # Statement kinds (the root node of the tree) that only read.
 _READ_ROOTS = ("SelectWithUnionQuery", "SelectIntersectExceptQuery", "Show", "Describe", "Exists", "Explain",
@@ -124,14 +126,14 @@ class Sandbox:
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
-    def inspect(self, conn, sql: str, params: dict | None = None) -> Statement:
-        """The verdict for one statement; `conn` is an engine connection the caller holds."""
+    def inspect(self, engine, sql: str, params: dict | None = None) -> Statement:
+        """The verdict for one statement, parsed on one of the engine's pristine connections."""
         with self._lock:
             hit = self._cache.get(sql)
             if hit is not None:
                 self._cache.move_to_end(sql)
                 return hit
-        st = self._inspect(conn, sql, params or {})
+        st = engine.parse(lambda conn: self._inspect(conn, sql, params or {}))
         with self._lock:
             self._cache[sql] = st
             if len(self._cache) > self._cache_size:

@@ -55,7 +55,7 @@ import h11
 from swarmlens import sqltext
 from swarmlens.embedded import codecs
 from swarmlens.embedded.engine import SETTING_NAME_RE, Connection, Engine
-from swarmlens.embedded.errors import DATA_ERROR_CODES, ClickHouseError
+from swarmlens.embedded.errors import ClickHouseError, is_data_error
 from swarmlens.embedded.sandbox import DENIED_SETTINGS, Policy, Sandbox, Statement, escape_param
 
 log = logging.getLogger("swarmlens.clickhouse")
@@ -126,6 +126,34 @@ class _Drop(Exception):
 
 class _Closed(Exception):
     """The client went away."""
+
+
+class _EngineStream:
+    """A streamed SELECT on an engine connection.
+
+    chDB's StreamingResult wrapper ends a stream at the first chunk that holds no rows, which is
+    also what a Native or *WithNames output starts with (a header block): the stream would end
+    after its header. This reads the engine's chunks itself: the stream ends when the engine has
+    nothing more to give (no chunk, or an empty one with no bytes)."""
+
+    def __init__(self, conn: Connection, sql: str, fmt: str, params: dict):
+        self._low = conn.conn._conn  # the engine binding under chdb's Python wrapper
+        self._res = self._low.send_query(sql, fmt, params=params or {})
+        self.finished = False
+
+    def fetch(self):
+        if self.finished:
+            return None
+        r = self._low.streaming_fetch_result(self._res)
+        if r is None or (r.rows_read() == 0 and not r.bytes()):
+            self.finished = True
+            return None
+        return r
+
+    def cancel(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self._low.streaming_cancel_query(self._res)
 
 
 @dataclass
@@ -521,6 +549,7 @@ class _Execution:
         self.external: list[tuple[str, dict, _Spool]] = []
         self.progress: list[dict] = []
         self.summary: dict = {}
+        self.spoilt = False  # the engine connection saw a stream fail or cancelled: never pool it
 
     # -- parsing -------------------------------------------------------------------------------
     def run(self) -> None:
@@ -705,7 +734,7 @@ class _Execution:
                 database = database or "default"
             conn.prepare(database, settings)
             check_text = sql if head is None else f"{head.statement} FORMAT {head.format}"
-            st = ep.sandbox.inspect(conn, check_text, qparams)
+            st = ep.sandbox.inspect(ep.engine, check_text, qparams)
             st.check()
             self._check_readonly(conn, st, settings)
             fmt = None
@@ -737,6 +766,7 @@ class _Execution:
                     conn.note_statement(st.canonical)
                 else:
                     discard = True
+            discard = discard or self.spoilt
         except BaseException:
             if not session:
                 # a failed request may have left the connection mid-change: never pool it
@@ -812,7 +842,7 @@ class _Execution:
                                       f"Neither structure nor types have not been provided for external table {name[:100]}. "
                                       f"Use fields {name}_structure or {name}_types to do so.")
             ddl = f"CREATE TEMPORARY TABLE {_quote_ident(name)} ({structure}) ENGINE = Memory"
-            self.ep.sandbox.inspect(conn, ddl).check()
+            self.ep.sandbox.inspect(self.ep.engine, ddl).check()
             conn.run(ddl, "TabSeparated")
             if not _FORMAT_NAME_RE.match(fmt):
                 raise ClickHouseError(73, "UNKNOWN_FORMAT", f"Unknown format {fmt[:50]}")
@@ -936,7 +966,7 @@ class _Execution:
         stream = None
         try:
             try:
-                stream = conn.conn.send_query(sql, fmt, params=qparams)
+                stream = _EngineStream(conn, sql, fmt, qparams)
                 running.stream = stream
                 if running.cancelled.is_set():
                     stream.cancel()
@@ -986,6 +1016,7 @@ class _Execution:
                         chunk = stream.fetch()
                         err = None
                         if chunk is None and running.cancelled.is_set():
+                            self.spoilt = True
                             # a cancelled stream just ends: say so, never pass a cut result off as whole
                             err = ClickHouseError(394, "QUERY_WAS_CANCELLED", "Query was cancelled")
                     except Exception as exc:
@@ -1008,13 +1039,15 @@ class _Execution:
                 raise
         finally:
             conn.conn.set_progress_callback(None)
-            if stream is not None and not getattr(stream, "_exhausted", True):
+            if stream is not None and not stream.finished:
+                self.spoilt = True
                 try:
                     stream.cancel()
                 except Exception:
                     pass
 
     def _engine_error(self, exc: Exception, running: _Running) -> ClickHouseError:
+        self.spoilt = True
         if running.cancelled.is_set():
             return ClickHouseError(394, "QUERY_WAS_CANCELLED", "Query was cancelled")
         text = str(exc)
@@ -1045,7 +1078,7 @@ class _Execution:
                     except Exception:
                         pass
                 err = exc if isinstance(exc, ClickHouseError) else ClickHouseError.from_engine(exc)
-                if err.code in DATA_ERROR_CODES or err.code == 394:
+                if is_data_error(err.code):
                     raise err from None
                 if pause is None or self.ep._stopping:
                     log.error("insert failed %d times for a reason of the server's; closing the connection "
@@ -1078,7 +1111,7 @@ class _Execution:
         select = ("SELECT query_id FROM format(JSONEachRow, 'query_id String, user String, query String, "
                   f"elapsed Float64', {{__kill_rows:String}}) WHERE {cond}")
         kp = {**qparams, "__kill_rows": escape_param(rows)}
-        self.ep.sandbox.inspect(conn, select, kp).check()
+        self.ep.sandbox.inspect(self.ep.engine, select, kp).check()
         ids = conn.run(select, "TabSeparatedRaw", kp).bytes().decode().split("\n")
         ids = {i for i in ids if i}
         matched = [r for r in mine if r.query_id in ids]
