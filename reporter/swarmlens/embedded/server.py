@@ -144,7 +144,11 @@ class _EngineStream:
     def fetch(self):
         if self.finished:
             return None
-        r = self._low.streaming_fetch_result(self._res)
+        try:
+            r = self._low.streaming_fetch_result(self._res)
+        except BaseException:
+            self.finished = True  # the engine ended the query with its error
+            raise
         if r is None or (r.rows_read() == 0 and not r.bytes()):
             self.finished = True
             return None
@@ -727,7 +731,9 @@ class _Execution:
         ep, params, req = self.ep, self.params, self.req
         session_id = params.get("session_id")
         conn, session = self._connection(session_id)
-        discard = False
+        self._conn, self._session, self._st, self._running = conn, session, None, None
+        self._released = False
+        self._discard = False
         try:
             database = params.get("database") or req.header("x-clickhouse-database") or None
             if not session:
@@ -743,44 +749,53 @@ class _Execution:
                     req.header("x-clickhouse-format") or "TabSeparated"
             if self.external:
                 self._load_external(conn)
-                discard = True
+                self._discard = True
             if st.root == "Set" and "readonly" in [n.lower() for n in st.sets]:
                 self._set_readonly(conn, st, session)
                 return self._finish_empty(fmt=None)
+            self._st = st
             running = _Running(self.query_id, self.user, sql[:1000], time.time(), self.h.sock,
                                watch=st.reads_only)
             ep.registry.add(running, replace=_int_param(params, "replace_running_query") == 1)
-            try:
-                if st.root == "KillQueryQuery":
-                    self._kill(conn, st, fmt, qparams)
-                elif head is not None:
-                    self._insert(conn, head, data, running)
-                elif st.streams:
-                    self._stream(conn, sql, fmt, qparams, running)
-                else:
-                    self._run_whole(conn, sql, fmt, qparams, st)
-            finally:
-                ep.registry.remove(running)
-            if st.stateful:
-                if session:
-                    conn.note_statement(st.canonical)
-                else:
-                    discard = True
-            discard = discard or self.spoilt
+            self._running = running
+            if st.root == "KillQueryQuery":
+                self._kill(conn, st, fmt, qparams)
+            elif head is not None:
+                self._insert(conn, head, data, running)
+            elif st.streams:
+                self._stream(conn, sql, fmt, qparams, running)
+            else:
+                self._run_whole(conn, sql, fmt, qparams, st)
         except BaseException:
-            if not session:
-                # a failed request may have left the connection mid-change: never pool it
-                discard = True
+            self._release(ok=False)
             raise
         finally:
-            if session:
-                if _int_param(params, "close_session") == 1:
-                    conn.lock.release()
-                    ep.engine.close_session(session_id)
-                else:
-                    conn.lock.release()
-            else:
-                ep.engine.release(conn, discard=discard)
+            self._release(ok=True)
+
+    def _release(self, ok: bool) -> None:
+        """Ends the request's hold on its query id, session and connection. The send functions call
+        it just before the last bytes of a response leave, so a client that sends its next request
+        the moment it has the answer finds the session free and the query id unused."""
+        if self._released:
+            return
+        self._released = True
+        ep, conn, st = self.ep, self._conn, self._st
+        try:
+            conn.conn.set_progress_callback(None)
+        except Exception:
+            pass
+        if self._running is not None:
+            ep.registry.remove(self._running)
+        if self._session:
+            if ok and st is not None and st.stateful:
+                conn.note_statement(st.canonical)
+            conn.lock.release()
+            if _int_param(self.params, "close_session") == 1:
+                ep.engine.close_session(self.params.get("session_id"))
+        else:
+            # a failed request may have left the connection mid-change: never pool it
+            discard = self._discard or self.spoilt or not ok or (st is not None and st.stateful)
+            ep.engine.release(conn, discard=discard)
 
     def _connection(self, session_id: str | None) -> tuple[Connection, bool]:
         if not session_id:
@@ -920,6 +935,7 @@ class _Execution:
         return chunk
 
     def _send_whole(self, body: bytes | _Spool, fmt, headers) -> None:
+        self._release(ok=True)  # the result is complete: free the session before the client has it
         kind, enc = self._encoder()
         ctype = "application/octet-stream" if kind == "native" and fmt else self._content_type(fmt)
         if kind and kind != "native":
@@ -1033,18 +1049,21 @@ class _Execution:
                     tail = enc.finish()
                     if tail:
                         h.send_event(h11.Data(data=tail))
+                conn.conn.set_progress_callback(None)
+                self._release(ok=not self.spoilt)
                 h.send_event(h11.EndOfMessage())
             except _Closed:
                 running.cancel()
                 raise
         finally:
-            conn.conn.set_progress_callback(None)
             if stream is not None and not stream.finished:
                 self.spoilt = True
                 try:
                     stream.cancel()
                 except Exception:
                     pass
+            if not self._released:
+                conn.conn.set_progress_callback(None)
 
     def _engine_error(self, exc: Exception, running: _Running) -> ClickHouseError:
         self.spoilt = True
