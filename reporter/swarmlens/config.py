@@ -95,7 +95,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SWARMLENS_OTLP_HTTP_PORT", 4318, int,
             "Port of the OTLP/HTTP receiver under `swarmlens up`."),
     Setting("SWARMLENS_ROTEL_CONFIG", "", str,
-            "Rotel settings file `swarmlens up` reads (default: collector_config/rotel.env of the source tree)."),
+            "Rotel settings file `swarmlens up` reads (default: collector_config/rotel.env, shipped in the package)."),
     Setting("SWARMLENS_COLLECTOR", "swarmlens", str,
             "OTLP receiver `swarmlens up` runs: `swarmlens` (crash-safe, see [docs/reliability.md](docs/reliability.md)) or `rotel` (faster, loses the batch in flight when killed)."),
     Setting("SWARMLENS_INGEST_BATCH_MS", 200, int,
