@@ -32,7 +32,7 @@ SPANS_PER_TASK = 8
 
 
 def free_port() -> int:
-    from swarmlens.ports import free_port as fp
+    from support_ports import free_port as fp
 
     return fp()
 

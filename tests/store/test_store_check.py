@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from swarmlens.store.check import check
-from swarmlens.store.spans import Stretch, insert_spans, task_spans
+from support_spans import Stretch, insert_spans, task_spans
 
 DAY1 = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
 DAY2 = datetime(2026, 4, 2, 9, tzinfo=timezone.utc)
@@ -62,12 +62,12 @@ def test_a_short_rollup_and_a_long_one_are_repaired_and_named(data, store_client
 
 def test_a_detail_table_short_of_raw_spans_is_rebuilt(data, store_client):
     db = data.SWARMLENS_DATABASE
-    before = _q(store_client, "SELECT count() FROM {db:Identifier}.tasks FINAL", data)
-    store_client.command(f"ALTER TABLE `{db}`.tasks DELETE WHERE user_id = 'u2' SETTINGS mutations_sync = 2")
+    before = _q(store_client, "SELECT count() FROM {db:Identifier}.agent_runs FINAL", data)
+    store_client.command(f"ALTER TABLE `{db}`.agent_runs DELETE WHERE user_id = 'u2' SETTINGS mutations_sync = 2")
     found = check(store_client, data, fix=True)
-    assert (f"{db}.tasks", "202603") in {(f.table, f.partition) for f in found}
+    assert (f"{db}.agent_runs", "202603") in {(f.table, f.partition) for f in found}
     assert all(f.repaired for f in found)
-    assert _q(store_client, "SELECT count() FROM {db:Identifier}.tasks FINAL", data) == before
+    assert _q(store_client, "SELECT count() FROM {db:Identifier}.agent_runs FINAL", data) == before
     assert check(store_client, data) == []
 
 

@@ -35,7 +35,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-# The columns written, in the order of swarmlens.store.spans.COLUMNS (rotel's order).
+# The columns written, in the order rotel and the test span builders (tests/support_spans.py) use.
 COLUMNS: tuple[str, ...] = (
     "Timestamp", "TraceId", "SpanId", "ParentSpanId", "TraceState", "SpanName", "SpanKind", "ServiceName",
     "ResourceAttributes", "ScopeName", "ScopeVersion", "SpanAttributes", "Duration", "StatusCode",
