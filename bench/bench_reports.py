@@ -980,7 +980,11 @@ def markdown(res: dict) -> dict[str, str]:
              ".venv/bin/python bench/run_all.py --preset tiny     # CI size, the same code paths", "```", "",
              "or only the sections above:", "", "```",
              ".venv/bin/python bench/bench_reports.py --preset full --write-docs", "```", "",
-             "Presets: `tiny` 2k tasks, `small` 50k, `full` 1M (about 9.2M spans); `--seed` (default 42) and "
+             "10M tasks (about 92M spans), outside CI, with about 60 GB of free disk (ClickHouse, PostgreSQL and "
+             "the COPY file):", "", "```",
+             "nice -n 10 .venv/bin/python bench/bench_reports.py --preset 10m --reps 20 --adhoc-reps 2 \\",
+             "    --json bench-10m.json --write-docs", "```", "",
+             "Presets: `tiny` 2k tasks, `small` 50k, `full` 1M (about 9.2M spans), `10m` 10M; `--seed` (default 42) and "
              "`--end` (default today, UTC) make the data repeatable. The generator alone: "
              "`.venv/bin/python bench/generate.py --preset small --url http://127.0.0.1:8123 --migrate`.",
              f"Load time of this run: ClickHouse {m['load_seconds']:.0f} s for {m['spans']:,} spans "

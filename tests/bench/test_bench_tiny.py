@@ -29,14 +29,19 @@ def test_tiny_preset_runs_both_baselines_and_every_answer_agrees(tmp_path):
     out_json, docs = tmp_path / "results.json", tmp_path / "benchmarks.md"
     started = time.monotonic()
     # A fixed last day, so the data (and which tasks straddle a midnight) is the same every day.
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, os.path.join(BENCH, "bench_reports.py"), "--preset", "tiny", "--reps", "3", "--end",
          "2026-11-28", "--adhoc-reps", "1", "--no-pages", "--no-query-files", "--json", str(out_json),
          "--write-docs", "--docs", str(docs)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=280,
-        env={**os.environ, "TZ": "UTC"})
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TZ": "UTC"})
+    try:
+        _, stderr = proc.communicate(timeout=280)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # SIGTERM: the bench stops its PostgreSQL server and removes its directories
+        proc.communicate(timeout=60)
+        raise
     # Exit status 1 is a wrong answer (printed as WRONG ANSWER on stderr) or a failed query.
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, stderr[-3000:]
     assert time.monotonic() - started < 280
     res = json.loads(out_json.read_text())
     meta = res["meta"]
