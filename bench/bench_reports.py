@@ -1002,7 +1002,7 @@ def markdown(res: dict) -> dict[str, str]:
              f"directory with {', '.join(f'{k}={v}' for k, v in PG_SETTINGS.items())} (fsync off changes load "
              "time, not query time).", "",
              "Every table of this file, in one command (installs PostgreSQL with apt-get when run as root):", "",
-             "```", ".venv/bin/python bench/run_all.py --preset full     # about 25 minutes at 1M tasks",
+             "```", ".venv/bin/python bench/run_all.py --preset full     # about 45 minutes at 1M tasks on 2 loaded cores",
              ".venv/bin/python bench/run_all.py --preset tiny     # CI size, the same code paths", "```", "",
              "or only the sections above:", "", "```",
              ".venv/bin/python bench/bench_reports.py --preset full --write-docs", "```", "",

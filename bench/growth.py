@@ -44,6 +44,8 @@ def section(runs: list[dict]) -> str:
              "The same bench at several sizes (same generator, seed and code; each column is one run of "
              "`bench/bench_reports.py`, its own side-by-side loop). Each cell: swarmlens p50 / PostgreSQL done well "
              "p50 in ms, then who is faster and by how much.", "",
+             "Runs: " + "; ".join(f"{r['meta']['tasks']:,} tasks: preset `{r['meta']['preset']}`, {r['meta']['reps']} "
+                                  f"runs per report, ending {r['meta']['end'][:10]}" for r in runs) + ".", "",
              "| report | " + " | ".join(f"{s} tasks" for s in sizes) + " |",
              "|---|" + "---:|" * len(runs)]
     names = [r["name"] for r in runs[-1]["reports"]]
