@@ -27,6 +27,20 @@ def _bool(value: str) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+def _smtp_security(value: str) -> str:
+    v = value.strip().lower()
+    if v not in ("starttls", "ssl", "none"):
+        raise ValueError(f"must be starttls, ssl or none, not {value!r}")
+    return v
+
+
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if not 1 <= seconds <= 86400:
+        raise ValueError(f"must be between 1 and 86400 seconds, not {value!r}")
+    return seconds
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -56,7 +70,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SWARMLENS_CLICKHOUSE_USER", "default", str,
             "ClickHouse user, for clients and, when a password is set, required by the embedded endpoint."),
     Setting("SWARMLENS_CLICKHOUSE_PASSWORD", "", str,
-            "ClickHouse password; empty means the embedded endpoint requires none (loopback only)."),
+            "ClickHouse password. Unset: `swarmlens clickhouse` and `swarmlens up` generate one on first start and keep it "
+            "in SWARMLENS_DATA_DIR/clickhouse-password (mode 0600), which every swarmlens command then reads. Set it to the "
+            "empty string (export SWARMLENS_CLICKHOUSE_PASSWORD=) for a server that has none."),
+    Setting("SWARMLENS_CLICKHOUSE_USER_FILES_PATH", "", str,
+            "Directory the embedded endpoint's file(), INTO OUTFILE and FROM INFILE may use (literal paths inside it only); "
+            "empty keeps the engine away from every file outside its data directory."),
+    Setting("SWARMLENS_CLICKHOUSE_CORS_ORIGIN", "", str,
+            "Origin the embedded endpoint allows in Access-Control-Allow-Origin (for a browser client on another "
+            "origin); empty sends no CORS headers, as a server does."),
     Setting("SWARMLENS_OTEL_DATABASE", "otel", str,
             "Database of the raw span table otel_traces, as the collector writes it."),
     Setting("SWARMLENS_DATABASE", "swarmlens", str,
@@ -91,6 +113,27 @@ SETTINGS: tuple[Setting, ...] = (
             "Largest request body the reporter accepts (forms, API feedback); larger ones get error 413."),
     Setting("SWARMLENS_PAGE_SIZE", 50, int,
             "Rows per page of task history and search results, and the API's default limit."),
+    # Notifications: quota alerts and monthly reports by webhook and e-mail (`swarmlens notify`)
+    Setting("SWARMLENS_SMTP_HOST", "", str,
+            "SMTP server that sends alert and report e-mails; empty: e-mail channels record a failed delivery."),
+    Setting("SWARMLENS_SMTP_PORT", 587, int,
+            "Port of the SMTP server."),
+    Setting("SWARMLENS_SMTP_SECURITY", "starttls", _smtp_security,
+            "SMTP connection security: starttls, ssl (implicit TLS, usually port 465) or none (loopback relays only)."),
+    Setting("SWARMLENS_SMTP_USER", "", str,
+            "SMTP login; empty sends without authenticating."),
+    Setting("SWARMLENS_SMTP_PASSWORD", "", str,
+            "SMTP password for SWARMLENS_SMTP_USER."),
+    Setting("SWARMLENS_SMTP_FROM", "swarmlens@localhost", str,
+            "Sender address of alert and report e-mails."),
+    Setting("SWARMLENS_NOTIFY_INTERVAL", 60.0, _seconds,
+            "Seconds between two checks of quotas and of the report schedule by the notifier of `swarmlens up`."),
+    Setting("SWARMLENS_NOTIFY_ATTEMPTS", 5, int,
+            "Attempts per delivery before it is recorded as failed (webhook: network errors, 429 and 5xx; SMTP: 4xx)."),
+    Setting("SWARMLENS_NOTIFY_BACKOFF", 2.0, float,
+            "Seconds before the first retry of a delivery; each further retry waits twice as long (at most 5 minutes)."),
+    Setting("SWARMLENS_PUBLIC_URL", "", str,
+            "Address people open the reporter at (https://swarmlens.example.com); alerts link to the user's page from it."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -124,7 +167,24 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
             raise KeyError(f"unknown setting {key}")
         if value is not None:
             values[key] = value
+    password_given = "SWARMLENS_CLICKHOUSE_PASSWORD" in env or \
+        (overrides or {}).get("SWARMLENS_CLICKHOUSE_PASSWORD") is not None
+    if not password_given:
+        values["SWARMLENS_CLICKHOUSE_PASSWORD"] = generated_clickhouse_password(values["SWARMLENS_DATA_DIR"])
     return Config(values)
+
+
+def clickhouse_password_path(data_dir: str) -> str:
+    """Where `swarmlens clickhouse` and `swarmlens up` keep the endpoint's generated password."""
+    return os.path.join(os.path.expanduser(data_dir), "clickhouse-password")
+
+
+def generated_clickhouse_password(data_dir: str) -> str:
+    try:
+        with open(clickhouse_password_path(data_dir), encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def setting_names() -> list[str]:

@@ -72,6 +72,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="on an empty database, --demo first backfills this many days of history (default: 90; 0: none)")
     p.add_argument("--demo-backfill-tasks", type=int, default=600, metavar="N",
                    help="tasks of that backfill (default: 600)")
+    p.add_argument("--demo-llm-port", type=int, default=0, metavar="PORT",
+                   help="port of the demo's scripted LLM on 127.0.0.1 (default: a free port)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,6 +287,7 @@ class Stack:
         self.demo_interval = demo_interval
         self.demo_backfill_days = demo_backfill_days
         self.demo_backfill_tasks = demo_backfill_tasks
+        self.demo_llm_port = 0
         self.say = say
         self.children: list[Child] = []
         self.urls: dict[str, str] = {}
@@ -335,6 +338,16 @@ class Stack:
         ch_port, grpc_port, http_port, app_port = ports.values()
         host = _connect_host(ch_host)
         ch_url = f"http://[{host}]:{ch_port}" if ":" in host else f"http://{host}:{ch_port}"
+        # The endpoint holds user data: it gets a password, generated on the first start and kept in
+        # the data directory, which every child (and every later swarmlens command) reads.
+        from swarmlens.embedded.server import load_or_create_password
+
+        pw_path = config_mod.clickhouse_password_path(self.data_dir)
+        if "SWARMLENS_CLICKHOUSE_PASSWORD" not in os.environ:
+            cfg = config_mod.Config({**cfg, "SWARMLENS_CLICKHOUSE_PASSWORD": load_or_create_password(pw_path)})
+            self.ch_password_note = f"password in {pw_path}"
+        else:
+            self.ch_password_note = "password from $SWARMLENS_CLICKHOUSE_PASSWORD"
         cfg = self.cfg = config_mod.Config({**cfg, "SWARMLENS_CLICKHOUSE_LISTEN_PORT": ch_port,
                                             "SWARMLENS_CLICKHOUSE_URL": ch_url, "SWARMLENS_OTLP_GRPC_PORT": grpc_port,
                                             "SWARMLENS_OTLP_HTTP_PORT": http_port, "SWARMLENS_REPORTER_PORT": app_port,
@@ -348,7 +361,11 @@ class Stack:
                                         "--host", ch_host, "--port", str(ch_port)], self._env(), grace=60)
         _wait(ch, lambda: _http_ok(ch_url + "/ping") == 200, "answering /ping", timeout=120)
         self.urls["clickhouse"] = ch_url
-        self.say(f"  ClickHouse   {ch_url}  (embedded, {time.monotonic() - started:.1f} s)")
+        self.say(f"  ClickHouse   {ch_url}  (embedded, {time.monotonic() - started:.1f} s; user "
+                 f"{cfg.SWARMLENS_CLICKHOUSE_USER}, {self.ch_password_note})")
+        if "SWARMLENS_CLICKHOUSE_PASSWORD" not in os.environ:
+            self.say(f"               curl -u {cfg.SWARMLENS_CLICKHOUSE_USER}:\"$(cat {pw_path})\" "
+                     f"'{ch_url}/?query=SELECT+1'")
 
         # 2. migrations
         from swarmlens.store.migrate import load_migrations, migrate_from_config
@@ -389,7 +406,17 @@ class Stack:
         self.say(f"  reporter     {app_url}  (gunicorn, {cfg.SWARMLENS_REPORTER_WORKERS} workers)")
         self.say(f"  admin        {note}; username and password in {cred_path} (mode 0600)")
 
-        # 5. demo traffic
+        # 5. the notifier: quota alerts and the monthly reports (swarmlens.notify.scheduler)
+        from swarmlens.notify.command import start_in_stack
+
+        start_in_stack(self)
+        import shlex
+
+        other_dir = self.data_dir != os.path.abspath(os.path.expanduser(config_mod.load().SWARMLENS_DATA_DIR))
+        self.say("  CLI          " + (f"SWARMLENS_DATA_DIR={shlex.quote(self.data_dir)} " if other_dir else "")
+                 + f"swarmlens users list --clickhouse-url {ch_url}")
+
+        # 6. demo traffic
         if self.demo:
             from swarmlens.demo.seed import seed_demo_configuration
             from swarmlens.store.client import connect
@@ -403,7 +430,10 @@ class Stack:
             argv = [sys.executable, "-m", "swarmlens.cli", "demo", "--forever", "--interval", str(self.demo_interval),
                     "--otlp-endpoint", self.urls["otlp_http"], "--no-progress"]
             if self.demo_backfill_days > 0 and self.demo_backfill_tasks > 0 and self._tasks_empty():
-                argv += ["--backfill-days", str(self.demo_backfill_days), "--tasks", str(self.demo_backfill_tasks)]
+                argv += ["--backfill-days", str(self.demo_backfill_days), "--tasks", str(self.demo_backfill_tasks),
+                         "--showcase"]
+            if self.demo_llm_port:
+                argv += ["--llm-port", str(self.demo_llm_port)]
             demo = self._child("demo", argv, self._env(OTEL_SERVICE_NAME="swarmlens-demo"), grace=20)
             time.sleep(0.5)
             if not demo.running():
@@ -486,6 +516,7 @@ def run(args: argparse.Namespace) -> int:
     stack = Stack(cfg, cfg.SWARMLENS_DATA_DIR, demo=args.demo, demo_interval=args.demo_interval,
                   demo_backfill_days=args.demo_backfill_days, demo_backfill_tasks=args.demo_backfill_tasks,
                   say=lambda line: print(line, flush=True))
+    stack.demo_llm_port = args.demo_llm_port
 
     def on_signal(signum, frame):
         raise _Stop(signal.Signals(signum).name)
