@@ -72,15 +72,20 @@ def compare(ref: list[tuple], other: list[tuple], keys: int, tol: float) -> dict
         pairs = list(zip(ref, other))
     worst, first = 0.0, None
     ok = True
+    bad_rows = 0
     for r, o in pairs:
         if o is None:
             return {"ok": False, "max_rel": math.inf, "diff": f"row {r[:max(keys, 1)]} missing", "rows": len(ref)}
         if len(r) != len(o):
             return {"ok": False, "max_rel": math.inf, "diff": f"{len(o)} columns against {len(r)}", "rows": len(ref)}
+        row_ok = True
         for i, (a, b) in enumerate(zip(r, o)):
             good, rel = _close(a, b, EXACT if i < keys else tol)
             worst = max(worst, rel if math.isfinite(rel) else math.inf)
-            if not good and ok:
+            if not good:
+                row_ok = False
+                if ok:
+                    first = f"row {r[:max(keys, 1)]}, column {i + 1}: {b!r} against {a!r}"
                 ok = False
-                first = f"row {r[:max(keys, 1)]}, column {i + 1}: {b!r} against {a!r}"
-    return {"ok": ok, "max_rel": worst, "diff": first, "rows": len(ref)}
+        bad_rows += not row_ok
+    return {"ok": ok, "max_rel": worst, "diff": first, "rows": len(ref), "bad_rows": bad_rows}

@@ -153,3 +153,20 @@ def test_generated_tasks_obey_the_counting_rule(clickhouse_url, fresh_databases)
     again = generate.Generator(300, seed=5)
     first = next(again.tasks())
     assert first[4] == next(generate.Generator(300, seed=5).tasks())[4]
+
+
+def test_a_boundary_difference_passes_only_when_a_straddling_task_explains_it():
+    import bench_reports
+
+    spec = {"name": "monthly report: all users", "kind": "aggregate", "keys": 1, "tol": 0.03, "pick": {},
+            "boundary_tasks": 0}
+    derived = [("user-00001", 3, 0.0104), ("user-00002", 9, 1.5)]
+    pg = [("user-00001", 3, 0.0002), ("user-00002", 9, 1.5)]  # one run's cost on the other side of the month
+    assert not bench_reports.check_answers(spec, {"derived": (0, derived), "pgw": (0, pg)})["pgw"]["ok"]
+    spec["boundary_tasks"] = 1
+    c = bench_reports.check_answers(spec, {"derived": (0, derived), "pgw": (0, pg)})["pgw"]
+    assert c["ok"] and "straddling" in c["explained"]
+    # a missing row or a task-level figure is never explained away
+    assert not bench_reports.check_answers(spec, {"derived": (0, derived), "pgw": (0, pg[:1])})["pgw"]["ok"]
+    spec["tol"] = 1e-9
+    assert not bench_reports.check_answers(spec, {"derived": (0, derived), "pgw": (0, pg)})["pgw"]["ok"]
