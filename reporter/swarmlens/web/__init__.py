@@ -13,7 +13,8 @@ from swarmlens.store.client import StoreError, StoreUnavailable
 
 log = logging.getLogger("swarmlens.reporter")
 
-BLUEPRINTS = ("auth", "dashboard", "users", "search", "tasks", "reports", "agents", "feedback", "admin", "api")
+BLUEPRINTS = ("auth", "dashboard", "users", "search", "tasks", "reports", "agents", "feedback", "admin", "api",
+              "docs")
 
 
 def register(app: Flask) -> None:
@@ -82,10 +83,10 @@ def _nav(who) -> list[tuple[str, str]]:
     if who is None:
         return []
     if not who.is_ops:
-        return [("users.user_page", "My usage"), ("search.search", "Search")]
+        return [("users.user_page", "My usage"), ("search.search", "Search"), ("docs.api_reference", "API")]
     return [("dashboard.dashboard", "Dashboard"), ("users.users_list", "Users"), ("search.search", "Search"),
             ("reports.monthly", "Reports"), ("agents.agents", "Agents"), ("feedback.feedback_list", "Feedback"),
-            ("admin.plans", "Admin")]
+            ("admin.plans", "Admin"), ("docs.api_reference", "API")]
 
 
 def _error(status: int, message: str, exc: HTTPException | None = None):

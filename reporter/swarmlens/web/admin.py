@@ -75,7 +75,9 @@ def prices():
             row = accounts.set_price(client(), config(), f.get("model", ""), usd_per_1m_input=f.get("usd_per_1m_input", ""),
                                      usd_per_1m_output=f.get("usd_per_1m_output", ""))
         except accounts.InvalidInput as exc:
-            return _admin_page("admin_prices.html", ctx(), str(exc), 422)
+            # The form comes back as it was typed, so that one wrong field does not cost the others.
+            kept = {k: f.get(k, "")[:200] for k in ("model", "usd_per_1m_input", "usd_per_1m_output")}
+            return _admin_page("admin_prices.html", ctx() | {"form": kept}, str(exc), 422)
         flash(f"Price of {row['model']} saved; every report uses it from now on, for past usage too.")
         return redirect(url_for("admin.prices"), code=303)
     return _admin_page("admin_prices.html", ctx())
