@@ -80,6 +80,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Port `swarmlens up` serves the reporter on."),
     Setting("SWARMLENS_REPORTER_WORKERS", 2, int,
             "gunicorn worker processes of the reporter under `swarmlens up`."),
+    Setting("SWARMLENS_REPORTER_THREADS", 8, int,
+            "Threads per gunicorn worker of the reporter under `swarmlens up` (pages wait on ClickHouse, so threads serve them concurrently)."),
     # The reporter itself (web pages, JSON API, PDFs)
     Setting("SWARMLENS_SECRET_KEY", "", str,
             "Key that signs the reporter's session cookies; empty generates one once and keeps it in SWARMLENS_DATA_DIR/reporter_secret_key."),
@@ -91,6 +93,18 @@ SETTINGS: tuple[Setting, ...] = (
             "Largest request body the reporter accepts (forms, API feedback); larger ones get error 413."),
     Setting("SWARMLENS_PAGE_SIZE", 50, int,
             "Rows per page of task history and search results, and the API's default limit."),
+    Setting("SWARMLENS_QUERY_TIMEOUT_SECONDS", 30, int,
+            "Longest a reporter query may run (ClickHouse max_execution_time); a page whose query runs longer gets error 503."),
+    Setting("SWARMLENS_QUERY_MAX_MEMORY_BYTES", 2 << 30, int,
+            "Most memory one reporter query may use on the ClickHouse server (max_memory_usage); 0 means the server's own limit."),
+    Setting("SWARMLENS_CLICKHOUSE_PING_SECONDS", 1.0, float,
+            "How long the reporter waits for ClickHouse to answer a health check before data pages answer 503."),
+    Setting("SWARMLENS_LOGIN_FAILURES_PER_ADDRESS", 20, int,
+            "Failed sign-ins one client address may make within SWARMLENS_LOGIN_WINDOW_SECONDS before /login answers 429."),
+    Setting("SWARMLENS_LOGIN_FAILURES_PER_ACCOUNT", 10, int,
+            "Failed sign-ins to one ops login, from any address, within SWARMLENS_LOGIN_WINDOW_SECONDS before /login answers 429."),
+    Setting("SWARMLENS_LOGIN_WINDOW_SECONDS", 900, int,
+            "Window in which failed sign-ins are counted for the two limits above."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
