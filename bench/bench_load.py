@@ -117,7 +117,11 @@ def run_load(base: str, login: str, password: str, clients: int, seconds: float)
         while time.monotonic() < stop_at:
             path = mix[n % len(mix)]
             n += 1
-            headers = {"Authorization": f"Bearer {token}"} if path.startswith("/api/") else {}
+            # One connection per request, as the sync workers always did: an idle keep-alive
+            # connection the server has just closed would count as a client-side error.
+            headers = {"Connection": "close"}
+            if path.startswith("/api/"):
+                headers["Authorization"] = f"Bearer {token}"
             t0 = time.perf_counter()
             try:
                 resp = s.get(base + path, headers=headers, timeout=60)

@@ -17,13 +17,14 @@ ANON, A, B, OPS = "anon", "alice", "bob", "ops"
 PRINCIPALS = (ANON, A, B, OPS)
 
 # public: anyone, no sign-in; login: the sign-in page; logout: anyone, always back to /login;
-# ops: ops only; any: any signed-in principal, scoped to what they may see; own: a user's or a
-# task's own resource (A may use A's, never B's; ops may use any).
+# ops: ops only; any: any signed-in principal, scoped to what they may see; user: an end user's
+# own view, which an ops principal has none of (403); own: a user's or a task's own resource (A may
+# use A's, never B's; ops may use any).
 POLICY = {
     "static": "public", "health.healthz": "public", "health.readyz": "public", "api.openapi": "public",
     "auth.login": "login", "auth.logout": "logout",
     "dashboard.dashboard": "any", "users.me": "any", "search.search": "any",
-    "api.me": "any", "api.my_tasks": "any", "api.my_usage": "any", "api.tasks_history": "any",
+    "api.me": "any", "api.tasks_history": "any", "api.my_tasks": "user", "api.my_usage": "user",
     "users.user_page": "own", "users.user_pdf": "own", "tasks.task_page": "own", "tasks.task_feedback": "own",
     "tasks.task_pdf": "own", "api.user_tasks": "own", "api.user_usage": "own", "api.task_detail": "own",
     "api.task_usage": "own", "api.task_feedback": "own",
@@ -102,6 +103,8 @@ def _verdict(kind, who, owner, status, location) -> str | None:
         if who == OPS:
             return None if _allowed(status) else f"ops refused with {status}"
         return None if status == 403 else f"a user got {status} on an ops route"
+    if kind == "user" and who == OPS:
+        return None if status == 403 else f"ops got {status} on an end user's own view"
     if kind == "own" and who in (A, B) and owner is not None and owner != who:
         return None if status in (403, 404) else f"{who} reached {owner}'s resource ({status})"
     return None if _allowed(status) else f"refused with {status}"
