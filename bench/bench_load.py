@@ -128,7 +128,7 @@ def run_load(base: str, login: str, password: str, clients: int, seconds: float)
                 resp.content
                 ok, what = resp.status_code == 200, f"{resp.status_code} {path}"
             except requests.RequestException as exc:
-                ok, what = False, f"{exc.__class__.__name__} {path}"
+                ok, what = False, f"{exc.__class__.__name__} {path}: {str(exc)[-120:]}"
             elapsed = time.perf_counter() - t0
             with lock:
                 latencies.append(elapsed)

@@ -51,10 +51,10 @@ def closed_port():
 
 @pytest.mark.parametrize("kind", ["stalled", "down"])
 def test_data_pages_answer_503_within_2s_while_sign_in_page_static_and_healthz_work(
-        seeded, h, tmp_path, request, kind):
+        app, seeded, h, tmp_path, request, kind):
     port = request.getfixturevalue("stalled_port" if kind == "stalled" else "closed_port")
-    app = _app(seeded, tmp_path, SWARMLENS_CLICKHOUSE_URL=f"http://127.0.0.1:{port}")
-    c = app.test_client()
+    app_down = _app(seeded, tmp_path, SWARMLENS_CLICKHOUSE_URL=f"http://127.0.0.1:{port}")
+    c = app_down.test_client()
     for path, headers in (("/api/v1/me", h.bearer(seeded.tokens["alice"])), ("/search", h.bearer(seeded.tokens["alice"])),
                           ("/users?format=json", h.bearer(seeded.tokens["ops"]))):
         t0 = time.monotonic()
@@ -76,6 +76,14 @@ def test_data_pages_answer_503_within_2s_while_sign_in_page_static_and_healthz_w
     assert "database is not reachable" in r.get_data(as_text=True)
     r = c.get("/readyz")
     assert r.status_code == 503 and r.get_json()["clickhouse"] == "unreachable"
+    # A browser signed in before the outage: data pages say 503 fast, the sign-in page still shows.
+    up = app.test_client()
+    assert h.login(up).status_code == 302
+    down = app_down.test_client()
+    down.set_cookie("swarmlens_session", up.get_cookie("swarmlens_session").value)
+    t0 = time.monotonic()
+    assert down.get("/users").status_code == 503 and time.monotonic() - t0 < 2.0
+    assert down.get("/login").status_code == 200 and down.get("/static/style.css").status_code == 200
 
 
 def test_readyz_is_ready_when_migrated_and_names_pending_migrations(app, seeded, tmp_path):

@@ -63,9 +63,15 @@ def register(app: Flask) -> None:
         if who:
             # Re-checked on every request: signing out, a new password, a disabled account or a
             # revoked token ends the session at once, whichever copy of the cookie comes back.
-            g.principal = authn.session_principal(common.client(), common.config(), who)
-            if g.principal is None:
-                session.pop("who", None)
+            try:
+                g.principal = authn.session_principal(common.client(), common.config(), who)
+            except StoreUnavailable:
+                if request.endpoint != "auth.login" or request.method != "GET":
+                    raise
+                # The sign-in page still shows while the database is down (as to a stranger).
+            else:
+                if g.principal is None:
+                    session.pop("who", None)
         if request.method not in ("GET", "HEAD", "OPTIONS") and (g.principal or request.path == "/login"):
             if not authn.csrf_ok(session, request.form.get("csrf_token")):
                 return _error(400, "the form's CSRF token is missing or out of date: reload the page and try again")

@@ -85,8 +85,10 @@ class ClientPool:
             raise StoreUnavailable(self._reachable)
 
     def suspect(self) -> None:
-        """A query just failed to reach ClickHouse: check again before the next request uses it."""
-        self._checked_at = -1e9
+        """A query just failed to reach ClickHouse: check again before the next request uses it
+        (unless the last check already found it down: that answer stands until it expires)."""
+        if self._reachable is None:
+            self._checked_at = -1e9
 
     def acquire(self):
         self.check_reachable()
