@@ -56,7 +56,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SWARMLENS_CLICKHOUSE_USER", "default", str,
             "ClickHouse user, for clients and, when a password is set, required by the embedded endpoint."),
     Setting("SWARMLENS_CLICKHOUSE_PASSWORD", "", str,
-            "ClickHouse password; empty means the embedded endpoint requires none (loopback only)."),
+            "ClickHouse password. Unset: `swarmlens clickhouse` and `swarmlens up` generate one on first start and keep it "
+            "in SWARMLENS_DATA_DIR/clickhouse-password (mode 0600), which every swarmlens command then reads. Set it to the "
+            "empty string (export SWARMLENS_CLICKHOUSE_PASSWORD=) for a server that has none."),
+    Setting("SWARMLENS_CLICKHOUSE_USER_FILES_PATH", "", str,
+            "Directory the embedded endpoint's file(), INTO OUTFILE and FROM INFILE may use (literal paths inside it only); "
+            "empty keeps the engine away from every file outside its data directory."),
+    Setting("SWARMLENS_CLICKHOUSE_CORS_ORIGIN", "", str,
+            "Origin the embedded endpoint allows in Access-Control-Allow-Origin (for a browser client on another "
+            "origin); empty sends no CORS headers, as a server does."),
     Setting("SWARMLENS_OTEL_DATABASE", "otel", str,
             "Database of the raw span table otel_traces, as the collector writes it."),
     Setting("SWARMLENS_DATABASE", "swarmlens", str,
@@ -138,7 +146,24 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
             raise KeyError(f"unknown setting {key}")
         if value is not None:
             values[key] = value
+    password_given = "SWARMLENS_CLICKHOUSE_PASSWORD" in env or \
+        (overrides or {}).get("SWARMLENS_CLICKHOUSE_PASSWORD") is not None
+    if not password_given:
+        values["SWARMLENS_CLICKHOUSE_PASSWORD"] = generated_clickhouse_password(values["SWARMLENS_DATA_DIR"])
     return Config(values)
+
+
+def clickhouse_password_path(data_dir: str) -> str:
+    """Where `swarmlens clickhouse` and `swarmlens up` keep the endpoint's generated password."""
+    return os.path.join(os.path.expanduser(data_dir), "clickhouse-password")
+
+
+def generated_clickhouse_password(data_dir: str) -> str:
+    try:
+        with open(clickhouse_password_path(data_dir), encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def setting_names() -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORD = re.compile(r"[^\W\d][\w]*")  # Unicode letters too: `SELECT 1 AS é` is a bare word
 _MODIFYING_STARTS = {"INSERT", "CREATE", "DROP", "ALTER", "TRUNCATE", "RENAME", "OPTIMIZE", "SYSTEM", "KILL",
                      "GRANT", "REVOKE", "ATTACH", "DETACH", "DELETE", "UPDATE", "EXCHANGE", "UNDROP", "BACKUP",
                      "RESTORE", "MOVE", "REPLACE"}
@@ -56,6 +56,9 @@ def tokens(sql: str):
             i += 1
         elif ch.isalpha() or ch == "_":
             m = _WORD.match(sql, i)
+            if m is None:  # a letter the word pattern does not take (combining marks): skip it
+                i += 1
+                continue
             yield m.group(0).upper(), i, m.end(), depth
             i = m.end()
         else:
@@ -160,3 +163,47 @@ def _skip_space(sql: str, i: int) -> int:
     while i < len(sql) and sql[i].isspace():
         i += 1
     return i
+
+
+def escape_invalid_utf8(sql: bytes) -> str:
+    """Decodes SQL text, keeping bytes that are not UTF-8 exact: inside a quoted literal or name they
+    become `\\xNN` escapes, which the engine reads back as the same bytes; anywhere else they are a
+    syntax error, as on a server."""
+    try:
+        return sql.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    text = sql.decode("latin-1")  # one char per byte: lexer offsets are byte offsets
+    out, i, n = [], 0, len(text)
+    while i < n:
+        j = _skip(text, i)
+        if j is None:
+            j = i + 1
+        piece = sql[i:j]
+        try:
+            out.append(piece.decode("utf-8"))
+        except UnicodeDecodeError:
+            if text[i] not in "'`\"":
+                raise ValueError(f"bytes that are not UTF-8 at offset {i}, outside a quoted literal") from None
+            out.append(_escape_bytes(piece))
+        i = j
+    return "".join(out)
+
+
+def _escape_bytes(piece: bytes) -> str:
+    out, k = [], 0
+    while k < len(piece):
+        for size in (4, 3, 2, 1):
+            chunk = piece[k:k + size]
+            try:
+                ch = chunk.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            if len(ch) == 1:
+                out.append(ch)
+                k += size
+                break
+        else:
+            out.append(f"\\x{piece[k]:02X}")
+            k += 1
+    return "".join(out)

@@ -335,6 +335,16 @@ class Stack:
         ch_port, grpc_port, http_port, app_port = ports.values()
         host = _connect_host(ch_host)
         ch_url = f"http://[{host}]:{ch_port}" if ":" in host else f"http://{host}:{ch_port}"
+        # The endpoint holds user data: it gets a password, generated on the first start and kept in
+        # the data directory, which every child (and every later swarmlens command) reads.
+        from swarmlens.embedded.server import load_or_create_password
+
+        pw_path = config_mod.clickhouse_password_path(self.data_dir)
+        if "SWARMLENS_CLICKHOUSE_PASSWORD" not in os.environ:
+            cfg = config_mod.Config({**cfg, "SWARMLENS_CLICKHOUSE_PASSWORD": load_or_create_password(pw_path)})
+            self.ch_password_note = f"password in {pw_path}"
+        else:
+            self.ch_password_note = "password from $SWARMLENS_CLICKHOUSE_PASSWORD"
         cfg = self.cfg = config_mod.Config({**cfg, "SWARMLENS_CLICKHOUSE_LISTEN_PORT": ch_port,
                                             "SWARMLENS_CLICKHOUSE_URL": ch_url, "SWARMLENS_OTLP_GRPC_PORT": grpc_port,
                                             "SWARMLENS_OTLP_HTTP_PORT": http_port, "SWARMLENS_REPORTER_PORT": app_port,
@@ -348,7 +358,11 @@ class Stack:
                                         "--host", ch_host, "--port", str(ch_port)], self._env(), grace=60)
         _wait(ch, lambda: _http_ok(ch_url + "/ping") == 200, "answering /ping", timeout=120)
         self.urls["clickhouse"] = ch_url
-        self.say(f"  ClickHouse   {ch_url}  (embedded, {time.monotonic() - started:.1f} s)")
+        self.say(f"  ClickHouse   {ch_url}  (embedded, {time.monotonic() - started:.1f} s; user "
+                 f"{cfg.SWARMLENS_CLICKHOUSE_USER}, {self.ch_password_note})")
+        if "SWARMLENS_CLICKHOUSE_PASSWORD" not in os.environ:
+            self.say(f"               curl -u {cfg.SWARMLENS_CLICKHOUSE_USER}:\"$(cat {pw_path})\" "
+                     f"'{ch_url}/?query=SELECT+1'")
 
         # 2. migrations
         from swarmlens.store.migrate import load_migrations, migrate_from_config

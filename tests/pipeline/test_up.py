@@ -90,18 +90,31 @@ def test_up_serves_the_stack_with_demo_traffic_and_sigterm_leaves_no_process(tmp
         cred = re.search(r"in (\S+admin-credentials)", out).group(1)
         assert stat.S_IMODE(os.stat(cred).st_mode) == 0o600
         creds = dict(line.split("=", 1) for line in open(cred).read().splitlines() if "=" in line)
+        # The ClickHouse endpoint has a generated password, kept in the data directory (0600) and
+        # printed as a ready curl line; without it the endpoint answers 516.
+        pw_path = str(tmp_path / "data" / "clickhouse-password")
+        assert stat.S_IMODE(os.stat(pw_path).st_mode) == 0o600
+        ch_password = open(pw_path).read().strip()
+        assert len(ch_password) >= 24 and f"$(cat {pw_path})" in out
+        denied = urllib.request.Request(ch_url + "/?query=SELECT+1")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(denied, timeout=10)
+        assert refused.value.code == 401 and refused.value.headers["X-ClickHouse-Exception-Code"] == "516"
+        ch_dsn = f"http://default:{ch_password}@127.0.0.1:{ports['ch']}"
         # The generated account is real: the reporter's accounts accept the password of the file.
         from swarmlens import auth, config as config_mod
         from swarmlens.store.client import connect
 
-        cfg = config_mod.load({"SWARMLENS_CLICKHOUSE_URL": f"http://127.0.0.1:{ports['ch']}"}, environ={})
+        # Every swarmlens command finds the endpoint's password in the data directory by itself.
+        cfg = config_mod.load({"SWARMLENS_CLICKHOUSE_URL": f"http://127.0.0.1:{ports['ch']}"},
+                              environ={"SWARMLENS_DATA_DIR": str(tmp_path / "data")})
         store = connect(cfg)
         try:
             assert auth.check_ops_password(store, cfg, creds["username"], creds["password"])
         finally:
             store.close()
         # Demo traffic flows through rotel into the tasks table: backfilled and live tasks.
-        client = clickhouse_connect.get_client(dsn=ch_url)
+        client = clickhouse_connect.get_client(dsn=ch_dsn)
         try:
             counts = pl.wait_until(lambda: (lambda r: r if r[0] >= 20 and r[1] >= 2 else None)(client.query(
                 "SELECT countIf(start_time < now() - INTERVAL 1 HOUR), countIf(start_time >= now() - INTERVAL 1 HOUR) "
@@ -119,7 +132,8 @@ def test_up_serves_the_stack_with_demo_traffic_and_sigterm_leaves_no_process(tmp
         finally:
             client.close()
         made = subprocess.run([sys.executable, "-m", "swarmlens.cli", "users", "token", "create", "--ops", "admin"],
-                              env={**env, "SWARMLENS_CLICKHOUSE_URL": ch_url}, capture_output=True, text=True,
+                              env={**env, "SWARMLENS_CLICKHOUSE_URL": ch_url, "SWARMLENS_DATA_DIR": str(tmp_path / "data")},
+                              capture_output=True, text=True,
                               timeout=60)
         assert made.returncode == 0, made.stderr
         req = urllib.request.Request(f"{app_url}/api/v1/users/{user}/tasks?limit=200",
@@ -127,7 +141,7 @@ def test_up_serves_the_stack_with_demo_traffic_and_sigterm_leaves_no_process(tmp
         with urllib.request.urlopen(req, timeout=30) as r:
             listed = json.loads(r.read())["tasks"]
         # Live demo traffic keeps arriving: the listing lies between the counts taken before and after it.
-        client = clickhouse_connect.get_client(dsn=ch_url)
+        client = clickhouse_connect.get_client(dsn=ch_dsn)
         try:
             n_after = client.query("SELECT count() FROM swarmlens.tasks FINAL WHERE user_id = {u:String}",
                                    parameters={"u": user}).result_rows[0][0]

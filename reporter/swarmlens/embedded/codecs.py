@@ -33,7 +33,7 @@ METHOD_NONE = 0x02
 METHOD_LZ4 = 0x82
 METHOD_ZSTD = 0x90
 _HEADER = struct.Struct("<BII")
-MAX_BLOCK_BYTES = 1 << 30  # a server refuses larger compressed blocks too
+MAX_BLOCK_BYTES = 64 << 20  # a server allows 1 GiB; clients send about 1 MiB, and the endpoint bounds memory
 
 # In order of preference when the client accepts several.
 HTTP_ENCODINGS = ["lz4", "zstd", "gzip", "deflate"] if _zstd is not None else ["lz4", "gzip", "deflate"]
@@ -45,65 +45,70 @@ def checksum(data: bytes | memoryview) -> bytes:
     return struct.pack("<QQ", h >> 64, h & 0xFFFFFFFFFFFFFFFF)
 
 
-class _Identity:
-    def decompress(self, chunk: bytes) -> bytes:
-        return chunk
+# Decoders hand out their output in pieces of at most this size, so a small body that inflates
+# to gigabytes (a compression bomb) never sits in memory whole: the body limit stops it while
+# it streams.
+PIECE = 4 << 20
 
-    def flush(self) -> bytes:
-        return b""
+
+class _Identity:
+    def feed(self, chunk: bytes):
+        if chunk:
+            yield chunk
+
+    def finish(self):
+        return iter(())
 
 
 class _Zlib:
     def __init__(self, wbits: int):
+        self._wbits = wbits
         self._d = zlib.decompressobj(wbits)
 
-    def decompress(self, chunk: bytes) -> bytes:
-        return self._d.decompress(chunk)
+    def feed(self, chunk: bytes):
+        data = chunk
+        while data:
+            if self._d.eof:  # gzip allows concatenated members
+                self._d = zlib.decompressobj(self._wbits)
+            out = self._d.decompress(data, PIECE)
+            if out:
+                yield out
+            data = self._d.unconsumed_tail or (self._d.unused_data if self._d.eof else b"")
 
-    def flush(self) -> bytes:
-        out = self._d.flush()
+    def finish(self):
         if not self._d.eof:
             raise ClickHouseError(271, "CANNOT_DECOMPRESS", "Truncated compressed request body")
-        return out
+        return iter(())
 
 
-class _Lz4Frame:
-    def __init__(self) -> None:
-        self._d = lz4.frame.LZ4FrameDecompressor()
-        self._frames = 0
+class _Stepwise:
+    """lz4 frames and zstd: decompressors that take max_length and say when they need input."""
 
-    def decompress(self, chunk: bytes) -> bytes:
-        out = bytearray()
-        while chunk:
+    def __init__(self, make):
+        self._make = make
+        self._d = make()
+
+    def feed(self, chunk: bytes):
+        data = chunk
+        while True:
             if self._d.eof:  # concatenated frames
-                chunk = self._d.unused_data + chunk if self._d.unused_data else chunk
-                self._d = lz4.frame.LZ4FrameDecompressor()
-            out += self._d.decompress(chunk)
-            chunk = self._d.unused_data if self._d.eof else b""
-        return bytes(out)
-
-    def flush(self) -> bytes:
-        if not self._d.eof and self._d.needs_input is False:
-            raise ClickHouseError(271, "CANNOT_DECOMPRESS", "Truncated LZ4 request body")
-        return b""
-
-
-class _Zstd:
-    def __init__(self) -> None:
-        self._d = _zstd.ZstdDecompressor()
-
-    def decompress(self, chunk: bytes) -> bytes:
-        out = bytearray()
-        while chunk:
+                if not data:
+                    return
+                self._d = self._make()
+            out = self._d.decompress(data, PIECE)
+            data = b""
+            if out:
+                yield out
             if self._d.eof:
-                chunk = self._d.unused_data + chunk if self._d.unused_data else chunk
-                self._d = _zstd.ZstdDecompressor()
-            out += self._d.decompress(chunk)
-            chunk = self._d.unused_data if self._d.eof else b""
-        return bytes(out)
+                data = self._d.unused_data or b""
+                continue
+            if self._d.needs_input:
+                return
 
-    def flush(self) -> bytes:
-        return b""
+    def finish(self):
+        if not self._d.eof:
+            raise ClickHouseError(271, "CANNOT_DECOMPRESS", "Truncated compressed request body")
+        return iter(())
 
 
 def http_decoder(content_encoding: str | None):
@@ -116,29 +121,73 @@ def http_decoder(content_encoding: str | None):
     if enc == "deflate":
         return _Zlib(zlib.MAX_WBITS)
     if enc == "lz4":
-        return _Lz4Frame()
+        return _Stepwise(lz4.frame.LZ4FrameDecompressor)
     if enc == "zstd" and _zstd is not None:
-        return _Zstd()
+        return _Stepwise(_zstd.ZstdDecompressor)
     raise ClickHouseError(89, "UNKNOWN_COMPRESSION_METHOD", f"Unknown HTTP content encoding '{content_encoding}'")
 
 
 def choose_http_encoding(accept_encoding: str | None) -> str | None:
-    """Picks the response encoding from Accept-Encoding, honouring the client's order."""
+    """Picks the response encoding from Accept-Encoding: the highest q-value wins, the client's order
+    breaks ties, and q=0 (in any spelling: 0, 0.0, 0.000) refuses an encoding."""
     if not accept_encoding:
         return None
     offered = []
-    for part in accept_encoding.split(","):
-        name, _, params = part.strip().partition(";")
-        name = name.strip().lower()
-        if "q=0" in params.replace(" ", "") and "q=0." not in params.replace(" ", ""):
+    for pos, part in enumerate(accept_encoding.split(",")):
+        name, *params = [p.strip() for p in part.split(";")]
+        name = name.lower()
+        q = 1.0
+        for p in params:
+            k, _, v = p.partition("=")
+            if k.strip().lower() == "q":
+                try:
+                    q = float(v.strip())
+                except ValueError:
+                    q = 0.0
+        if q <= 0:
             continue
-        offered.append(name)
-    for name in offered:
+        name = "gzip" if name == "x-gzip" else name
         if name in HTTP_ENCODINGS:
-            return name
-        if name == "x-gzip":
-            return "gzip"
-    return None
+            offered.append((-q, pos, name))
+    return min(offered)[2] if offered else None
+
+
+class HttpEncoder:
+    """Streaming response compression: each chunk leaves compressed as it is produced."""
+
+    def __init__(self, encoding: str, level: int | None = None):
+        self.encoding = encoding
+        if encoding == "gzip":
+            self._c = zlib.compressobj(level if level is not None else 3, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self._c = zlib.compressobj(level if level is not None else 3)
+        elif encoding == "lz4":
+            self._c = lz4.frame.LZ4FrameCompressor()
+            self._started = False
+        elif encoding == "zstd":
+            self._c = _zstd.ZstdCompressor()
+        else:
+            raise ValueError(encoding)
+
+    def compress(self, data: bytes) -> bytes:
+        if self.encoding in ("gzip", "deflate"):
+            return self._c.compress(data) + self._c.flush(zlib.Z_SYNC_FLUSH)
+        if self.encoding == "lz4":
+            head = b""
+            if not self._started:
+                head, self._started = self._c.begin(), True
+            return head + self._c.compress(data)
+        return self._c.compress(data) + self._c.flush(_zstd.ZstdCompressor.FLUSH_BLOCK)
+
+    def finish(self) -> bytes:
+        if self.encoding in ("gzip", "deflate"):
+            return self._c.flush()
+        if self.encoding == "lz4":
+            head = b""
+            if not self._started:
+                head, self._started = self._c.begin(), True
+            return head + self._c.flush()
+        return self._c.flush()
 
 
 def http_encode(data: bytes, encoding: str) -> bytes:
@@ -160,9 +209,8 @@ class NativeBlockDecoder:
     def __init__(self) -> None:
         self._buf = bytearray()
 
-    def decompress(self, chunk: bytes) -> bytes:
+    def feed(self, chunk: bytes):
         self._buf += chunk
-        out = bytearray()
         while len(self._buf) >= 25:
             method, csize, dsize = _HEADER.unpack_from(self._buf, 16)
             if csize < 9 or csize > MAX_BLOCK_BYTES or dsize > MAX_BLOCK_BYTES:
@@ -181,7 +229,8 @@ class NativeBlockDecoder:
                 if method == METHOD_LZ4:
                     data = lz4.block.decompress(payload, uncompressed_size=dsize)
                 elif method == METHOD_ZSTD and _zstd is not None:
-                    data = _zstd.decompress(payload)
+                    d = _zstd.ZstdDecompressor()
+                    data = d.decompress(payload, dsize + 1)
                 elif method == METHOD_NONE:
                     data = payload
                 else:
@@ -192,15 +241,14 @@ class NativeBlockDecoder:
                 raise ClickHouseError(271, "CANNOT_DECOMPRESS", f"Cannot decompress block: {exc}") from None
             if len(data) != dsize:
                 raise ClickHouseError(271, "CANNOT_DECOMPRESS", "Decompressed size does not match the block header")
-            out += data
             del self._buf[:end]
-        return bytes(out)
+            yield data
 
-    def flush(self) -> bytes:
+    def finish(self):
         if self._buf:
             raise ClickHouseError(33, "CANNOT_READ_ALL_DATA",
                                   f"Cannot read all data: {len(self._buf)} bytes of an incomplete compressed block")
-        return b""
+        return iter(())
 
 
 def native_block_encode(data: bytes, block_size: int = 1 << 20) -> bytes:

@@ -15,7 +15,8 @@ def add_arguments(p) -> None:
     p.add_argument("--port", type=int, help="port to bind, 0 for a free one (default: SWARMLENS_CLICKHOUSE_LISTEN_PORT)")
     p.add_argument("--user", help="user clients must give when a password is set (default: SWARMLENS_CLICKHOUSE_USER)")
     p.add_argument("--password-env", metavar="VAR", default="SWARMLENS_CLICKHOUSE_PASSWORD",
-                   help="environment variable holding the password (never pass it on the command line)")
+                   help="environment variable holding the password (never pass it on the command line); when it is "
+                        "unset, a password is generated once and kept in $SWARMLENS_DATA_DIR/clickhouse-password")
     p.add_argument("--verbose", "-v", action="store_true", help="log every request")
 
 
@@ -28,17 +29,31 @@ def run(args) -> int:
     data_dir = args.data_dir or os.path.join(cfg.SWARMLENS_DATA_DIR, "clickhouse")
     host = args.host or cfg.SWARMLENS_CLICKHOUSE_LISTEN_HOST
     port = cfg.SWARMLENS_CLICKHOUSE_LISTEN_PORT if args.port is None else args.port
+    from swarmlens.embedded.server import load_or_create_password
+
+    pw_note = f"password from ${args.password_env}"
     try:
+        if args.password_env in os.environ:
+            password = os.environ[args.password_env]
+        else:
+            pw_path = config_mod.clickhouse_password_path(cfg.SWARMLENS_DATA_DIR)
+            password = load_or_create_password(pw_path)
+            pw_note = f"password in {pw_path}"
         ep = EmbeddedClickHouse(
             data_dir, host=host, port=port, user=args.user or cfg.SWARMLENS_CLICKHOUSE_USER,
-            password=os.environ.get(args.password_env, ""), pool_size=cfg.SWARMLENS_CLICKHOUSE_POOL_SIZE,
+            password=password, pool_size=cfg.SWARMLENS_CLICKHOUSE_POOL_SIZE,
             max_body_bytes=cfg.SWARMLENS_CLICKHOUSE_MAX_BODY_BYTES,
             max_query_bytes=cfg.SWARMLENS_CLICKHOUSE_MAX_QUERY_BYTES,
+            user_files_path=cfg.SWARMLENS_CLICKHOUSE_USER_FILES_PATH,
+            cors_origin=cfg.SWARMLENS_CLICKHOUSE_CORS_ORIGIN,
         ).start(background=False)
     except (ValueError, OSError) as exc:
         print(f"swarmlens clickhouse: {exc}", file=sys.stderr)
         return 1
+    if not password:
+        pw_note = "no password (explicitly empty)"
     print(f"embedded ClickHouse {ep.engine.version} serving {data_dir} at {ep.url}", flush=True)
+    print(f"user {ep.user}, {pw_note}", flush=True)
     ep.serve_forever()
     print("embedded ClickHouse stopped", flush=True)
     return 0

@@ -24,7 +24,10 @@ from swarmlens.embedded.errors import ClickHouseError
 # insert is on disk; a client's async_insert request is accepted and ignored.
 BASE_SETTINGS = {"async_insert": "0", "wait_for_async_insert": "1"}
 IGNORED_SETTINGS = {"async_insert", "wait_for_async_insert", "async_insert_deduplicate",
-                    "async_insert_busy_timeout_ms", "async_insert_max_data_size"}
+                    "async_insert_busy_timeout_ms", "async_insert_max_data_size",
+                    # enforced by the HTTP layer, never by the engine: a chDB connection cannot leave
+                    # readonly mode once in it, and its readonly does not stop INTO OUTFILE
+                    "readonly"}
 
 _SET_RE = re.compile(r"^\s*SET\s+(?!ROLE\b)(.+?)\s*;?\s*$", re.IGNORECASE | re.DOTALL)
 _USE_RE = re.compile(r"^\s*USE\s+(`[^`]+`|\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_]*)\s*;?\s*$", re.IGNORECASE)
@@ -39,6 +42,7 @@ class Connection:
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
     timeout: float = 60.0
+    readonly: int = 0  # a session's own SET readonly, enforced by the HTTP layer
 
     def run(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None):
         try:
@@ -47,7 +51,8 @@ class Connection:
             raise ClickHouseError.from_engine(exc) from None
 
     def prepare(self, database: str | None, settings: dict[str, str]) -> None:
-        """Brings the connection to the request's database and settings, issuing only the differences."""
+        """Brings the connection to the request's database and settings, issuing only the differences.
+        A sessionless request passes database=None for `default`; a session keeps its own."""
         want = dict(self.baseline)
         want.update({k: v for k, v in settings.items() if k not in IGNORED_SETTINGS})
         for name in [n for n in self.settings if n not in want]:
@@ -75,6 +80,9 @@ class Connection:
                 name, value = name.strip().lower(), value.strip()
                 if re.fullmatch(r"[a-z_][a-z0-9_]*", name):
                     value = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == "'" else value
+                    if name == "readonly":
+                        self.readonly = int(value) if value.isdigit() else self.readonly
+                        continue
                     self.baseline[name] = value
                     self.settings[name] = value
 
@@ -153,7 +161,16 @@ class Engine:
             raise ClickHouseError(202, "TOO_MANY_SIMULTANEOUS_QUERIES",
                                   f"Too many simultaneous queries. Maximum: {self._pool_size}") from None
 
-    def release(self, c: Connection) -> None:
+    def release(self, c: Connection, discard: bool = False) -> None:
+        """Returns a sessionless connection to the pool, or closes it when the request changed it in
+        ways no reset undoes (SET, USE, temporary tables): the next request gets a fresh one."""
+        if discard or self._closed:
+            _close_quietly(c)
+            with self._lock:
+                if c in self._all:
+                    self._all.remove(c)
+                    self._created -= 1
+            return
         c.last_used = time.monotonic()
         self._pool.put(c)
 
@@ -173,6 +190,12 @@ class Engine:
             c.timeout = timeout
             c.last_used = time.monotonic()
             return c
+
+    def close_session(self, session_id: str) -> None:
+        with self._lock:
+            c = self._sessions.pop(session_id, None)
+        if c is not None:
+            _close_quietly(c)
 
     def _expire_sessions(self) -> None:
         now = time.monotonic()

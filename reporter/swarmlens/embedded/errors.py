@@ -24,8 +24,19 @@ _STATUS_BY_CODE = {
     394: 499,  # QUERY_WAS_CANCELLED
 }
 
-# Codes that mean the data sent is wrong: re-sending the same body cannot succeed.
-DATA_ERROR_CODES = frozenset(c for c, s in _STATUS_BY_CODE.items() if s in (400, 404, 413)) | {16, 44, 49}
+# Codes of failures of the server's own: the same body may well succeed a moment later (a table
+# not created yet, memory, disk, too many parts, a timeout). Every other code means the data sent
+# is wrong, and re-sending the same body cannot succeed.
+SERVER_ERROR_CODES = frozenset({
+    60, 81,  # UNKNOWN_TABLE, UNKNOWN_DATABASE: migrations still running
+    24, 74, 75, 76, 77,  # CANNOT_WRITE_TO_OSTREAM, CANNOT_READ_FROM/WRITE_TO_FILE_DESCRIPTOR, CANNOT_OPEN_FILE, CANNOT_REMOVE_FILE
+    159, 173, 202, 209, 210, 236, 241, 242, 243, 252,  # TIMEOUT_EXCEEDED ... TOO_MANY_PARTS
+    425, 999, 1000, 1001, 1002,  # SYSTEM_ERROR, KEEPER_EXCEPTION, POCO/STD/UNKNOWN exceptions
+})
+
+
+def is_data_error(code: int) -> bool:
+    return code not in SERVER_ERROR_CODES
 
 _CODE_RE = re.compile(r"Code:\s*(\d+)\.")
 _NAME_RE = re.compile(r"\(([A-Z][A-Z0-9_]+)\)\s*(?:\(version[^)]*\))?\s*$")

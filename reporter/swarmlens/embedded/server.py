@@ -1,17 +1,32 @@
 """The embedded ClickHouse: chDB served over the ClickHouse HTTP interface.
 
-Clients (clickhouse-connect, rotel, curl, the reporter) talk to it exactly as to a
-ClickHouse server: `GET/POST /?query=`, bodies as SQL or as INSERT data in any format,
-`param_<name>` typed parameters, settings as URL parameters, `database`, `default_format`,
-`session_id`, HTTP compression both ways, ClickHouse compressed blocks (`decompress=1`,
-`compress=1`), `/ping`, the X-ClickHouse-* response headers and ClickHouse's error texts.
+Clients (clickhouse-connect, the official JS client, mcp-clickhouse, rotel, curl, the reporter)
+talk to it as to a ClickHouse server: `GET/POST /?query=`, bodies as SQL or as INSERT data in
+any format, `multipart/form-data` with the query, parameters and external data tables as parts,
+`param_<name>` typed parameters, settings as URL parameters, `database` (or the
+X-ClickHouse-Database header), `default_format`, `session_id`, `query_id`, `readonly`, HTTP
+compression both ways, ClickHouse compressed blocks (`decompress=1`, `compress=1`), `/ping`,
+the X-ClickHouse-* headers, streamed results with mid-stream exceptions in the server's tagged
+format, and ClickHouse's error codes and texts.
 
-Inserts are buffered whole before they reach the engine, so a client that disconnects
-mid-body stores nothing and a retried batch is identical to the first (insert
-deduplication then drops it). A valid insert that fails for a reason of the server's (not
-of the data) is answered by closing the connection instead of an HTTP error: collectors
-retry an aborted connection with the body intact, while some re-send an empty body after
-an error status.
+HTTP framing (request parsing, chunked bodies, keep-alive, chunked responses) is h11's; this
+module keeps only what no library does: the ClickHouse semantics.
+
+What the endpoint guarantees beyond the engine:
+
+* Isolation. A request without a session sees only its own settings and database: every pooled
+  connection is brought to the request's state first, and a connection that a statement changed
+  in ways no reset undoes (SET, USE, temporary tables, external data) is closed, not pooled.
+* Read-only as a server does it: GET implies readonly=2, `readonly=1/2` are honoured, and the
+  engine never sees `readonly` (a chDB connection cannot leave readonly mode once in it).
+* A sandbox (see sandbox.py): nothing reaches the host's files, network or programs.
+* Inserts are buffered whole before they reach the engine, so a client that disconnects mid-body
+  stores nothing and a retried batch is identical to the first (insert deduplication then drops
+  it). A valid insert that fails for a reason of the server's (not of the data) is retried here and
+  then answered by closing the connection instead of an HTTP error: collectors retry an aborted
+  connection with the body intact, while some re-send an empty body after an error status.
+* Bounded resources: bodies and decompression are limited while they stream; results stream
+  through the engine's streaming API (or a spool file with `wait_end_of_query=1`).
 """
 
 from __future__ import annotations
@@ -21,30 +36,39 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
+import re
+import secrets
+import select
 import signal
 import socket
+import socketserver
 import tempfile
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
+
+import h11
 
 from swarmlens import sqltext
 from swarmlens.embedded import codecs
 from swarmlens.embedded.engine import SETTING_NAME_RE, Connection, Engine
-from swarmlens.embedded.errors import DATA_ERROR_CODES, ClickHouseError
+from swarmlens.embedded.errors import ClickHouseError, is_data_error
+from swarmlens.embedded.sandbox import DENIED_SETTINGS, Policy, Sandbox, Statement, escape_param
 
 log = logging.getLogger("swarmlens.clickhouse")
 
-# URL parameters the HTTP layer consumes itself; every other one is a setting.
+# URL parameters the HTTP layer consumes itself; every other one is a setting (as on a server).
 _HTTP_PARAMS = {
-    "query", "database", "default_format", "session_id", "session_timeout", "session_check",
-    "query_id", "compress", "decompress", "user", "password", "quota_key", "buffer_size",
+    "query", "database", "default_format", "session_id", "session_timeout", "session_check", "close_session",
+    "query_id", "compress", "decompress", "user", "password", "quota_key", "buffer_size", "stacktrace",
     "wait_end_of_query", "send_progress_in_http_headers", "http_headers_progress_interval_ms",
-    "cancel_http_readonly_queries_on_client_close", "enable_http_compression",
-    "http_zlib_compression_level", "client_protocol_version", "add_http_cors_header",
+    "cancel_http_readonly_queries_on_client_close", "enable_http_compression", "replace_running_query",
+    "http_zlib_compression_level", "client_protocol_version", "add_http_cors_header", "readonly",
     "http_native_compression_disable_checksumming_on_decompress", "role", "default_database",
+    "http_response_buffer_size", "http_wait_end_of_query", "output_format_parallel_formatting",
 }
 _CONTENT_TYPES = {
     "JSON": "application/json", "JSONCompact": "application/json", "JSONEachRow": "application/x-ndjson",
@@ -53,9 +77,14 @@ _CONTENT_TYPES = {
     "TSV": "text/tab-separated-values", "TabSeparatedWithNames": "text/tab-separated-values",
     "TSVWithNames": "text/tab-separated-values", "Pretty": "text/plain", "XML": "application/xml",
 }
-_CHUNK = 1 << 20
+_RECV = 1 << 20
 _INSERT_RETRY_PAUSES = (0.1, 0.5, 1.0, 2.0, 4.0)
-_SPOOL_IN_MEMORY = 64 << 20
+_SPOOL_IN_MEMORY = 32 << 20
+_MAX_HEADER_BYTES = 1 << 20  # request line and headers, as a server's http_max_uri_size
+_IDLE_TIMEOUT = 30.0  # seconds a keep-alive connection may sit idle
+_STALL_TIMEOUT = 300.0  # seconds a client may stall mid-request
+_MAX_PROGRESS_HEADERS = 100
+_FORMAT_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
 
 
 def is_loopback(host: str) -> bool:
@@ -67,215 +96,612 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class _DropConnection(Exception):
+def generate_password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def load_or_create_password(path: str) -> str:
+    """The endpoint's password kept in `path` (mode 0600), generated on first use."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            pw = f.read().strip()
+        if pw:
+            return pw
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    pw = generate_password()
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(pw + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(path + ".tmp", path)
+    return pw
+
+
+class _Drop(Exception):
     """Abort the request by closing the connection: the client retries the same body."""
 
 
-class _Server(ThreadingHTTPServer):
+class _Closed(Exception):
+    """The client went away."""
+
+
+class _EngineStream:
+    """A streamed SELECT on an engine connection.
+
+    chDB's StreamingResult wrapper ends a stream at the first chunk that holds no rows, which is
+    also what a Native or *WithNames output starts with (a header block): the stream would end
+    after its header. This reads the engine's chunks itself: the stream ends when the engine has
+    nothing more to give (no chunk, or an empty one with no bytes)."""
+
+    def __init__(self, conn: Connection, sql: str, fmt: str, params: dict):
+        self._low = conn.conn._conn  # the engine binding under chdb's Python wrapper
+        self._res = self._low.send_query(sql, fmt, params=params or {})
+        self.finished = False
+
+    def fetch(self):
+        if self.finished:
+            return None
+        r = self._low.streaming_fetch_result(self._res)
+        if r is None or (r.rows_read() == 0 and not r.bytes()):
+            self.finished = True
+            return None
+        return r
+
+    def cancel(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self._low.streaming_cancel_query(self._res)
+
+
+@dataclass
+class _Running:
+    query_id: str
+    user: str
+    query: str
+    started: float
+    sock: socket.socket
+    watch: bool  # cancel when the client disconnects (a read whose result nobody can receive)
+    stream: object = None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        if self.cancelled.is_set():
+            return
+        self.cancelled.set()
+        s = self.stream
+        if s is not None:
+            try:
+                s.cancel()
+            except Exception:
+                pass
+
+
+class _Registry:
+    """Running queries by HTTP query id: Code 216 for a reused id, KILL QUERY, cancel on disconnect."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, _Running] = {}
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="swarmlens-clickhouse-watch", daemon=True)
+        self._watcher.start()
+
+    def add(self, r: _Running, replace: bool) -> None:
+        with self._lock:
+            old = self._running.get(r.query_id)
+            if old is not None and not replace:
+                raise ClickHouseError(216, "QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING",
+                                      f"Query with id = {r.query_id} is already running")
+            self._running[r.query_id] = r
+        if old is not None:
+            old.cancel()
+
+    def remove(self, r: _Running) -> None:
+        with self._lock:
+            if self._running.get(r.query_id) is r:
+                del self._running[r.query_id]
+        r.done.set()
+
+    def snapshot(self) -> list[_Running]:
+        with self._lock:
+            return list(self._running.values())
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.1):
+            watched = [r for r in self.snapshot() if r.watch and not r.cancelled.is_set()]
+            if not watched:
+                continue
+            try:
+                readable, _, _ = select.select([r.sock for r in watched], [], [], 0)
+            except (OSError, ValueError):
+                readable = [r.sock for r in watched if r.sock.fileno() < 0]
+            for r in watched:
+                if r.sock not in readable:
+                    continue
+                try:
+                    gone = r.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+                except BlockingIOError:
+                    gone = False
+                except OSError:
+                    gone = True
+                if gone:
+                    log.info("client of query %s disconnected; cancelling it", r.query_id)
+                    r.cancel()
+
+
+class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, addr, handler, endpoint: "EmbeddedClickHouse"):
+    def __init__(self, addr, endpoint: "EmbeddedClickHouse"):
         self.endpoint = endpoint
         self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
-        super().__init__(addr, handler)
+        super().__init__(addr, _Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "swarmlens-clickhouse"
-    timeout = 300  # seconds a client may stall mid-request before its connection is closed
+class _Request:
+    """One HTTP request on a connection: its head, and its body as a stream of bytes."""
 
-    # -- plumbing ------------------------------------------------------------------------------
+    def __init__(self, handler: "_Handler", event: h11.Request):
+        self.h = handler
+        self.method = event.method.decode("ascii", "replace").upper()
+        self.target = event.target.decode("latin-1")
+        self.headers: dict[str, str] = {}
+        for k, v in event.headers:
+            self.headers[k.decode("latin-1").lower()] = v.decode("latin-1")
+        te = self.headers.get("transfer-encoding")
+        cl = self.headers.get("content-length", "0").strip()
+        self.has_body = bool(te) or cl not in ("0", "")
+        self.body_done = False  # EndOfMessage seen
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+    def body_chunks(self):
+        """Yields the request body as it arrives (h11 undoes the chunked framing)."""
+        if self.body_done:
+            return
+        h = self.h
+        if h.conn.they_are_waiting_for_100_continue:
+            h.send_event(h11.InformationalResponse(status_code=100, headers=[]))
+        h.sock.settimeout(_STALL_TIMEOUT)
+        while True:
+            ev = h.next_event()
+            if isinstance(ev, h11.Data):
+                if ev.data:
+                    yield bytes(ev.data)
+            elif isinstance(ev, h11.EndOfMessage):
+                self.body_done = True
+                return
+            elif isinstance(ev, h11.ConnectionClosed):
+                raise _Closed()
+
+    def discard_body(self) -> None:
+        for _ in self.body_chunks():
+            pass
+
+
+class _Spool:
+    """A request body or a buffered result, in memory up to 32 MiB and in a temporary file beyond."""
+
+    def __init__(self) -> None:
+        self._f = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
+        self.size = 0
+        self.skip = 0
+
+    def write(self, data: bytes, limit: int | None = None) -> None:
+        if not data:
+            return
+        self.size += len(data)
+        if limit is not None and self.size > limit:
+            raise ClickHouseError(0, "REQUEST_TOO_LARGE",
+                                  f"Request body of more than {limit} bytes (after decompression); raise "
+                                  "SWARMLENS_CLICKHOUSE_MAX_BODY_BYTES or send smaller batches", http_status=413)
+        self._f.write(data)
+
+    def read_prefix(self, n: int) -> bytes:
+        self._f.seek(0)
+        return self._f.read(n)
+
+    def chunks(self, size: int = 1 << 20):
+        self._f.seek(self.skip)
+        while True:
+            piece = self._f.read(size)
+            if not piece:
+                return
+            yield piece
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    """One client connection: requests one after another (keep-alive), each served in full."""
+
     def setup(self) -> None:
-        super().setup()
+        self.sock: socket.socket = self.request
         # Small responses must not wait for the peer's delayed ACK (40 ms per query otherwise).
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.endpoint: EmbeddedClickHouse = self.server.endpoint  # type: ignore[attr-defined]
-        self.endpoint._track(self, busy=False)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.ep: EmbeddedClickHouse = self.server.endpoint  # type: ignore[attr-defined]
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEADER_BYTES)
+        self.close_after = False
+        self.ep._track(self, busy=False)
 
     def finish(self) -> None:
+        self.ep._untrack(self)
         try:
-            super().finish()
-        finally:
-            self.endpoint._untrack(self)
+            self.sock.close()
+        except OSError:
+            pass
 
-    def log_message(self, fmt: str, *args) -> None:  # route through logging, quietly
-        log.debug("%s %s", self.address_string(), fmt % args)
+    # -- h11 plumbing --------------------------------------------------------------------------
+    def next_event(self):
+        while True:
+            ev = self.conn.next_event()
+            if ev is not h11.NEED_DATA:
+                return ev
+            try:
+                data = self.sock.recv(_RECV)
+            except (socket.timeout, TimeoutError):
+                raise _Closed() from None
+            except OSError:
+                raise _Closed() from None
+            self.conn.receive_data(data)
 
-    def parse_request(self) -> bool:
-        self.endpoint._track(self, busy=True)
-        return super().parse_request()
+    def send_event(self, ev) -> None:
+        data = self.conn.send(ev)
+        if data:
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                raise _Closed() from None
 
-    def handle_one_request(self) -> None:
+    def drop(self) -> None:
+        self.close_after = True
         try:
-            super().handle_one_request()
-        except (ConnectionError, socket.timeout, TimeoutError):
-            self.close_connection = True
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
-    def do_GET(self) -> None:
-        self._serve(method="GET")
+    def handle(self) -> None:
+        while True:
+            self.sock.settimeout(_IDLE_TIMEOUT)
+            try:
+                ev = self.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._bad_request(exc)
+                return
+            except _Closed:
+                return
+            if isinstance(ev, h11.ConnectionClosed) or not isinstance(ev, h11.Request):
+                return
+            self.ep._track(self, busy=True)
+            req = _Request(self, ev)
+            try:
+                self._serve(req)
+            except _Drop:
+                self.drop()
+                return
+            except _Closed:
+                return
+            except h11.RemoteProtocolError as exc:
+                self._bad_request(exc)
+                return
+            finally:
+                self.ep._track(self, busy=False)
+            if self.close_after or self.conn.our_state is h11.MUST_CLOSE:
+                return
+            try:
+                if not req.body_done:
+                    req.discard_body()
+                self.conn.start_next_cycle()
+            except (h11.LocalProtocolError, h11.RemoteProtocolError, _Closed):
+                return
 
-    def do_POST(self) -> None:
-        self._serve(method="POST")
+    def _bad_request(self, exc: Exception) -> None:
+        err = ClickHouseError(0, "BAD_REQUEST", f"Malformed HTTP request: {exc}", http_status=400)
+        try:
+            if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                self._send_error(err, None, close=True)
+            else:
+                self.drop()
+        except Exception:
+            self.drop()
 
-    def do_HEAD(self) -> None:
-        self._serve(method="HEAD")
+    # -- responses -----------------------------------------------------------------------------
+    def _base_headers(self, close: bool) -> list[tuple[str, str]]:
+        h = [("X-ClickHouse-Server-Display-Name", "swarmlens")]
+        origin = self.ep.cors_origin
+        if origin:
+            h.append(("Access-Control-Allow-Origin", origin))
+        if close or self.ep._stopping:
+            h.append(("Connection", "close"))
+            self.close_after = True
+        else:
+            h.append(("Keep-Alive", f"timeout={int(_IDLE_TIMEOUT)}"))
+        return h
 
-    def do_OPTIONS(self) -> None:
-        self.send_response(204)
-        self.send_header("Access-Control-Allow-Origin", "*")
-        self.send_header("Access-Control-Allow-Headers", "origin, x-requested-with, x-clickhouse-format, "
-                         "x-clickhouse-user, x-clickhouse-key, authorization, content-type")
-        self.send_header("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+    def reply(self, status: int, body: bytes, content_type: str, headers: list | None = None,
+              head: bool = False, close: bool = False) -> None:
+        hs = [("Content-Type", content_type), *(headers or []), *self._base_headers(close),
+              ("Content-Length", str(len(body)))]
+        self.send_event(h11.Response(status_code=status, headers=_encode_headers(hs)))
+        if body and not head:
+            self.send_event(h11.Data(data=body))
+        self.send_event(h11.EndOfMessage())
 
-    # -- request -------------------------------------------------------------------------------
-    def _serve(self, method: str) -> None:
-        ep = self.endpoint
-        ep._track(self, busy=True)
-        if ep._stopping:
-            # Served, then closed: the client's next connection is refused, which collectors retry
-            # with the batch intact (a connection closed under a sent request loses it in rotel).
-            self.close_connection = True
+    def _send_error(self, exc: ClickHouseError, query_id: str | None, close: bool = False) -> None:
+        if exc.http_status >= 500:
+            log.warning("query failed: %s", exc.message[:300])
+        headers = [("X-ClickHouse-Exception-Code", str(exc.code))]
+        if query_id:
+            headers.append(("X-ClickHouse-Query-Id", query_id))
+        self.reply(exc.http_status, exc.body(self.ep.version), "text/plain; charset=UTF-8", headers, close=close)
+
+    # -- a request -----------------------------------------------------------------------------
+    def _serve(self, req: _Request) -> None:
+        ep = self.ep
         query_id = None
         try:
-            url = urlsplit(self.path)
+            url = urlsplit(req.target)
             path = url.path.rstrip("/") or "/"
+            if req.method == "OPTIONS":
+                req.discard_body()
+                headers = []
+                if ep.cors_origin:
+                    headers += [("Access-Control-Allow-Headers", "origin, x-requested-with, x-clickhouse-format, "
+                                 "x-clickhouse-user, x-clickhouse-key, x-clickhouse-database, authorization, "
+                                 "content-type"), ("Access-Control-Allow-Methods", "POST, GET, OPTIONS"),
+                                ("Access-Control-Max-Age", "86400")]
+                return self.reply(204, b"", "text/plain; charset=UTF-8", headers)
+            if req.method not in ("GET", "POST", "HEAD"):
+                req.discard_body()
+                raise ClickHouseError(0, "HTTP_METHOD_NOT_ALLOWED", f"HTTP method {req.method[:20]} is not allowed",
+                                      http_status=405)
             if path in ("/ping", "/replicas_status"):
-                self._discard_body()
-                return self._reply(200, b"Ok.\n", content_type="text/plain; charset=UTF-8", head=method == "HEAD")
+                req.discard_body()
+                return self.reply(200, b"Ok.\n", "text/plain; charset=UTF-8", head=req.method == "HEAD")
             if path not in ("/", "/query"):
-                self._discard_body()
-                raise ClickHouseError(
-                    0, "HTTP_NOT_FOUND",
-                    f"There is no handle {url.path}. Use / or /?query= for queries and /ping for health checks",
-                    http_status=404)
-            params: dict[str, str] = {}
-            for k, v in parse_qsl(url.query, keep_blank_values=True):
-                params[k] = v
+                req.discard_body()
+                raise ClickHouseError(0, "HTTP_NOT_FOUND",
+                                      f"There is no handle {url.path[:200]}. Use / or /?query= for queries and /ping "
+                                      "for health checks", http_status=404)
+            params: dict[str, str] = dict(parse_qsl(url.query, keep_blank_values=True))
             query_id = params.get("query_id") or str(uuid.uuid4())
-            self._authenticate(params)
-            self._execute(method, params, query_id)
-        except _DropConnection:
-            self._drop()
+            user = self._authenticate(req, params)
+            _Execution(self, req, params, query_id, user).run()
         except ClickHouseError as exc:
-            self._error(exc, query_id)
+            if req.has_body and not req.body_done:
+                self.close_after = True  # the rest of the body is unread
+            self._send_error(exc, query_id, close=self.close_after)
+        except (_Drop, _Closed, h11.RemoteProtocolError):
+            raise
         except Exception as exc:  # a bug of ours must not take the endpoint down
-            log.exception("internal error serving %s", self.path[:200])
-            self._error(ClickHouseError(1001, "STD_EXCEPTION", f"Internal error: {type(exc).__name__}: {exc}"),
-                        query_id)
-        finally:
-            ep._track(self, busy=False)
+            log.exception("internal error serving %s", req.target[:200])
+            self.close_after = True
+            try:
+                self._send_error(ClickHouseError(1001, "STD_EXCEPTION", f"Internal error: {type(exc).__name__}: {exc}"),
+                                 query_id, close=True)
+            except Exception:
+                self.drop()
 
-    def _authenticate(self, params: dict[str, str]) -> None:
+    def _authenticate(self, req: _Request, params: dict[str, str]) -> str:
         user = password = None
-        auth = self.headers.get("Authorization", "")
+        auth = req.header("authorization", "") or ""
         if auth.lower().startswith("basic "):
             try:
-                user, _, password = base64.b64decode(auth[6:].strip()).decode().partition(":")
+                user, _, password = base64.b64decode(auth[6:].strip(), validate=True).decode().partition(":")
             except Exception:
                 raise ClickHouseError(516, "AUTHENTICATION_FAILED", "Malformed Basic authorization header") from None
-        if self.headers.get("X-ClickHouse-User") is not None:
-            user = self.headers.get("X-ClickHouse-User")
-            password = self.headers.get("X-ClickHouse-Key", "")
+        if req.header("x-clickhouse-user") is not None:
+            user = req.header("x-clickhouse-user")
+            password = req.header("x-clickhouse-key", "")
         if "user" in params:
             user = params["user"]
             password = params.get("password", "")
-        ep = self.endpoint
         user = user or "default"
         password = password or ""
+        ep = self.ep
         ok_user = hmac.compare_digest(user.encode(), ep.user.encode())
         ok_password = hmac.compare_digest(password.encode(), ep.password.encode())
         if not (ok_user and ok_password):
             raise ClickHouseError(516, "AUTHENTICATION_FAILED",
-                                  f"{user}: Authentication failed: password is incorrect, or there is no user with such name")
+                                  f"{user[:100]}: Authentication failed: password is incorrect, or there is no user "
+                                  "with such name")
+        return user
 
-    def _execute(self, method: str, params: dict[str, str], query_id: str) -> None:
-        ep = self.endpoint
-        url_query = params.get("query", "")
-        settings: dict[str, str] = {}
-        query_params: dict[str, str] = {}
-        for k, v in params.items():
-            if k.startswith("param_"):
-                query_params[k[6:]] = v
-            elif k not in _HTTP_PARAMS:
-                if not SETTING_NAME_RE.match(k):
-                    raise ClickHouseError(115, "UNKNOWN_SETTING", f"Unknown setting '{k[:100]}'")
-                settings[k] = v
 
-        head = sqltext.split_data_insert(url_query) if url_query else None
-        body = self._read_body(params) if method == "POST" else None
-        data = None
+def _encode_headers(hs) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in hs]
+
+
+def _int_param(params: dict, name: str, default: int = 0) -> int:
+    v = params.get(name)
+    if v is None or v == "":
+        return default
+    if v.lower() in ("true", "false"):
+        return 1 if v.lower() == "true" else 0
+    try:
+        return int(v)
+    except ValueError:
+        raise ClickHouseError(27, "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
+                              f"Cannot parse value of '{name}': {v[:50]!r}") from None
+
+
+class _Execution:
+    """Everything one query needs: its settings, connection, statement, result and headers."""
+
+    def __init__(self, handler: _Handler, req: _Request, params: dict[str, str], query_id: str, user: str):
+        self.h = handler
+        self.ep = handler.ep
+        self.req = req
+        self.params = params
+        self.query_id = query_id
+        self.user = user
+        self.external: list[tuple[str, dict, _Spool]] = []
+        self.progress: list[dict] = []
+        self.summary: dict = {}
+        self.spoilt = False  # the engine connection saw a stream fail or cancelled: never pool it
+
+    # -- parsing -------------------------------------------------------------------------------
+    def run(self) -> None:
+        req, params = self.req, self.params
+        ctype = (req.header("content-type") or "").lower()
+        body = None
+        if req.method == "POST" and req.has_body and ctype.startswith("multipart/form-data"):
+            self._read_form()
         try:
+            settings, qparams = self._split_params()
+            url_query = params.get("query", "")
+            head = sqltext.split_data_insert(url_query) if url_query else None
+            data = None
+            if req.method == "POST" and req.has_body and not req.body_done:
+                body = self._read_body()
             if head is not None and head.data_offset < len(url_query):
-                # Data inline in the URL query, after the FORMAT clause.
-                prefix = url_query[head.data_offset:].encode()
-                data = _Spool(prefix, body)
+                data = _Spool()  # data inline in the URL query, after the FORMAT clause
+                data.write(url_query[head.data_offset:].encode())
+                if body is not None:
+                    for chunk in body.chunks():
+                        data.write(chunk)
+                    body.close()
+                body = data
+                sql = head.statement
             elif head is not None:
-                data = body
+                data, sql = body, head.statement
             else:
                 sql, data, head = self._statement(url_query, body)
-            if head is not None:
-                sql = head.statement
-            if method in ("GET", "HEAD") and not sqltext.is_read_only(sql):
-                raise ClickHouseError(164, "READONLY", "Cannot execute query in readonly mode. For queries over "
-                                      "HTTP, method GET implies readonly. You should use method POST for modifying queries")
             if not sql.strip():
                 raise ClickHouseError(62, "SYNTAX_ERROR", "Empty query")
-            fmt = None
-            if head is None:
-                fmt = sqltext.output_format(sql) or params.get("default_format") or \
-                    self.headers.get("X-ClickHouse-Format") or "TabSeparated"
-            conn, session = self._connection(params)
-            try:
-                with conn.lock:
-                    conn.prepare(params.get("database") or None, settings)
-                    started = time.perf_counter_ns()
-                    if head is not None:
-                        result = self._insert(conn, head, data)
-                    else:
-                        result = conn.run(sql, fmt, query_params)
-                        if session:
-                            conn.note_statement(sql)
-                    elapsed = time.perf_counter_ns() - started
-            finally:
-                if not session:
-                    ep.engine.release(conn)
+            self._execute(sql, head, data, settings, qparams)
         finally:
             if body is not None:
                 body.close()
-        out = b"" if head is not None else bytes(result.bytes())
-        summary = {
-            "read_rows": str(_stat(result, "rows_read")), "read_bytes": str(_stat(result, "bytes_read")),
-            "written_rows": str(_stat(result, "rows_written")),
-            "written_bytes": str(_stat(result, "bytes_written")),
-            "total_rows_to_read": "0", "result_rows": "0", "result_bytes": str(len(out)),
-            "elapsed_ns": str(elapsed),
-        }
-        headers = {"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Summary": json.dumps(summary),
-                   "X-ClickHouse-Timezone": ep.engine.timezone, "X-ClickHouse-Server-Display-Name": "swarmlens"}
-        if fmt:
-            headers["X-ClickHouse-Format"] = fmt
-        if params.get("session_id"):
-            headers["X-ClickHouse-Session-Id"] = params["session_id"]
-        content_type = (_CONTENT_TYPES.get(fmt or "", "application/octet-stream") + "; charset=UTF-8"
-                        if fmt else "text/plain; charset=UTF-8")
-        if params.get("compress") == "1" and out:
-            out = codecs.native_block_encode(out)
-            content_type = "application/octet-stream"
-        elif params.get("enable_http_compression") == "1" and out:
-            enc = codecs.choose_http_encoding(self.headers.get("Accept-Encoding"))
-            if enc:
-                out = codecs.http_encode(out, enc)
-                headers["Content-Encoding"] = enc
-        self._reply(200, out, content_type=content_type, headers=headers, head=method == "HEAD")
+            for _, _, spool in self.external:
+                spool.close()
 
-    def _statement(self, url_query: str, body: "_Spool | None"):
+    def _split_params(self):
+        settings: dict[str, str] = {}
+        qparams: dict[str, str] = {}
+        external_names = {name for name, _, _ in self.external}
+        for k, v in self.params.items():
+            if k.startswith("param_"):
+                qparams[k[6:]] = v
+            elif k in _HTTP_PARAMS or not k:
+                continue
+            elif any(k == f"{n}_{suffix}" for n in external_names for suffix in ("structure", "types", "format")):
+                continue
+            else:
+                if not SETTING_NAME_RE.match(k):
+                    raise ClickHouseError(115, "UNKNOWN_SETTING", f"Unknown setting '{k[:100]}'")
+                if k.lower() in DENIED_SETTINGS:
+                    raise ClickHouseError(497, "ACCESS_DENIED",
+                                          f"Not enough privileges: setting {k} names files outside the database")
+                settings[k] = v
+        return settings, qparams
+
+    def _read_form(self) -> None:
+        """multipart/form-data: fields are URL parameters (query, param_*, settings); file parts are
+        external data tables, named by the part."""
+        from werkzeug.http import parse_options_header
+        from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+
+        _, opts = parse_options_header(self.req.header("content-type"))
+        boundary = (opts.get("boundary") or "").encode("latin-1")
+        if not boundary:
+            raise ClickHouseError(0, "BAD_REQUEST_PARAMETER", "multipart/form-data without a boundary",
+                                  http_status=400)
+        limit = self.ep.max_body_bytes
+        decoder = MultipartDecoder(boundary, max_form_memory_size=self.ep.max_query_bytes, max_parts=1000)
+        current = None  # (name, is_file, buffer)
+        total = 0
+
+        def drain():
+            nonlocal current
+            while True:
+                ev = decoder.next_event()
+                if isinstance(ev, NeedData) or isinstance(ev, Epilogue):
+                    return isinstance(ev, Epilogue)
+                if isinstance(ev, Field):
+                    current = (ev.name, False, bytearray())
+                elif isinstance(ev, File):
+                    current = (ev.name, True, _Spool())
+                    self.external.append((ev.name, {"filename": ev.filename}, current[2]))
+                elif isinstance(ev, Data) and current is not None:
+                    name, is_file, buf = current
+                    if is_file:
+                        buf.write(ev.data, limit)
+                    else:
+                        buf += ev.data
+                        if len(buf) > self.ep.max_query_bytes:
+                            raise ClickHouseError(62, "SYNTAX_ERROR", f"Form field {name[:50]} is too large")
+                    if not ev.more_data and not is_file:
+                        self.params[name] = bytes(buf).decode("utf-8", "replace")
+
+        try:
+            done = False
+            for chunk in self.req.body_chunks():
+                total += len(chunk)
+                if total > limit:
+                    raise ClickHouseError(0, "REQUEST_TOO_LARGE", f"Request body of more than {limit} bytes",
+                                          http_status=413)
+                decoder.receive_data(chunk)
+                done = drain() or done
+            decoder.receive_data(None)
+            drain()
+        except ClickHouseError:
+            raise
+        except (_Closed, _Drop):
+            raise
+        except Exception as exc:
+            raise ClickHouseError(0, "BAD_REQUEST_PARAMETER", f"Malformed multipart/form-data body: {exc}",
+                                  http_status=400) from None
+
+    def _read_body(self) -> _Spool:
+        """The request body, decoded (Content-Encoding, then ClickHouse blocks with decompress=1) while it
+        streams, within the body limit."""
+        limit = self.ep.max_body_bytes
+        spool = _Spool()
+        try:
+            decoders = [codecs.http_decoder(self.req.header("content-encoding"))]
+            if self.params.get("decompress") == "1":
+                decoders.append(codecs.NativeBlockDecoder())
+
+            def through(pieces, i):
+                if i == len(decoders):
+                    yield from pieces
+                    return
+                d = decoders[i]
+                for p in pieces:
+                    yield from through(d.feed(p), i + 1)
+
+            for raw in self.req.body_chunks():
+                for piece in through([raw], 0):
+                    spool.write(piece, limit)
+            for i, d in enumerate(decoders):
+                for piece in through(d.finish(), i + 1):
+                    spool.write(piece, limit)
+        except ClickHouseError:
+            spool.close()
+            raise
+        except _Closed:
+            spool.close()
+            raise
+        except Exception as exc:
+            spool.close()
+            raise ClickHouseError(271, "CANNOT_DECOMPRESS", f"Cannot decompress the request body: {exc}") from None
+        return spool
+
+    def _statement(self, url_query: str, body: _Spool | None):
         """Builds the SQL from the URL query and the body; finds INSERT data in the body."""
-        ep = self.endpoint
+        ep = self.ep
         if body is None or body.size == 0:
             if len(url_query) > ep.max_query_bytes:
                 raise ClickHouseError(62, "SYNTAX_ERROR", f"Max query size exceeded: {len(url_query)} bytes")
@@ -285,11 +711,7 @@ class _Handler(BaseHTTPRequestHandler):
             text = prefix.decode("latin-1")  # one char per byte: offsets stay byte offsets
             head = sqltext.split_data_insert(text)
             if head is not None:
-                statement = prefix[:len(head.statement)].decode("utf-8", "strict") if _utf8(prefix[:len(head.statement)]) \
-                    else None
-                if statement is None:
-                    raise ClickHouseError(36, "BAD_ARGUMENTS", "The query is not valid UTF-8")
-                head.statement = statement
+                head.statement = _decode_sql(prefix[:len(head.statement)])
                 body.skip = head.data_offset
                 return head.statement, body, head
             if body.size > ep.max_query_bytes:
@@ -300,217 +722,441 @@ class _Handler(BaseHTTPRequestHandler):
             raise ClickHouseError(62, "SYNTAX_ERROR", f"Max query size exceeded: {body.size} bytes")
         return url_query + "\n" + _decode_sql(body.read_prefix(body.size)), None, None
 
-    def _connection(self, params: dict[str, str]) -> tuple[Connection, bool]:
-        sid = params.get("session_id")
-        if not sid:
-            return self.endpoint.engine.acquire(), False
+    # -- execution -----------------------------------------------------------------------------
+    def _execute(self, sql: str, head, data: _Spool | None, settings: dict, qparams: dict) -> None:
+        ep, params, req = self.ep, self.params, self.req
+        session_id = params.get("session_id")
+        conn, session = self._connection(session_id)
+        discard = False
         try:
-            timeout = float(params.get("session_timeout") or 60)
+            database = params.get("database") or req.header("x-clickhouse-database") or None
+            if not session:
+                database = database or "default"
+            conn.prepare(database, settings)
+            check_text = sql if head is None else f"{head.statement} FORMAT {head.format}"
+            st = ep.sandbox.inspect(conn, check_text, qparams)
+            st.check()
+            self._check_readonly(conn, st, settings)
+            fmt = None
+            if st.returns_rows:
+                fmt = sqltext.output_format(st.canonical) or params.get("default_format") or \
+                    req.header("x-clickhouse-format") or "TabSeparated"
+            if self.external:
+                self._load_external(conn)
+                discard = True
+            if st.root == "Set" and "readonly" in [n.lower() for n in st.sets]:
+                self._set_readonly(conn, st, session)
+                return self._finish_empty(fmt=None)
+            running = _Running(self.query_id, self.user, sql[:1000], time.time(), self.h.sock,
+                               watch=st.reads_only)
+            ep.registry.add(running, replace=_int_param(params, "replace_running_query") == 1)
+            try:
+                if st.root == "KillQueryQuery":
+                    self._kill(conn, st, fmt, qparams)
+                elif head is not None:
+                    self._insert(conn, head, data, running)
+                elif st.streams:
+                    self._stream(conn, sql, fmt, qparams, running)
+                else:
+                    self._run_whole(conn, sql, fmt, qparams, st)
+            finally:
+                ep.registry.remove(running)
+            if st.stateful:
+                if session:
+                    conn.note_statement(st.canonical)
+                else:
+                    discard = True
+            discard = discard or self.spoilt
+        except BaseException:
+            if not session:
+                # a failed request may have left the connection mid-change: never pool it
+                discard = True
+            raise
+        finally:
+            if session:
+                if _int_param(params, "close_session") == 1:
+                    conn.lock.release()
+                    ep.engine.close_session(session_id)
+                else:
+                    conn.lock.release()
+            else:
+                ep.engine.release(conn, discard=discard)
+
+    def _connection(self, session_id: str | None) -> tuple[Connection, bool]:
+        if not session_id:
+            return self.ep.engine.acquire(), False
+        try:
+            timeout = float(self.params.get("session_timeout") or 60)
         except ValueError:
             raise ClickHouseError(36, "BAD_ARGUMENTS", "Invalid session timeout") from None
         timeout = min(max(timeout, 1.0), 3600.0)
-        return self.endpoint.engine.session(sid, timeout, params.get("session_check") == "1"), True
+        conn = self.ep.engine.session(session_id, timeout, self.params.get("session_check") == "1")
+        if not conn.lock.acquire(blocking=False):
+            raise ClickHouseError(373, "SESSION_IS_LOCKED", f"Session {session_id[:100]} is locked by a concurrent client")
+        return conn, True
 
-    def _insert(self, conn: Connection, head: sqltext.InsertHead, data: "_Spool | None"):
+    def _check_readonly(self, conn: Connection, st: Statement, settings: dict) -> None:
+        level = max(_int_param(self.params, "readonly"), conn.readonly)
+        is_get = self.req.method in ("GET", "HEAD")
+        if is_get and level == 0:
+            level = 2
+        if level == 0:
+            return
+        if st.root == "Set":
+            names = [n for n in st.sets if n.lower() != "readonly"]
+            if level == 1 and names:
+                raise ClickHouseError(164, "READONLY", f"Cannot modify '{names[0]}' setting in readonly mode")
+            if any(n.lower() == "readonly" for n in st.sets):
+                raise ClickHouseError(164, "READONLY", "Cannot modify 'readonly' setting in readonly mode")
+            return
+        if level == 1:
+            if st.query_settings:
+                raise ClickHouseError(164, "READONLY",
+                                      f"Cannot modify '{st.query_settings[0]}' setting in readonly mode")
+            if conn.readonly >= 1 and settings:
+                raise ClickHouseError(164, "READONLY", f"Cannot modify '{next(iter(settings))}' setting in readonly mode")
+        if not st.reads_only and st.root != "UseQuery":
+            if is_get and _int_param(self.params, "readonly") == 0 and conn.readonly == 0:
+                raise ClickHouseError(164, "READONLY", "Cannot execute query in readonly mode. For queries over HTTP, "
+                                      "method GET implies readonly. You should use method POST for modifying queries")
+            raise ClickHouseError(164, "READONLY", "Cannot execute query in readonly mode")
+
+    def _set_readonly(self, conn: Connection, st: Statement, session: bool) -> None:
+        """`SET readonly = N` is kept by the endpoint, never given to the engine; other settings in
+        the same SET are applied as usual."""
+        conn.note_statement(st.canonical) if session else None
+        others = [n for n in st.sets if n.lower() != "readonly"]
+        if others:
+            raise ClickHouseError(36, "BAD_ARGUMENTS", "Set readonly in a SET statement of its own on this endpoint")
+
+    def _load_external(self, conn: Connection) -> None:
+        """External data: each file part becomes a temporary table for this query alone."""
+        for name, _, spool in self.external:
+            structure = self.params.get(f"{name}_structure")
+            types = self.params.get(f"{name}_types")
+            fmt = self.params.get(f"{name}_format") or "TabSeparated"
+            if structure is None and types is not None:
+                structure = ", ".join(f"_{i + 1} {t.strip()}" for i, t in enumerate(types.split(",")))
+            if not structure:
+                raise ClickHouseError(36, "BAD_ARGUMENTS",
+                                      f"Neither structure nor types have not been provided for external table {name[:100]}. "
+                                      f"Use fields {name}_structure or {name}_types to do so.")
+            ddl = f"CREATE TEMPORARY TABLE {_quote_ident(name)} ({structure}) ENGINE = Memory"
+            self.ep.sandbox.inspect(conn, ddl).check()
+            conn.run(ddl, "TabSeparated")
+            if not _FORMAT_NAME_RE.match(fmt):
+                raise ClickHouseError(73, "UNKNOWN_FORMAT", f"Unknown format {fmt[:50]}")
+            ins = conn.conn.send_insert(f"INSERT INTO {_quote_ident(name)}", fmt)
+            try:
+                for chunk in spool.chunks():
+                    ins.append(chunk)
+                ins.finish()
+            except Exception as exc:
+                try:
+                    ins.cancel()
+                except Exception:
+                    pass
+                raise ClickHouseError.from_engine(exc) from None
+
+    def _progress_cb(self):
+        interval = _int_param(self.params, "http_headers_progress_interval_ms", 100) / 1000.0
+        last = [0.0]
+
+        def cb(p):
+            try:
+                self.summary = dict(p)
+                now = time.monotonic()
+                if now - last[0] >= interval and len(self.progress) < _MAX_PROGRESS_HEADERS:
+                    last[0] = now
+                    self.progress.append(dict(p))
+            except Exception:
+                pass
+        return cb
+
+    def _headers(self, fmt: str | None, result_rows: int | None, result_bytes: int, elapsed_ns: int,
+                 stats=None, written=(0, 0)) -> list[tuple[str, str]]:
+        s = self.summary
+        summary = {
+            "read_rows": str(_stat(stats, "storage_rows_read", s.get("read_rows", 0))),
+            "read_bytes": str(_stat(stats, "storage_bytes_read", s.get("read_bytes", 0))),
+            "written_rows": str(written[0] or s.get("written_rows", 0)),
+            "written_bytes": str(written[1] or s.get("written_bytes", 0)),
+            "total_rows_to_read": str(s.get("total_rows_to_read", 0)),
+            "result_rows": str(result_rows or 0), "result_bytes": str(result_bytes),
+            "elapsed_ns": str(elapsed_ns),
+        }
+        headers = [("X-ClickHouse-Query-Id", self.query_id), ("X-ClickHouse-Timezone", self.ep.timezone)]
+        if fmt:
+            headers.append(("X-ClickHouse-Format", fmt))
+        if self.params.get("session_id"):
+            headers.append(("X-ClickHouse-Session-Id", self.params["session_id"]))
+        if _int_param(self.params, "send_progress_in_http_headers") == 1:
+            for p in self.progress:
+                headers.append(("X-ClickHouse-Progress", json.dumps(_progress_json(p), separators=(",", ":"))))
+        headers.append(("X-ClickHouse-Summary", json.dumps(summary, separators=(",", ":"))))
+        return headers
+
+    def _content_type(self, fmt: str | None) -> str:
+        if not fmt:
+            return "text/plain; charset=UTF-8"
+        return _CONTENT_TYPES.get(fmt, "application/octet-stream") + "; charset=UTF-8"
+
+    def _encoder(self):
+        """(kind, encoder) for the response body: ClickHouse blocks, HTTP compression, or none."""
+        if self.params.get("compress") == "1":
+            return "native", None
+        if _int_param(self.params, "enable_http_compression") == 1:
+            enc = codecs.choose_http_encoding(self.req.header("accept-encoding"))
+            if enc:
+                level = self.params.get("http_zlib_compression_level")
+                return enc, codecs.HttpEncoder(enc, int(level) if level and level.isdigit() else None)
+        return None, None
+
+    def _encode(self, kind, enc, chunk: bytes) -> bytes:
+        if kind == "native":
+            return codecs.native_block_encode(chunk) if chunk else b""
+        if enc is not None:
+            return enc.compress(chunk)
+        return chunk
+
+    def _send_whole(self, body: bytes | _Spool, fmt, headers) -> None:
+        kind, enc = self._encoder()
+        ctype = "application/octet-stream" if kind == "native" and fmt else self._content_type(fmt)
+        if kind and kind != "native":
+            headers.append(("Content-Encoding", kind))
+        if isinstance(body, _Spool):
+            if kind is None:
+                h = self.h
+                hs = [("Content-Type", ctype), *headers, *h._base_headers(False), ("Content-Length", str(body.size))]
+                h.send_event(h11.Response(status_code=200, headers=_encode_headers(hs)))
+                if self.req.method != "HEAD":
+                    for chunk in body.chunks():
+                        h.send_event(h11.Data(data=chunk))
+                h.send_event(h11.EndOfMessage())
+                return
+            data = b"".join(self._encode(kind, enc, c) for c in body.chunks()) + (enc.finish() if enc else b"")
+        else:
+            data = self._encode(kind, enc, body) + (enc.finish() if enc and body else b"") if body else b""
+        self.h.reply(200, data, ctype, headers, head=self.req.method == "HEAD")
+
+    def _finish_empty(self, fmt) -> None:
+        self._send_whole(b"", fmt, self._headers(fmt, 0, 0, 0))
+
+    def _run_whole(self, conn: Connection, sql: str, fmt, qparams, st: Statement) -> None:
+        conn.conn.set_progress_callback(self._progress_cb())
+        started = time.perf_counter_ns()
+        try:
+            result = conn.run(sql, fmt or "TabSeparated", qparams)
+        finally:
+            conn.conn.set_progress_callback(None)
+        elapsed = time.perf_counter_ns() - started
+        out = bytes(result.bytes()) if st.returns_rows else b""
+        rows = _stat(result, "rows_read", 0) if st.returns_rows else 0
+        headers = self._headers(fmt, rows, len(out), elapsed, stats=result,
+                                written=(_stat(result, "rows_written", 0), _stat(result, "bytes_written", 0)))
+        self._send_whole(out, fmt, headers)
+
+    def _stream(self, conn: Connection, sql: str, fmt: str, qparams, running: _Running) -> None:
+        """A SELECT: chunks leave as the engine produces them, or are spooled first when the client
+        asked for wait_end_of_query=1 (then the summary is complete and an error keeps its status)."""
+        h = self.h
+        conn.conn.set_progress_callback(self._progress_cb())
+        started = time.perf_counter_ns()
+        rows = nbytes = 0
+        stream = None
+        try:
+            try:
+                stream = _EngineStream(conn, sql, fmt, qparams)
+                running.stream = stream
+                if running.cancelled.is_set():
+                    stream.cancel()
+                first = stream.fetch()
+            except Exception as exc:
+                raise self._engine_error(exc, running) from None
+            wait = _int_param(self.params, "wait_end_of_query") == 1
+            if wait:
+                spool = _Spool()
+                try:
+                    chunk = first
+                    while chunk is not None:
+                        b = chunk.bytes()
+                        rows += _stat(chunk, "rows_read", 0)
+                        nbytes += len(b)
+                        spool.write(b)
+                        try:
+                            chunk = stream.fetch()
+                        except Exception as exc:
+                            raise self._engine_error(exc, running) from None
+                    if running.cancelled.is_set():
+                        raise ClickHouseError(394, "QUERY_WAS_CANCELLED", "Query was cancelled")
+                    headers = self._headers(fmt, rows, nbytes, time.perf_counter_ns() - started)
+                    self._send_whole(spool, fmt, headers)
+                finally:
+                    spool.close()
+                return
+            # Streamed: the status and headers leave with the first chunk; a later error is written
+            # into the body in the server's tagged format.
+            kind, enc = self._encoder()
+            tag = secrets.token_hex(8)
+            headers = self._headers(fmt, None, 0, time.perf_counter_ns() - started)
+            headers.append(("X-ClickHouse-Exception-Tag", tag))
+            if kind and kind != "native":
+                headers.append(("Content-Encoding", kind))
+            ctype = "application/octet-stream" if kind == "native" else self._content_type(fmt)
+            hs = [("Content-Type", ctype), *headers, *h._base_headers(False)]
+            h.send_event(h11.Response(status_code=200, headers=_encode_headers(hs)))
+            head_only = self.req.method == "HEAD"
+            chunk = first
+            try:
+                while chunk is not None:
+                    b = chunk.bytes()
+                    if b and not head_only:
+                        h.send_event(h11.Data(data=self._encode(kind, enc, bytes(b))))
+                    try:
+                        chunk = stream.fetch()
+                        err = None
+                        if chunk is None and running.cancelled.is_set():
+                            self.spoilt = True
+                            # a cancelled stream just ends: say so, never pass a cut result off as whole
+                            err = ClickHouseError(394, "QUERY_WAS_CANCELLED", "Query was cancelled")
+                    except Exception as exc:
+                        err = self._engine_error(exc, running)
+                    if err is not None:
+                        msg = err.body(self.ep.version)
+                        block = (b"__exception__\r\n" + tag.encode() + b"\r\n" + msg +
+                                 f"{len(msg)} {tag}".encode() + b"\r\n__exception__\r\n")
+                        if not head_only:
+                            h.send_event(h11.Data(data=self._encode(kind, enc, block)))
+                        h.close_after = True
+                        chunk = None
+                if enc is not None and not head_only:
+                    tail = enc.finish()
+                    if tail:
+                        h.send_event(h11.Data(data=tail))
+                h.send_event(h11.EndOfMessage())
+            except _Closed:
+                running.cancel()
+                raise
+        finally:
+            conn.conn.set_progress_callback(None)
+            if stream is not None and not stream.finished:
+                self.spoilt = True
+                try:
+                    stream.cancel()
+                except Exception:
+                    pass
+
+    def _engine_error(self, exc: Exception, running: _Running) -> ClickHouseError:
+        self.spoilt = True
+        if running.cancelled.is_set():
+            return ClickHouseError(394, "QUERY_WAS_CANCELLED", "Query was cancelled")
+        text = str(exc)
+        if text.startswith("Streaming query failed: "):
+            text = text[len("Streaming query failed: "):]
+        return ClickHouseError.from_engine(RuntimeError(text))
+
+    def _insert(self, conn: Connection, head, data: _Spool | None, running: _Running) -> None:
         """Runs a buffered insert. A failure of the data is the client's to hear about; a failure of
         the server's is retried here with the same bytes (insert deduplication makes a repeat of a
         partly applied attempt harmless), and only when it persists is the connection closed."""
+        started = time.perf_counter_ns()
         for attempt, pause in enumerate(_INSERT_RETRY_PAUSES + (None,)):
             inserter = None
             try:
                 inserter = conn.conn.send_insert(head.statement, head.format)
                 if data is not None:
                     for chunk in data.chunks():
+                        if running.cancelled.is_set():
+                            raise ClickHouseError(394, "QUERY_WAS_CANCELLED", "Query was cancelled")
                         inserter.append(chunk)
-                return inserter.finish()
+                result = inserter.finish()
+                break
             except Exception as exc:
                 if inserter is not None:
                     try:
                         inserter.cancel()
                     except Exception:
                         pass
-                err = ClickHouseError.from_engine(exc)
-                if err.code in DATA_ERROR_CODES:
+                err = exc if isinstance(exc, ClickHouseError) else ClickHouseError.from_engine(exc)
+                if is_data_error(err.code):
                     raise err from None
-                if pause is None or self.endpoint._stopping:
+                if pause is None or self.ep._stopping:
                     log.error("insert failed %d times for a reason of the server's; closing the connection "
                               "without an answer: %s", attempt + 1, err.message[:500])
-                    raise _DropConnection() from None
+                    raise _Drop() from None
                 log.warning("insert failed for a reason of the server's, retrying in %.1f s: %s",
                             pause, err.message[:300])
                 time.sleep(pause)
+        written = (_stat(result, "rows_written", 0), _stat(result, "bytes_written", 0))
+        self._send_whole(b"", None, self._headers(None, 0, 0, time.perf_counter_ns() - started, stats=result,
+                                                  written=written))
 
-    # -- bodies --------------------------------------------------------------------------------
-    def _raw_chunks(self):
-        te = (self.headers.get("Transfer-Encoding") or "").lower()
-        rfile = self.rfile
-        if "chunked" in te:
-            while True:
-                line = rfile.readline(1024)
-                if not line:
-                    raise ConnectionError("client closed the connection mid-body")
-                try:
-                    size = int(line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    self.close_connection = True
-                    raise ClickHouseError(0, "BAD_REQUEST_PARAMETER", "Malformed chunked encoding",
-                                          http_status=400) from None
-                if size == 0:
-                    while True:  # trailers
-                        t = rfile.readline(8192)
-                        if t in (b"\r\n", b"\n", b""):
-                            return
-                yield from self._read_exactly(size)
-                rfile.readline(8)
-        else:
-            length = self.headers.get("Content-Length") or "0"
-            if not length.strip().isdigit():
-                self.close_connection = True
-                raise ClickHouseError(0, "BAD_REQUEST_PARAMETER", "Malformed Content-Length", http_status=400)
-            yield from self._read_exactly(int(length))
-
-    def _read_exactly(self, size: int):
-        while size:
-            piece = self.rfile.read(min(size, _CHUNK))
-            if not piece:
-                raise ConnectionError("client closed the connection mid-body")
-            size -= len(piece)
-            yield piece
-
-    def _read_body(self, params: dict[str, str]) -> "_Spool":
-        limit = self.endpoint.max_body_bytes
-        spool = _Spool()
-        try:
-            decoders = [codecs.http_decoder(self.headers.get("Content-Encoding"))]
-            if params.get("decompress") == "1":
-                decoders.append(codecs.NativeBlockDecoder())
-            for raw in self._raw_chunks():
-                piece = raw
-                for d in decoders:
-                    piece = d.decompress(piece)
-                spool.write(piece, limit)
-            tail = b""
-            for d in decoders:
-                tail = d.decompress(tail) + d.flush() if tail else d.flush()
-            spool.write(tail, limit)
-        except ClickHouseError:
-            spool.close()
-            self.close_connection = True  # the rest of the body is unread
-            raise
-        except (ConnectionError, socket.timeout, TimeoutError):
-            spool.close()
-            raise _DropConnection() from None
-        except Exception as exc:
-            spool.close()
-            self.close_connection = True
-            raise ClickHouseError(271, "CANNOT_DECOMPRESS", f"Cannot decompress the request body: {exc}") from None
-        return spool
-
-    def _discard_body(self) -> None:
-        if self.command == "POST":
-            for _ in self._raw_chunks():
-                pass
-
-    # -- responses -----------------------------------------------------------------------------
-    def _reply(self, status: int, body: bytes, content_type: str, headers: dict | None = None,
-               head: bool = False) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Keep-Alive", "timeout=30")
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        # Headers and body leave in one write.
-        self._headers_buffer.append(b"\r\n")
-        if not head:
-            self._headers_buffer.append(body)
-        self.flush_headers()
-
-    def _error(self, exc: ClickHouseError, query_id: str | None) -> None:
-        if exc.http_status >= 500 or exc.code in (1001,):
-            log.warning("query failed: %s", exc.message[:300])
-        headers = {"X-ClickHouse-Exception-Code": str(exc.code)}
-        if query_id:
-            headers["X-ClickHouse-Query-Id"] = query_id
-        try:
-            self._reply(exc.http_status, exc.body(self.endpoint.engine.version if self.endpoint.engine else "?"),
-                        content_type="text/plain; charset=UTF-8", headers=headers)
-        except (ConnectionError, OSError):
-            self.close_connection = True
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+    def _kill(self, conn: Connection, st: Statement, fmt: str, qparams) -> None:
+        """KILL QUERY against the endpoint's running queries, which carry the HTTP query ids: the WHERE
+        clause is evaluated by the engine over a table of them."""
+        toks = list(sqltext.tokens(st.canonical))
+        where = next((t for t in toks if t[0] == "WHERE" and t[3] == 0), None)
+        if where is None:
+            raise ClickHouseError(62, "SYNTAX_ERROR", "KILL QUERY needs a WHERE clause")
+        end = len(st.canonical)
+        mode = "SYNC" if any(t[0] == "SYNC" and t[3] == 0 for t in toks) else \
+            "TEST" if any(t[0] == "TEST" and t[3] == 0 for t in toks) else "ASYNC"
+        for word, start, _, depth in toks:
+            if depth == 0 and start > where[2] and word in ("SYNC", "ASYNC", "TEST", "FORMAT", "ON"):
+                end = min(end, start)
+        cond = st.canonical[where[2]:end].strip()
+        mine = [r for r in self.ep.registry.snapshot() if r.query_id != self.query_id]
+        rows = "\n".join(json.dumps({"query_id": r.query_id, "user": r.user, "query": r.query,
+                                     "elapsed": time.time() - r.started}) for r in mine)
+        select = ("SELECT query_id FROM format(JSONEachRow, 'query_id String, user String, query String, "
+                  f"elapsed Float64', {{__kill_rows:String}}) WHERE {cond}")
+        kp = {**qparams, "__kill_rows": escape_param(rows)}
+        self.ep.sandbox.inspect(conn, select, kp).check()
+        ids = conn.run(select, "TabSeparatedRaw", kp).bytes().decode().split("\n")
+        ids = {i for i in ids if i}
+        matched = [r for r in mine if r.query_id in ids]
+        status = {"SYNC": "finished", "ASYNC": "waiting", "TEST": "waiting"}[mode]
+        for r in matched:
+            if mode == "TEST":
+                continue
+            r.cancel()
+        if mode == "SYNC":
+            deadline = time.monotonic() + 30
+            for r in matched:
+                r.done.wait(max(0.0, deadline - time.monotonic()))
+        out_rows = "\n".join(json.dumps({"kill_status": status, "query_id": r.query_id, "user": r.user,
+                                         "query": r.query}) for r in matched)
+        result = conn.run("SELECT * FROM format(JSONEachRow, 'kill_status String, query_id String, user String, "
+                          "query String', {__kill_rows:String})", fmt, {"__kill_rows": escape_param(out_rows)})
+        out = bytes(result.bytes())
+        self._send_whole(out, fmt, self._headers(fmt, len(matched), len(out), 0))
 
 
-def _stat(result, name: str) -> int:
+def _progress_json(p: dict) -> dict:
+    keys = ("read_rows", "read_bytes", "written_rows", "written_bytes", "total_rows_to_read", "result_rows",
+            "result_bytes", "elapsed_ns")
+    return {k: str(p.get(k, 0)) for k in keys}
+
+
+def _stat(result, name: str, default=0) -> int:
+    if result is None:
+        return int(default or 0)
     try:
-        return int(getattr(result, name)())
+        v = getattr(result, name)
+        return int(v() if callable(v) else v)
     except Exception:
-        try:
-            return int(getattr(result, name))
-        except Exception:
-            return 0
+        return int(default or 0)
 
 
-def _utf8(b: bytes) -> bool:
-    try:
-        b.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
+def _quote_ident(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
 def _decode_sql(b: bytes) -> str:
     try:
-        return b.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ClickHouseError(36, "BAD_ARGUMENTS", "The query is not valid UTF-8") from None
-
-
-class _Spool:
-    """A request body, in memory up to 64 MiB and in a temporary file beyond."""
-
-    def __init__(self, prefix: bytes = b"", rest: "_Spool | None" = None):
-        self._f = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
-        self.size = 0
-        self.skip = 0
-        if prefix:
-            self.write(prefix, None)
-        if rest is not None:
-            for chunk in rest.chunks():
-                self.write(chunk, None)
-            rest.close()
-
-    def write(self, data: bytes, limit: int | None) -> None:
-        if not data:
-            return
-        self.size += len(data)
-        if limit is not None and self.size > limit:
-            raise ClickHouseError(0, "REQUEST_TOO_LARGE",
-                                  f"Request body of more than {limit} bytes; raise SWARMLENS_CLICKHOUSE_MAX_BODY_BYTES "
-                                  "or send smaller batches", http_status=413)
-        self._f.write(data)
-
-    def read_prefix(self, n: int) -> bytes:
-        self._f.seek(0)
-        return self._f.read(n)
-
-    def chunks(self):
-        self._f.seek(self.skip)
-        while True:
-            piece = self._f.read(_CHUNK)
-            if not piece:
-                return
-            yield piece
-
-    def close(self) -> None:
-        self._f.close()
+        return sqltext.escape_invalid_utf8(b)
+    except ValueError as exc:
+        raise ClickHouseError(62, "SYNTAX_ERROR", f"Syntax error: {exc}") from None
 
 
 class EmbeddedClickHouse:
@@ -518,7 +1164,7 @@ class EmbeddedClickHouse:
 
     def __init__(self, data_dir: str, host: str = "127.0.0.1", port: int = 8123, user: str = "default",
                  password: str = "", pool_size: int = 8, max_body_bytes: int = 1 << 30,
-                 max_query_bytes: int = 16 << 20):
+                 max_query_bytes: int = 16 << 20, user_files_path: str = "", cors_origin: str = ""):
         if not is_loopback(host) and not password:
             raise ValueError(f"refusing to listen on {host} without a password: set SWARMLENS_CLICKHOUSE_PASSWORD "
                              "or bind to 127.0.0.1")
@@ -528,7 +1174,10 @@ class EmbeddedClickHouse:
         self.pool_size = pool_size
         self.max_body_bytes = max_body_bytes
         self.max_query_bytes = max_query_bytes
+        self.cors_origin = cors_origin
+        self.sandbox = Sandbox(Policy(user_files_path=user_files_path))
         self.engine: Engine | None = None
+        self.registry: _Registry | None = None
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -540,13 +1189,22 @@ class EmbeddedClickHouse:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    @property
+    def version(self) -> str:
+        return self.engine.version if self.engine else "?"
+
+    @property
+    def timezone(self) -> str:
+        return self.engine.timezone if self.engine else "UTC"
+
     def start(self, background: bool = True) -> "EmbeddedClickHouse":
         self.engine = Engine(self.data_dir, pool_size=self.pool_size)
         try:
-            self._httpd = _Server((self.host, self.port), _Handler, self)
+            self._httpd = _Server((self.host, self.port), self)
         except OSError as exc:
             self.engine.close()
             raise OSError(exc.errno, f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+        self.registry = _Registry()
         self.port = self._httpd.server_address[1]
         if background:
             self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
@@ -592,9 +1250,11 @@ class EmbeddedClickHouse:
                 break
             time.sleep(0.02)
         for h in idle + busy:
-            h._drop()
+            h.drop()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self.registry is not None:
+            self.registry.close()
         if self.engine is not None:
             self.engine.close()
         self._httpd = None
