@@ -132,8 +132,10 @@ def reports(p: dict) -> list[dict]:
     t7 = {"start": p["t7"], "end": p["tend"]}
     pg30, pg7 = {"start": p["n30"], "end": p["nend"]}, {"start": p["n7"], "end": p["nend"]}
     pgm = {"start": p["nm0"], "end": p["nm1"]}
+    # {q}: words matched whole; {p1}..{p4} and {r1}..{r4}: words matched from their start (none here).
     search = {"start": p["t90"], "end": p["tend"], "agent": "", "status": "", "has_cursor": 0,
-              "cursor_time": p["tend"], "cursor_id": "", "limit": 50}
+              "cursor_time": p["tend"], "cursor_id": "", "limit": 50,
+              **{f"{k}{i}": "" for k in "pr" for i in range(1, 5)}}
     pg90 = {"start": p["n90"], "end": p["nend"]}
     history_first = {"user": p["user"], "has_cursor": 0, "cursor_time": p["tend"], "cursor_id": "", "limit": 50}
     history_deep = {"user": p["top_user"], "has_cursor": 1, "cursor_time": p["cursor_time"],
@@ -347,7 +349,8 @@ def _guess(name: str, typ: str, p: dict, query: str) -> object:
         return p["dend"] if typ == "Date" else p["tend"]
     values = {"user": p["user"], "task": p["task"], "limit": 50, "q": "refund", "agent": "", "status": "",
               "has_cursor": 0, "cursor_time": p["tend"], "cursor_id": "", "vote": 0, "login": "bench",
-              "plan": "pro", "token_hash": "0" * 64, "owner": "", "detail": 1}
+              "plan": "pro", "token_hash": "0" * 64, "owner": "", "detail": 1, "cap": 10_001, "model": "",
+              **{f"{k}{i}": "" for k in "pr" for i in range(1, 5)}}
     if name in values:
         return values[name]
     if typ.startswith(("UInt", "Int")):
@@ -424,7 +427,16 @@ def time_pages(config_overrides: dict, p: dict, reps: int) -> tuple[list[dict], 
     extra = {"search.search": [(f"?q=refund{from_90}", "search: all tasks, 'refund', 90 days"),
                                (f"?q=firmware{from_90}", "search: all tasks, 'firmware', 90 days"),
                                (f"?q=refund&user={p['user']}{from_90}", "search: one user's, 'refund', 90 days")],
-             "users.user_page": [(deep, f"user page, deep page (keyset, row {p['deep_offset']:,})")] if deep else []}
+             "users.user_page": [(deep, f"user page, deep page (keyset, row {p['deep_offset']:,})")] if deep else [],
+             # Filters: a date range, an agent, a model, a user (the agent level of usage_daily).
+             "dashboard.dashboard": [(f"?from={p['d30']:%Y-%m-%d}&to={p['dend'] - timedelta(days=1):%Y-%m-%d}",
+                                      "dashboard: a 30-day range"),
+                                     ("?period=30d&agent=Billing", "dashboard: one agent, 30 days"),
+                                     ("?period=30d&model=o3-mini", "dashboard: one model, 30 days"),
+                                     (f"?period=30d&user={p['top_user']}&agent=Triage", "dashboard: a user and an agent")],
+             "agents.agents": [("?period=30d&user=" + p["top_user"], "agents: one user, 30 days"),
+                               ("?period=30d&model=o3-mini", "agents: one model, 30 days")]}
+    extra["search.search"].append((f"?q=refun{from_90}", "search: all tasks, 'refun' (start of a word), 90 days"))
     values_for_extra = {"users.user_page": {"user_id": p["top_user"]}}
     pages = []
     with app.test_request_context():

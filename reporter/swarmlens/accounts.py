@@ -45,6 +45,11 @@ def get_user(client, config, user_id: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def known_user(client, config, user_id: str) -> bool:
+    """Whether the user is configured or has had tasks (on any day)."""
+    return bool(_rows(client, "user_known", config, user=user_id)[0]["known"])
+
+
 def upsert_user(client, config, user_id: str, *, plan: str | None = None, display_name: str | None = None,
                 email: str | None = None) -> dict[str, Any]:
     """Creates the user or changes the given fields; an unknown plan is refused."""
@@ -103,6 +108,24 @@ def set_plan(client, config, plan: str, *, quota: Any, warn_at_percent: Any = 80
         "updated_at": _now(),
     }
     client.insert("plans", [list(row.values())], column_names=list(row), database=config["SWARMLENS_DATABASE"])
+    return row
+
+
+def delete_plan(client, config, plan: str) -> dict[str, Any]:
+    """Deletes a plan nobody is on; refused while a user or an alert channel still uses it."""
+    plan = check_name(plan, "a plan name")
+    row = get_plan(client, config, plan)
+    if row is None:
+        raise InvalidInput(f"no plan {plan!r} (see `swarmlens plans list`)")
+    users = next((p["users"] for p in list_plans(client, config) if p["plan"] == plan), 0)
+    if users:
+        raise InvalidInput(f"{users} user{'' if users == 1 else 's'} on plan {plan!r}: move them to another plan "
+                           f"first (`swarmlens users assign USER PLAN`)")
+    channels = [r["name"] for r in _rows(client, "alert_channels", config, deleted=0) if r["plan"] == plan]
+    if channels:
+        raise InvalidInput(f"alert channels {', '.join(channels)} are for plan {plan!r}: delete them first "
+                           f"(`swarmlens notify delete NAME`)")
+    query_file(client, "plan_delete", {"plan": plan}, config=config)
     return row
 
 

@@ -214,7 +214,7 @@ def revoke_token(client, config, token_or_prefix: str) -> dict[str, Any]:
     value = (token_or_prefix or "").strip()
     prefix = hash_token(value) if value.startswith(TOKEN_PREFIX) else value.lower()
     if len(prefix) < 8:
-        raise AuthError("give the token itself or at least 8 characters of its hash (see `swarmlens users tokens`)")
+        raise AuthError("give the token itself or at least 8 characters of its hash (see `swarmlens users token list`)")
     matches = [t for t in list_tokens(client, config) if t["token_hash"].startswith(prefix)]
     if not matches:
         raise AuthError(f"no token matches {value[:16]!r}")

@@ -23,7 +23,36 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("users", "swarmlens.users_command", "ops accounts, end users and their plans, API tokens"),
     ("plans", "swarmlens.plans_command", "plans and their monthly token quotas"),
     ("prices", "swarmlens.prices_command", "model prices, USD per 1M input and output tokens"),
+    ("notify", "swarmlens.notify.command", "quota alerts and monthly reports by webhook and e-mail: channels, log"),
 ]
+
+# Commands that talk to ClickHouse as a client: each takes --clickhouse-url/-user/-password.
+CLICKHOUSE_COMMANDS = ("db", "users", "plans", "prices", "notify")
+
+
+def add_clickhouse_options(parser: argparse.ArgumentParser) -> None:
+    """--clickhouse-url/-user/-password on a command and on each of its actions, so they may come
+    before or after the action. Defaults are left out, so an action's parser never overwrites what
+    was given before it."""
+    group = parser.add_argument_group("ClickHouse")
+    group.add_argument("--clickhouse-url", metavar="URL", default=argparse.SUPPRESS,
+                       help="ClickHouse HTTP interface, e.g. http://127.0.0.1:8123 (default: SWARMLENS_CLICKHOUSE_URL)")
+    group.add_argument("--clickhouse-user", metavar="USER", default=argparse.SUPPRESS,
+                       help="ClickHouse user (default: SWARMLENS_CLICKHOUSE_USER)")
+    group.add_argument("--clickhouse-password", metavar="PASSWORD", default=argparse.SUPPRESS,
+                       help="ClickHouse password (default: SWARMLENS_CLICKHOUSE_PASSWORD, or the one "
+                            "`swarmlens up` keeps in the data directory)")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                add_clickhouse_options(sub)
+
+
+def clickhouse_overrides(args) -> dict:
+    """The config overrides given by --clickhouse-url/-user/-password (None where not given)."""
+    return {"SWARMLENS_CLICKHOUSE_URL": getattr(args, "clickhouse_url", None),
+            "SWARMLENS_CLICKHOUSE_USER": getattr(args, "clickhouse_user", None),
+            "SWARMLENS_CLICKHOUSE_PASSWORD": getattr(args, "clickhouse_password", None)}
 
 
 def run_store_command(prog: str, args, body, *, usage: str, errors: tuple = ()) -> int:
@@ -35,7 +64,7 @@ def run_store_command(prog: str, args, body, *, usage: str, errors: tuple = ()) 
     if not getattr(args, "action", None):
         print(f"swarmlens {prog}: give an action: {usage}; see --help", file=sys.stderr)
         return 2
-    cfg = config.load()
+    cfg = config.load(clickhouse_overrides(args))
     try:
         client = connect(cfg)
     except StoreError as exc:
@@ -62,12 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(_module=module)
         try:
             importlib.import_module(module).add_arguments(p)
+            if name in CLICKHOUSE_COMMANDS:
+                add_clickhouse_options(p)
         except ImportError as exc:  # a missing extra: the command explains itself when run
             p.set_defaults(_import_error=str(exc))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    # clickhouse-connect logs a failed request with its traceback before raising; the commands
+    # report the error themselves, on one line.
+    logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

@@ -27,6 +27,20 @@ def _bool(value: str) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+def _smtp_security(value: str) -> str:
+    v = value.strip().lower()
+    if v not in ("starttls", "ssl", "none"):
+        raise ValueError(f"must be starttls, ssl or none, not {value!r}")
+    return v
+
+
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if not 1 <= seconds <= 86400:
+        raise ValueError(f"must be between 1 and 86400 seconds, not {value!r}")
+    return seconds
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -113,6 +127,27 @@ SETTINGS: tuple[Setting, ...] = (
             "Failed sign-ins to one ops login, from any address, within SWARMLENS_LOGIN_WINDOW_SECONDS before /login answers 429."),
     Setting("SWARMLENS_LOGIN_WINDOW_SECONDS", 900, int,
             "Window in which failed sign-ins are counted for the two limits above."),
+    # Notifications: quota alerts and monthly reports by webhook and e-mail (`swarmlens notify`)
+    Setting("SWARMLENS_SMTP_HOST", "", str,
+            "SMTP server that sends alert and report e-mails; empty: e-mail channels record a failed delivery."),
+    Setting("SWARMLENS_SMTP_PORT", 587, int,
+            "Port of the SMTP server."),
+    Setting("SWARMLENS_SMTP_SECURITY", "starttls", _smtp_security,
+            "SMTP connection security: starttls, ssl (implicit TLS, usually port 465) or none (loopback relays only)."),
+    Setting("SWARMLENS_SMTP_USER", "", str,
+            "SMTP login; empty sends without authenticating."),
+    Setting("SWARMLENS_SMTP_PASSWORD", "", str,
+            "SMTP password for SWARMLENS_SMTP_USER."),
+    Setting("SWARMLENS_SMTP_FROM", "swarmlens@localhost", str,
+            "Sender address of alert and report e-mails."),
+    Setting("SWARMLENS_NOTIFY_INTERVAL", 60.0, _seconds,
+            "Seconds between two checks of quotas and of the report schedule by the notifier of `swarmlens up`."),
+    Setting("SWARMLENS_NOTIFY_ATTEMPTS", 5, int,
+            "Attempts per delivery before it is recorded as failed (webhook: network errors, 429 and 5xx; SMTP: 4xx)."),
+    Setting("SWARMLENS_NOTIFY_BACKOFF", 2.0, float,
+            "Seconds before the first retry of a delivery; each further retry waits twice as long (at most 5 minutes)."),
+    Setting("SWARMLENS_PUBLIC_URL", "", str,
+            "Address people open the reporter at (https://swarmlens.example.com); alerts link to the user's page from it."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

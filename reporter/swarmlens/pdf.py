@@ -26,6 +26,19 @@ LINE = (221, 226, 234)
 BAD = (192, 57, 43)
 
 
+GOOD = (46, 139, 87)
+TONES = {"good": GOOD, "bad": BAD, "neutral": MUTED}
+
+
+class Change:
+    """A change of a measure in a table cell: its text (relative, or percentage points for a rate)
+    and the colour of its tone, as the pages show it (swarmlens.web.fmt)."""
+
+    def __init__(self, value: Any, measure: str):
+        self.text = fmt.delta(value, measure)
+        self.color = TONES[fmt.tone(value, measure)]
+
+
 def _find_font(name: str) -> str | None:
     for d in _FONT_DIRS:
         path = os.path.join(d, name)
@@ -172,10 +185,14 @@ class Document(FPDF):
                 head()
                 self.font(9)
             for (title, _, align), w, v in zip(columns, widths, row):
-                text = self.t(v)
+                # A cell is a value, or a Change (its text coloured by whether it is good news).
+                color = v.color if isinstance(v, Change) else INK
+                text = self.t(v.text if isinstance(v, Change) else v)
                 while text and self.get_string_width(text) > w - 2 and len(text) > 3:
                     text = text[:-2] + ("…" if self.unicode else ".")
+                self.set_text_color(*color)
                 self.cell(w, 6, text, align=align)
+            self.set_text_color(*INK)
             self.ln(6)
             self.line(self.l_margin, self.get_y(), self.w - self.r_margin, self.get_y())
         if not any_row:
@@ -188,23 +205,26 @@ class Document(FPDF):
     def bar_chart(self, rows: Sequence[dict[str, Any]], bar_key: str, line_key: str | None = None,
                   height: float = 48, bar_label: str = "", line_label: str = "") -> None:
         """Daily bars (and an optional line on its own scale), like the pages' SVG trend chart."""
-        from swarmlens.web.charts import compact, nice_max
+        from swarmlens.web.charts import axis, compact
 
+        if not any(float(r.get(bar_key) or 0) or (line_key and float(r.get(line_key) or 0)) for r in rows):
+            self.para("No activity in this period.", color=MUTED)
+            return
         if self.get_y() + height + 16 > self.h - 18:
             self.add_page()
         left, right = self.l_margin + 14, self.w - self.r_margin - (12 if line_key else 2)
         top = self.get_y() + 2
         bottom = top + height
         n = max(1, len(rows))
-        bmax = nice_max(max([float(r.get(bar_key) or 0) for r in rows] + [0]))
+        bmax, bticks = axis(max([float(r.get(bar_key) or 0) for r in rows] + [0]), integer=True)
         slot = (right - left) / n
         self.font(7)
         self.set_text_color(*MUTED)
         self.set_draw_color(*LINE)
-        for f in (0, 0.5, 1):
-            y = bottom - height * f
+        for tick in bticks:
+            y = bottom - height * tick / bmax
             self.line(left, y, right, y)
-            self.text(self.l_margin, y + 1, self.t(compact(bmax * f)))
+            self.text(self.l_margin, y + 1, self.t(compact(tick)))
         self.set_fill_color(*ACCENT)
         for i, r in enumerate(rows):
             h = height * float(r.get(bar_key) or 0) / bmax
@@ -214,7 +234,7 @@ class Document(FPDF):
             if isinstance(label, (date, datetime)) and (n <= 10 or i % max(1, n // 8) == 0):
                 self.text(left + i * slot, bottom + 4, label.strftime("%d %b"))
         if line_key:
-            lmax = nice_max(max([float(r.get(line_key) or 0) for r in rows] + [0]))
+            lmax, lticks = axis(max([float(r.get(line_key) or 0) for r in rows] + [0]), integer=True)
             self.set_draw_color(*ACCENT2)
             self.set_line_width(0.5)
             pts = [(left + i * slot + slot / 2, bottom - height * float(r.get(line_key) or 0) / lmax)
@@ -223,8 +243,8 @@ class Document(FPDF):
                 self.line(a[0], a[1], b[0], b[1])
             self.set_line_width(0.2)
             self.set_text_color(*ACCENT2)
-            for f in (0.5, 1):
-                self.text(right + 1.5, bottom - height * f + 1, self.t(compact(lmax * f)))
+            for tick in lticks[1:]:
+                self.text(right + 1.5, bottom - height * tick / lmax + 1, self.t(compact(tick)))
         self.set_y(bottom + 6)
         self.font(8)
         self.set_fill_color(*ACCENT)
@@ -272,15 +292,16 @@ def _quota_line(q: dict[str, Any]) -> str:
         return f"Plan {q.get('plan_name') or q.get('plan') or 'none'}: no monthly quota."
     state = {"over": "OVER QUOTA", "warn": "near quota", "ok": "within quota"}.get(q["level"], "")
     return (f"Plan {q.get('plan_name') or q['plan']}: {fmt.num(q['tokens'])} of {fmt.num(q['quota'])} tokens this "
-            f"month ({q['percent']}%), {state}.")
+            f"month ({fmt.percent(q['percent'])}), {state}.")
 
 
 def user_month_pdf(ctx: dict[str, Any]) -> bytes:
+    places = {k: fmt.money_column(ctx[k]) for k in ("agents", "models", "users") if k in ctx}
     m = ctx["month"]
     f = ctx["figures"]
     doc = Document(f"Monthly usage: {ctx['user_id']}", f"{m['label']} ({m['start']} to {m['end_exclusive']}, UTC)")
     doc.figures([("Tasks", fmt.num(f["tasks"])), ("Tokens", fmt.num(f["tokens"])), ("Cost", fmt.usd(f["cost_usd"])),
-                 ("Avg tokens/task", fmt.num(round(f["avg_tokens_per_task"]))), ("Error rate", fmt.pct(f["error_rate"]))])
+                 ("Avg tokens/task", fmt.avg(f["avg_tokens_per_task"])), ("Error rate", fmt.pct(f["error_rate"]))])
     q = ctx["quota"]
     doc.para(_quota_line(q), color=BAD if q.get("level") == "over" else INK)
     doc.h2("Tokens and tasks per day")
@@ -292,17 +313,19 @@ def user_month_pdf(ctx: dict[str, Any]) -> bytes:
     doc.table([("Agent", 3, "L"), ("Runs", 1, "R"), ("Input", 1.4, "R"), ("Output", 1.4, "R"), ("Tokens", 1.4, "R"),
                ("Cost", 1.3, "R")],
               [(a["agent"], fmt.num(a["runs"]), fmt.num(a["input_tokens"]), fmt.num(a["output_tokens"]),
-                fmt.num(a["tokens"]), fmt.usd(a["cost_usd"])) for a in ctx["agents"]])
+                fmt.num(a["tokens"]), fmt.usd(a["cost_usd"], places["agents"]))
+               for a in ctx["agents"]])
     doc.h2("Models")
     doc.table([("Model", 3, "L"), ("Calls", 1, "R"), ("Input", 1.4, "R"), ("Output", 1.4, "R"), ("Cost", 1.3, "R")],
               [(r["model"], fmt.num(r["calls"]), fmt.num(r["input_tokens"]), fmt.num(r["output_tokens"]),
-                fmt.usd(r["cost_usd"])) for r in ctx["models"]])
+                fmt.usd(r["cost_usd"], places["models"])) for r in ctx["models"]])
     doc.para("Tokens and tasks count at the task level; agent and model tables at their own level. Costs use the "
              "model prices in force when this report was made.", size=8, color=MUTED)
     return doc.output_bytes()
 
 
 def task_pdf(ctx: dict[str, Any]) -> bytes:
+    places = {k: fmt.money_column(ctx[k]) for k in ("agents", "models", "users") if k in ctx}
     t = ctx["task"]
     doc = Document(f"Task {t['task_id']}", f"{fmt.dt(t['start_time'])} UTC · user {t['user_id']} · status {t['status']}"
                    + (f" ({t['error_type']})" if t["error_type"] else ""))
@@ -319,8 +342,11 @@ def task_pdf(ctx: dict[str, Any]) -> bytes:
     doc.table([("Agent", 3, "L"), ("Model", 2, "L"), ("Input", 1.3, "R"), ("Output", 1.3, "R"), ("Tokens", 1.3, "R"),
                ("Cost", 1.3, "R")],
               [(a["agent"], ", ".join(a["models"]), fmt.num(a["input_tokens"]), fmt.num(a["output_tokens"]),
-                fmt.num(a["tokens"]), fmt.usd(a["cost_usd"])) for a in ctx["agents"]])
+                fmt.num(a["tokens"]), fmt.usd(a["cost_usd"], places["agents"])) for a in ctx["agents"]])
     s = ctx["feedback_summary"]
+    if not (s["up"] or s["down"]):
+        # No votes: nothing to report, and a heading near the foot of a page would start a page of its own.
+        return doc.output_bytes()
     doc.h2("Feedback")
     doc.para(f"Thumbs up: {s['up']}   Thumbs down: {s['down']}")
     for f in ctx["feedback"][:20]:
@@ -356,13 +382,14 @@ def _waterfall(doc: Document, rows: Sequence[dict[str, Any]], total_ms: float) -
 
 
 def usage_report_pdf(ctx: dict[str, Any]) -> bytes:
+    places = {k: fmt.money_column(ctx[k]) for k in ("agents", "models", "users") if k in ctx}
     p, prev = ctx["period"], ctx["previous_period"]
     doc = Document(f"{ctx['kind'].capitalize()} usage report: {p['key']}",
                    f"{p['label']} ({p['start']} to {p['end_exclusive']}, UTC), compared with {prev['label']}")
     by = {t["key"]: t for t in ctx["totals"]}
     doc.figures([("Tasks", fmt.num(by["tasks"]["current"])), ("Tokens", fmt.num(by["tokens"]["current"])),
                  ("Cost", fmt.usd(by["cost_usd"]["current"])),
-                 ("Avg tokens/task", fmt.num(round(by["avg_tokens_per_task"]["current"]))),
+                 ("Avg tokens/task", fmt.avg(by["avg_tokens_per_task"]["current"])),
                  ("Active users", fmt.num(by["active_users"]["current"]))])
     doc.h2("Totals")
 
@@ -371,27 +398,30 @@ def usage_report_pdf(ctx: dict[str, Any]) -> bytes:
             return fmt.usd(v)
         if t["key"] == "error_rate":
             return fmt.pct(v)
-        return fmt.num(round(v, 1) if isinstance(v, float) else v)
+        if t["key"] == "avg_tokens_per_task":
+            return fmt.avg(v)
+        return fmt.num(v)
 
     doc.table([("Figure", 3, "L"), ("This period", 1.5, "R"), ("Previous", 1.5, "R"), ("Change", 1.2, "R")],
-              [(t["figure"], val(t, t["current"]), val(t, t["previous"]), fmt.pct(t["change"], signed=True))
+              [(t["figure"], val(t, t["current"]), val(t, t["previous"]), Change(t["change"], t["key"]))
                for t in ctx["totals"]])
     doc.h2("Tokens and tasks per day")
     doc.bar_chart(ctx["daily"], "tokens", "tasks", bar_label="tokens", line_label="tasks")
     doc.h2("By user")
     doc.table([("User", 2.5, "L"), ("Tasks", 1, "R"), ("Tokens", 1.4, "R"), ("Cost", 1.3, "R"), ("Previous", 1.4, "R"),
                ("Change", 1.1, "R")],
-              [(u["user_id"], fmt.num(u["tasks"]), fmt.num(u["tokens"]), fmt.usd(u["cost_usd"]),
-                fmt.num(u["previous_tokens"]), fmt.pct(u["change"], signed=True)) for u in ctx["users"]])
+              [(u["user_id"], fmt.num(u["tasks"]), fmt.num(u["tokens"]), fmt.usd(u["cost_usd"], places["users"]),
+                fmt.num(u["previous_tokens"]), Change(u["change"], "tokens")) for u in ctx["users"]])
     doc.h2("By agent")
     doc.table([("Agent", 2.5, "L"), ("Runs", 1, "R"), ("Tokens", 1.4, "R"), ("Cost", 1.3, "R"), ("Previous", 1.4, "R"),
                ("Change", 1.1, "R")],
-              [(a["agent"], fmt.num(a["runs"]), fmt.num(a["tokens"]), fmt.usd(a["cost_usd"]),
-                fmt.num(a["previous_tokens"]), fmt.pct(a["change"], signed=True)) for a in ctx["agents"]])
+              [(a["agent"], fmt.num(a["runs"]), fmt.num(a["tokens"]), fmt.usd(a["cost_usd"], places["agents"]),
+                fmt.num(a["previous_tokens"]), Change(a["change"], "tokens")) for a in ctx["agents"]])
     doc.h2("By model")
     doc.table([("Model", 2.2, "L"), ("Calls", 0.9, "R"), ("Input", 1.2, "R"), ("Output", 1.2, "R"), ("Cost", 2.0, "R"),
                ("Change", 1.0, "R")],
               [(m["model"], fmt.num(m["calls"]), fmt.num(m["input_tokens"]), fmt.num(m["output_tokens"]),
-                fmt.usd(m["cost_usd"]) + ("" if m["priced"] else " (no price)"), fmt.pct(m["change"], signed=True))
+                fmt.usd(m["cost_usd"], places["models"]) + ("" if m["priced"] else " (no price)"),
+                Change(m["change"], "tokens"))
                for m in ctx["models"]])
     return doc.output_bytes()

@@ -31,9 +31,10 @@ def run(args) -> int:
             print(f"{row['model']}: ${row['usd_per_1m_input']} / 1M input, ${row['usd_per_1m_output']} / 1M output")
             return 0
         rows = accounts.list_prices(client, cfg)
+        print(f"{'model':<32} {'input':>10} {'output':>10}   (USD per 1M tokens)")
         for r in rows:
             print(f"{r['model']:<32} {r['usd_per_1m_input']:>10.4f} {r['usd_per_1m_output']:>10.4f}")
-        print(f"{len(rows)} models priced (USD per 1M input / output tokens)")
+        print(f"{len(rows)} model{'' if len(rows) == 1 else 's'} priced")
         return 0
 
     return run_store_command("prices", args, body, usage="list or set")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+_HEREDOC = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 _WORD = re.compile(r"[^\W\d][\w]*")  # Unicode letters too: `SELECT 1 AS é` is a bare word
 _MODIFYING_STARTS = {"INSERT", "CREATE", "DROP", "ALTER", "TRUNCATE", "RENAME", "OPTIMIZE", "SYSTEM", "KILL",
                      "GRANT", "REVOKE", "ATTACH", "DETACH", "DELETE", "UPDATE", "EXCHANGE", "UNDROP", "BACKUP",
@@ -30,6 +31,12 @@ def _skip(sql: str, i: int) -> int | None:
                 break
             j += 1
         return j + 1
+    if ch == "$":  # heredoc: $tag$ ... $tag$ (the tag may be empty)
+        m = _HEREDOC.match(sql, i)
+        if m:
+            end = sql.find(m.group(0), m.end())
+            return n if end < 0 else end + len(m.group(0))
+        return None
     if sql.startswith("--", i) or sql.startswith("#!", i) or sql.startswith("# ", i):
         j = sql.find("\n", i)
         return n if j < 0 else j + 1
@@ -183,9 +190,16 @@ def escape_invalid_utf8(sql: bytes) -> str:
         try:
             out.append(piece.decode("utf-8"))
         except UnicodeDecodeError:
-            if text[i] not in "'`\"":
+            if text[i] == "$":
+                # a heredoc holds raw bytes: the same bytes as a quoted literal with escapes
+                tag = _HEREDOC.match(text, i).group(0)
+                body = piece[len(tag):len(piece) - len(tag)] if piece.endswith(tag.encode("latin-1")) else piece[len(tag):]
+                body = body.replace(b"\\", b"\\\\").replace(b"'", b"\\'")
+                out.append("'" + _escape_bytes(body) + "'")
+            elif text[i] not in "'`\"":
                 raise ValueError(f"bytes that are not UTF-8 at offset {i}, outside a quoted literal") from None
-            out.append(_escape_bytes(piece))
+            else:
+                out.append(_escape_bytes(piece))
         i = j
     return "".join(out)
 

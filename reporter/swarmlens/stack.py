@@ -72,6 +72,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="on an empty database, --demo first backfills this many days of history (default: 90; 0: none)")
     p.add_argument("--demo-backfill-tasks", type=int, default=600, metavar="N",
                    help="tasks of that backfill (default: 600)")
+    p.add_argument("--demo-llm-port", type=int, default=0, metavar="PORT",
+                   help="port of the demo's scripted LLM on 127.0.0.1 (default: a free port)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,6 +287,7 @@ class Stack:
         self.demo_interval = demo_interval
         self.demo_backfill_days = demo_backfill_days
         self.demo_backfill_tasks = demo_backfill_tasks
+        self.demo_llm_port = 0
         self.say = say
         self.children: list[Child] = []
         self.urls: dict[str, str] = {}
@@ -407,7 +410,17 @@ class Stack:
                  f"{max(1, cfg.SWARMLENS_REPORTER_THREADS)} threads)")
         self.say(f"  admin        {note}; username and password in {cred_path} (mode 0600)")
 
-        # 5. demo traffic
+        # 5. the notifier: quota alerts and the monthly reports (swarmlens.notify.scheduler)
+        from swarmlens.notify.command import start_in_stack
+
+        start_in_stack(self)
+        import shlex
+
+        other_dir = self.data_dir != os.path.abspath(os.path.expanduser(config_mod.load().SWARMLENS_DATA_DIR))
+        self.say("  CLI          " + (f"SWARMLENS_DATA_DIR={shlex.quote(self.data_dir)} " if other_dir else "")
+                 + f"swarmlens users list --clickhouse-url {ch_url}")
+
+        # 6. demo traffic
         if self.demo:
             from swarmlens.demo.seed import seed_demo_configuration
             from swarmlens.store.client import connect
@@ -421,7 +434,10 @@ class Stack:
             argv = [sys.executable, "-m", "swarmlens.cli", "demo", "--forever", "--interval", str(self.demo_interval),
                     "--otlp-endpoint", self.urls["otlp_http"], "--no-progress"]
             if self.demo_backfill_days > 0 and self.demo_backfill_tasks > 0 and self._tasks_empty():
-                argv += ["--backfill-days", str(self.demo_backfill_days), "--tasks", str(self.demo_backfill_tasks)]
+                argv += ["--backfill-days", str(self.demo_backfill_days), "--tasks", str(self.demo_backfill_tasks),
+                         "--showcase"]
+            if self.demo_llm_port:
+                argv += ["--llm-port", str(self.demo_llm_port)]
             demo = self._child("demo", argv, self._env(OTEL_SERVICE_NAME="swarmlens-demo"), grace=20)
             time.sleep(0.5)
             if not demo.running():
@@ -504,6 +520,7 @@ def run(args: argparse.Namespace) -> int:
     stack = Stack(cfg, cfg.SWARMLENS_DATA_DIR, demo=args.demo, demo_interval=args.demo_interval,
                   demo_backfill_days=args.demo_backfill_days, demo_backfill_tasks=args.demo_backfill_tasks,
                   say=lambda line: print(line, flush=True))
+    stack.demo_llm_port = args.demo_llm_port
 
     def on_signal(signum, frame):
         raise _Stop(signal.Signals(signum).name)

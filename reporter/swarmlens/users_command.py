@@ -2,7 +2,7 @@
 
     swarmlens users list
     swarmlens users add USER_ID [--plan PLAN] [--name NAME] [--email EMAIL]
-    swarmlens users assign USER_ID PLAN
+    swarmlens users assign USER_ID PLAN [--create]
     swarmlens users add-ops LOGIN [--password-stdin]        (prompts, or generates and prints one)
     swarmlens users set-password LOGIN [--password-stdin]
     swarmlens users disable-ops LOGIN | enable-ops LOGIN
@@ -10,7 +10,8 @@
     swarmlens users token revoke TOKEN_OR_HASH_PREFIX
     swarmlens users token list [--owner ID]
 
-Settings (ClickHouse URL, database) come from the SWARMLENS_* environment, as for every command.
+Settings (ClickHouse URL, database) come from the SWARMLENS_* environment, as for every command;
+--clickhouse-url, --clickhouse-user and --clickhouse-password override them.
 Tokens and generated passwords are printed once: only their hashes are stored.
 """
 
@@ -31,9 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--plan", default=None)
     p.add_argument("--name", default=None, help="display name")
     p.add_argument("--email", default=None)
-    p = sub.add_parser("assign", help="put a user on a plan")
+    p = sub.add_parser("assign", help="put a known user on a plan (--create: a new one too)")
     p.add_argument("user_id")
     p.add_argument("plan")
+    p.add_argument("--create", action="store_true", help="create the user when swarmlens does not know it yet")
     for name, text in (("add-ops", "create an ops account"), ("set-password", "change an ops account's password")):
         p = sub.add_parser(name, help=text)
         p.add_argument("login")
@@ -67,6 +69,10 @@ def _password(args, prompt: str) -> tuple[str, bool]:
     return secrets.token_urlsafe(15), True
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def run(args) -> int:
     from swarmlens import accounts, auth
     from swarmlens.cli import run_store_command
@@ -87,11 +93,14 @@ def _run(args, cfg, client, accounts, auth) -> int:
             print(f"{r['user_id']:<24} {r['plan'] or '-':<12} {r['tokens'] or 0:>12,} {r['quota'] or 0:>12,} {used:>8}")
         ops = rc.q(client, cfg, "ops_list")
         print(f"\nops accounts: {', '.join(o['login'] + (' (disabled)' if o['disabled'] else '') for o in ops) or 'none'}")
-        print(f"{len(rows)} users, {len(ops)} ops accounts")
+        print(f"{_count(len(rows), 'user')}, {_count(len(ops), 'ops account')}")
     elif a == "add":
         row = accounts.upsert_user(client, cfg, args.user_id, plan=args.plan, display_name=args.name, email=args.email)
         print(f"user {row['user_id']} saved (plan {row['plan'] or 'none'})")
     elif a == "assign":
+        if not args.create and not accounts.known_user(client, cfg, args.user_id):
+            raise accounts.InvalidInput(f"no user {args.user_id!r}: it has no tasks and no configuration; check the "
+                                        f"spelling, or add --create to create it")
         row = accounts.upsert_user(client, cfg, args.user_id, plan=args.plan)
         print(f"user {row['user_id']} is on plan {row['plan']}")
     elif a in ("add-ops", "set-password"):
@@ -123,7 +132,7 @@ def _run(args, cfg, client, accounts, auth) -> int:
             for t in rows:
                 state = "revoked" if t["revoked"] else "active"
                 print(f"{t['token_hash'][:12]}  {t['scope']:<4}  {t['user_id']:<20} {t['name']:<20} {state}")
-            print(f"{len(rows)} tokens")
+            print(_count(len(rows), "token"))
         else:
             print("swarmlens users token: create, revoke or list", file=sys.stderr)
             return 2

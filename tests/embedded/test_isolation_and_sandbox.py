@@ -373,3 +373,84 @@ def test_a_compression_bomb_is_refused_within_the_memory_bound(make_endpoint, ch
     assert r.status_code == 413
     assert rss() - before < 256 << 20
     assert q(ep, f"SELECT count() FROM {db}.b").text == "0\n"
+
+
+def test_clickhouse_connect_sees_a_mid_stream_error(make_endpoint):
+    ep = make_endpoint()
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=ep.port)
+    try:
+        with pytest.raises(Exception) as exc:
+            res = client.query("SELECT number, sleepEachRow(0.02), throwIf(number = 20) FROM numbers(100) "
+                               "SETTINGS max_block_size = 1", settings={"wait_end_of_query": 0})
+            print("ROWS", len(res.result_rows), res.summary)
+        assert "NON_ZERO" in str(exc.value) or "395" in str(exc.value)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("settings", [
+    {"max_result_rows": "2", "result_overflow_mode": "break"},  # would cut the parse the sandbox reads
+    {"max_query_size": "20"},
+    {"dialect": "prql"},  # would parse the statement otherwise than it was judged
+])
+def test_request_settings_cannot_change_how_a_statement_is_judged(make_endpoint, secret_file, settings):
+    ep = make_endpoint()
+    sid = uuid.uuid4().hex
+    sql = f"SELECT * FROM numbers(3) AS a, numbers(2) AS b, file('{secret_file}', LineAsString) AS c"
+    r = q(ep, sql, **settings)
+    assert r.status_code in (403, 400, 404) and "host secret" not in r.text
+    for k, v in settings.items():
+        q(ep, f"SET {k} = '{v}'", session_id=sid)
+    r = q(ep, sql, session_id=sid)
+    assert r.status_code in (403, 400, 404) and "host secret" not in r.text
+
+
+def test_whole_result_formats_are_one_document(make_endpoint):
+    """JSON, *WithNames and file formats are one result, however many blocks the engine makes."""
+    ep = make_endpoint()
+    r = q(ep, "SELECT number FROM numbers(300000) FORMAT JSON")
+    doc = json.loads(r.content)
+    assert doc["rows"] == 300000 and len(doc["data"]) == 300000
+    r = q(ep, "SELECT number FROM numbers(200000) FORMAT CSVWithNames")
+    assert r.text.count("number") == 1 and r.text.count("\n") == 200001
+    assert r.headers["Content-Type"].endswith("header=present")
+    assert q(ep, "SELECT 1 FORMAT TSV").headers["Content-Type"].endswith("header=absent")
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=ep.port)
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        pyarrow = None
+    if pyarrow is not None:
+        table = client.query_arrow("SELECT number FROM numbers(300000)")
+        assert table.num_rows == 300000
+    assert len(client.query("SELECT number FROM numbers(300000)").result_rows) == 300000
+    client.close()
+
+
+def test_session_database_external_data_and_engine_defaults(make_endpoint, ch_client):
+    ep = make_endpoint()
+    db = _db(ch_client)
+    sid = uuid.uuid4().hex
+    # a request's database is for that request; only USE changes the session's own
+    assert q(ep, "SELECT currentDatabase()", session_id=sid, database=db).text == f"{db}\n"
+    assert q(ep, "SELECT currentDatabase()", session_id=sid).text == "default\n"
+    q(ep, f"USE {db}", session_id=sid)
+    assert q(ep, "SELECT currentDatabase()", session_id=sid).text == f"{db}\n"
+    # external data twice in one session: each query has its own table
+    for n in (1, 2):
+        r = requests.post(ep.url, params={"query": "SELECT count() FROM ext", "ext_structure": "a UInt8",
+                                          "session_id": sid}, files={"ext": ("e", b"1\n" * n)})
+        assert r.status_code == 200 and r.text == f"{n}\n", r.text
+    # a server's defaults: no implicit SELECT, so a bare word is a syntax error
+    r = q(ep, "foobar FORMAT JSON")
+    assert r.status_code == 400 and r.headers["X-ClickHouse-Exception-Code"] == "62"
+    assert "formatQuerySingleLine" not in r.text
+    # binary parameters as heredocs, as clickhouse-connect sends them
+    r = requests.post(ep.url, data=b"SELECT hex($p$a\xff'\\$p$)")
+    assert r.text == "61FF275C\n"
+    # settings that name files may be sent empty, as clients echo them back
+    assert q(ep, "SELECT 1", format_schema="", output_format_schema="").status_code == 200
+    # an error is compressed like a result
+    r = requests.get(ep.url, params={"query": "SELECT nope", "enable_http_compression": "1"},
+                     headers={"Accept-Encoding": "gzip"}, stream=True)
+    assert r.headers["Content-Encoding"] == "gzip" and gzip.decompress(r.raw.read()).startswith(b"Code: 47")

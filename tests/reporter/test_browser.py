@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,60 @@ def test_pages_load_without_console_errors_and_are_saved_as_screenshots(server, 
     assert browser.problems() == []
     for name in ("dashboard", "task", "task-xss", "agents", "user", "report"):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
+
+
+def _signed_in(server, browser, h) -> None:
+    browser.goto(f"{server}/")
+    if browser.evaluate("location.pathname") == "/login":
+        browser.submit_and_wait(
+            f"document.querySelector('input[name=login]').value = {json.dumps(h.OPS_LOGIN)};"
+            f"document.querySelector('input[name=password]').value = {json.dumps(h.OPS_PASSWORD)};"
+            "document.querySelector('input[name=login]').form.submit()")
+
+
+def test_filters_date_range_empty_state_and_chart_table_in_a_browser(server, browser, seeded, h):
+    ARTIFACTS.mkdir(exist_ok=True)
+    _signed_in(server, browser, h)
+    start, end = seeded.today - timedelta(days=13), seeded.today
+    # The filter form, as a user fills it: a date range and an agent; the view lands in the URL.
+    browser.submit_and_wait(
+        f"document.querySelector('form[aria-label=Filters] input[name=from]').value = '{start}';"
+        f"document.querySelector('form[aria-label=Filters] input[name=to]').value = '{end}';"
+        "document.querySelector('form[aria-label=Filters] select[name=agent]').value = 'Billing Agent';"
+        "document.querySelector('form[aria-label=Filters]').submit()")
+    query = browser.evaluate("location.search")
+    assert f"from={start}" in query and f"to={end}" in query and "agent=Billing+Agent" in query
+    labels = browser.evaluate("[...document.querySelectorAll('.figure .label')].map(e => e.textContent)")
+    assert labels[0] == "Agent runs"
+    assert browser.evaluate("document.querySelector('select[name=agent]').value") == "Billing Agent"
+    # The chart's figures behind it: a keyboard opens the data table (Tab to the summary, Enter).
+    browser.evaluate("document.querySelector('details.chart-data summary').focus()")
+    browser.call("Input.dispatchKeyEvent", session=True, type="keyDown", key="Enter", code="Enter",
+                 windowsVirtualKeyCode=13, text="\r")
+    browser.call("Input.dispatchKeyEvent", session=True, type="keyUp", key="Enter", code="Enter",
+                 windowsVirtualKeyCode=13)
+    assert browser.evaluate("document.querySelector('details.chart-data').open") is True
+    rows = browser.evaluate("document.querySelectorAll('details.chart-data tbody tr').length")
+    assert rows == 14  # one per day of the range, none after today
+    browser.screenshot(ARTIFACTS / "dashboard-filtered.png")
+
+    # Nothing matches: an empty state, not a flat chart.
+    browser.goto(f"{server}/?period=30d&user=carol&agent=Billing+Agent")
+    assert "No agent runs match these filters" in browser.evaluate("document.querySelector('figure.chart').textContent")
+    assert browser.evaluate("document.querySelectorAll('figure.chart svg').length") == 0
+    browser.screenshot(ARTIFACTS / "dashboard-empty.png")
+
+    # Search by the start of a word: a count, and the words marked.
+    browser.goto(f"{server}/search?q=refun&from={seeded.today - timedelta(days=70)}")
+    assert browser.evaluate("document.querySelector('.result-count strong').textContent") != "0"
+    marks = browser.evaluate("[...document.querySelectorAll('table.tasks mark')].map(m => m.textContent.toLowerCase())")
+    assert marks and set(marks) <= {"refund", "refunds", "refunded"}
+    browser.screenshot(ARTIFACTS / "search.png")
+
+    browser.goto(f"{server}/agents?period=30d&model=o3-mini")
+    assert browser.evaluate("document.querySelectorAll('main table tbody tr').length") >= 1
+    browser.screenshot(ARTIFACTS / "agents-filtered.png")
+    browser.goto(f"{server}/docs/api")
+    assert browser.evaluate("document.querySelectorAll('section.api-op').length") >= 8
+    browser.screenshot(ARTIFACTS / "api-docs.png")
+    assert browser.problems() == []

@@ -7,6 +7,11 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 
+from swarmlens.reports.search import match_params
+
+# The keyword parameters of the search query files with no word matched from its start.
+NO_PREFIXES = {k: v for k, v in match_params("").items() if k != "q"}
+
 ROOT = "SpanName = 'invoke_workflow swarm'"
 AGENT = "startsWith(SpanName, 'invoke_agent')"
 TOK_IN = "toUInt64OrZero(SpanAttributes['swarm.task.usage.input_tokens'])"
@@ -73,7 +78,9 @@ def test_dashboard_figures_match_the_raw_spans(ops, seeded, h, key):
     assert f["error_rate"] == pytest.approx(want["errors"] / want["tasks"] if want["tasks"] else 0)
     assert f["cost_usd"] == pytest.approx(raw_cost(seeded, h, start, end).get("", 0.0), rel=1e-9, abs=1e-12)
     assert sum(x["tasks"] for x in d["daily"]) == want["tasks"]
-    assert len(d["daily"]) == (end - start).days
+    # One row per day up to today: days still to come are not drawn as zeros.
+    assert len(d["daily"]) == (min(end, seeded.today + timedelta(days=1)) - start).days
+    assert d["daily"][-1]["day"] <= seeded.today.isoformat()
     prev = raw_tasks(seeded, date.fromisoformat(d["previous_period"]["start"]),
                      date.fromisoformat(d["previous_period"]["end_exclusive"]))
     assert d["previous_figures"]["tasks"] == prev["tasks"]
@@ -91,7 +98,8 @@ def test_dashboard_lists_users_near_and_over_quota(ops):
     levels = {u["user_id"]: u["level"] for u in d["users_near_quota"]}
     assert levels == {"alice": "warn", "bob": "over"}
     html = ops.get("/").get_data(as_text=True)
-    assert "125.0% over" in html and "85.0% warning" in html
+    # alice's quota is ceil(used / 0.85): just under 85%, and shown cut, not rounded up to it.
+    assert "125.0% over" in html and "84.9% warning" in html
     assert "o3-mini" in html  # unpriced model warning
 
 
@@ -136,7 +144,7 @@ def test_users_list_pages_through_every_user_once(ops, seeded):
 
 def test_user_page_has_history_chart_agents_recommendation_and_quota_warning(ops, seeded):
     d = ops.get("/users/alice?format=json").get_json()
-    assert d["quota"]["level"] == "warn" and d["quota"]["percent"] == 85.0
+    assert d["quota"]["level"] == "warn" and d["quota"]["percent"] == 84.9
     starts = [t["start_time"] for t in d["tasks"]]
     assert starts == sorted(starts, reverse=True)
     all_alice = seeded.raw(f"SELECT TraceId FROM {{otel:Identifier}}.otel_traces WHERE {ROOT} "
@@ -325,7 +333,9 @@ def test_all_user_twins_give_the_figures_of_their_per_user_query_files(seeded):
             params["limit"] = 1000
         if name == "search_tasks":
             params.update(start=ts(start), end=ts(end), q="", agent="", status="", limit=1000, has_cursor=0,
-                          cursor_time=ts(start), cursor_id="")
+                          cursor_time=ts(start), cursor_id="", **NO_PREFIXES)
+        if name == "search_count":
+            params.update(start=ts(start), end=ts(end), q="", agent="", status="", cap=100000, **NO_PREFIXES)
         direct = list(query_file(seeded.client, name, params, config=seeded.config).named_results())
         routed = common.q(seeded.client, seeded.config, name, **params)
         assert direct, name
@@ -335,9 +345,10 @@ def test_all_user_twins_give_the_figures_of_their_per_user_query_files(seeded):
             for k in a:
                 assert a[k] == (pytest.approx(b[k]) if isinstance(b[k], float) else b[k]), (name, k)
     # a keyword, and a keyword with the agent filter, find the same tasks in both tables
-    for extra in ({"q": "refund"}, {"q": "REFUND", "agent": "Triage Agent"}):
+    for extra in ({"q": "refund"}, {"q": "REFUND", "agent": "Triage Agent"}, match_params("refun")):
         params = {"start": ts(start - timedelta(days=60)), "end": ts(end), "user": "", "q": "", "agent": "",
-                  "status": "", "limit": 1000, "has_cursor": 0, "cursor_time": ts(start), "cursor_id": "", **extra}
+                  "status": "", "limit": 1000, "has_cursor": 0, "cursor_time": ts(start), "cursor_id": "",
+                  **NO_PREFIXES, **extra}
         direct = list(query_file(seeded.client, "search_tasks", params, config=seeded.config).named_results())
         assert direct, extra
         assert common.q(seeded.client, seeded.config, "search_tasks", **params) == direct, extra

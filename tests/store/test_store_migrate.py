@@ -129,7 +129,7 @@ def test_cli_migrate_and_status(migrated, capsys, monkeypatch):
 
 def test_cli_reports_an_unreachable_server(capsys):
     assert main(["db", "status", "--url", "http://127.0.0.1:9"]) == 1
-    assert "cannot use ClickHouse at http://127.0.0.1:9" in capsys.readouterr().err
+    assert "cannot reach ClickHouse at http://127.0.0.1:9" in capsys.readouterr().err
 
 
 # --- rendering, statement splitting: no server needed ------------------------------------------

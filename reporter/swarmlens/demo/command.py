@@ -45,6 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="OTLP/HTTP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT, else "
                         "http://127.0.0.1:SWARMLENS_OTLP_HTTP_PORT)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines instead)")
+    p.add_argument("--llm-port", type=int, default=0, metavar="PORT",
+                   help="port of the demo's scripted LLM on 127.0.0.1 (default: 0, a free port)")
+    p.add_argument("--showcase", action="store_true",
+                   help="after the first tasks, write what apps and people add over time so that every page "
+                        "shows something: feedback votes, and a plan that puts one user near quota (writes to "
+                        "ClickHouse at SWARMLENS_CLICKHOUSE_URL; `swarmlens up --demo` does it on an empty database)")
 
 
 def _configure_otel(args: argparse.Namespace):
@@ -95,8 +101,12 @@ class DemoRunner:
         else:
             token = OFFSET_NS.set(int(task.offset_seconds * 1e9))
             try:
+                # The ticket number makes each conversation's opening unique: the scripted LLM tells
+                # concurrent tasks apart by it, and two customers asking the same thing at once
+                # would otherwise share one count of replies.
                 response = self.swarm.run(
-                    agent=self.agents[task.start_agent], messages=[{"role": "user", "content": task.message}],
+                    agent=self.agents[task.start_agent],
+                    messages=[{"role": "user", "content": f"Ticket {task.index + 1001}: {task.message}"}],
                     context_variables={"user_id": task.user_id, "session_id": task.session_id},
                     stream=task.stream, max_turns=20)
                 if task.stream:
@@ -121,6 +131,16 @@ class DemoRunner:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Ctrl-C or SIGTERM, from the first moment: finish the tasks running, skip the rest, flush the
+    # spans, print the summary and exit 0 (a stop is not a failure).
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+
     provider, endpoint = _configure_otel(args)
 
     import openai
@@ -130,29 +150,41 @@ def run(args: argparse.Namespace) -> int:
     from swarmlens.demo.scenarios import build_script, plan
     from swarmlens.scripted_llm import ScriptedLLMServer
 
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
-
-    llm = ScriptedLLMServer(build_script()).start()
+    try:
+        llm = ScriptedLLMServer(build_script(), port=args.llm_port).start()
+    except OSError as exc:
+        print(f"swarmlens demo: the scripted LLM cannot listen on 127.0.0.1:{args.llm_port} ({exc.strerror}); "
+              f"choose another --llm-port, or 0 for a free one", file=sys.stderr)
+        return 2
     client = openai.OpenAI(base_url=llm.url, api_key="swarmlens-demo", max_retries=0, timeout=30)
     runner = DemoRunner(Swarm(client), build_agents(), stop)
     started = time.monotonic()
     tasks = plan(args.tasks, args.users, seed=args.seed, stream_ratio=args.stream_ratio,
                  backfill_days=args.backfill_days)
     when = f" over the past {args.backfill_days:g} days" if args.backfill_days > 0 else ""
-    print(f"demo: {len(tasks)} tasks for {args.users} users{when}, spans to {endpoint}", flush=True)
+    print(f"demo: {len(tasks)} tasks for {args.users} users{when}, spans to {endpoint}, scripted LLM at {llm.url}",
+          flush=True)
+    near_quota = None
     try:
         _run_batch(runner, tasks, args)
         done = len(tasks)
+        if args.showcase and not stop.is_set():
+            if hasattr(provider, "force_flush"):
+                provider.force_flush(30000)
+            from swarmlens.demo.seed import showcase
+
+            lines, near_quota = showcase(tasks, args.users, stop)
+            for line in lines:
+                print(f"demo: {line}", flush=True)
         if args.forever and not stop.is_set():
             print(f"demo: running a task every {args.interval:g} s until stopped", flush=True)
             while not stop.wait(args.interval):
                 (task,) = plan(1, args.users, seed=args.seed, stream_ratio=args.stream_ratio, start_index=done)
+                if task.user_id == near_quota:
+                    # The showcase's user near quota pauses, so the first pages show them near it
+                    # rather than over it a minute later.
+                    done += 1
+                    continue
                 runner.run_task(task)
                 done += 1
                 if done % 100 == 0:

@@ -98,6 +98,19 @@ SCENARIOS: tuple[Scenario, ...] = (
               _tool("tech", "search_docs", query="502 timeouts retry"),
               _say("tech", "There was a partial outage of the API between 09:10 and 09:25 UTC; it is resolved. "
                            "Retries with backoff, as described in the docs, avoid the 502s.")]),
+    # Tech Support's answers grew: in the last 30 days it checks the incident log too, so the agent's
+    # tokens per task rise, as the optimization guide of the agents page shows. plan() draws it instead
+    # of "outage" for recent tasks.
+    Scenario("incident", "incident", "medium", 0,
+             ["Since the incident our API calls time out again.", "Is the incident from this morning back? "
+              "Requests fail with 502."],
+             [_tool("triage", "transfer_to_tech"),
+              _tool("tech", "check_service_status", service="api"),
+              _tool("tech", "search_docs", query="incident report api 502"),
+              _tool("tech", "search_docs", query="502 timeouts retry backoff"),
+              _say("tech", "The incident of this morning (API, 09:10 to 09:25 UTC) is resolved and has not "
+                           "recurred; the incident report lists the affected regions. Retries with backoff, "
+                           "as described in the docs, avoid the 502s.")]),
     Scenario("password", "password", "medium", 12,
              ["I forgot my password and cannot log in.", "Password reset emails never arrive."],
              [_tool("triage", "transfer_to_account"),
@@ -191,6 +204,9 @@ def expected_usage(scenario: Scenario, stream: bool = False) -> tuple[int, int]:
 
 # -- the plan of a run ---------------------------------------------------------------------------
 
+# Tasks younger than this take the grown variant of a scenario (see "incident").
+RECENT_SECONDS = 30 * 86400.0
+
 _FIRST = ("ana", "ben", "chloe", "dev", "emma", "farid", "grace", "hiro", "ines", "jonas", "kofi", "lena",
           "marco", "nina", "omar", "priya", "quinn", "rosa", "sam", "tariq", "uma", "victor", "wen", "yara")
 _COMPANY = ("northwind", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "acmecorp", "vandelay",
@@ -247,10 +263,16 @@ def plan(count: int, users: int, *, seed: int = 7, stream_ratio: float = 0.3, ba
     for i in range(count):
         scenario = rng.choices(SCENARIOS, weights=weights)[0]
         user = rng.choices(ids, weights=user_weights)[0]
+        offset = offsets[i] if offsets else 0.0
+        if scenario.name == "outage" and offset < RECENT_SECONDS:
+            scenario = BY_NAME["incident"]
+        if user == ids[-1] and len(ids) > 1 and "Sales" in scenario.agents():
+            # The last demo user never talks to Sales, a well-rated agent: the user page recommends it.
+            scenario = BY_NAME["receipt"]
         n = start_index + i
         tasks.append(Task(index=n, scenario=scenario, user_id=user,
                           session_id=f"sess-{zlib.crc32(user.encode()) % 10000:04d}-{n // 5}",
                           message=rng.choice(list(scenario.messages)),
                           stream=rng.random() < stream_ratio and scenario.streamable,
-                          offset_seconds=offsets[i] if offsets else 0.0))
+                          offset_seconds=offset))
     return tasks

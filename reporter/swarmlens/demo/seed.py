@@ -31,3 +31,88 @@ def seed_demo_configuration(client, config: Mapping, users: int = 12) -> list[st
                 accounts.upsert_user(client, config, user, plan="free" if i % 3 == 0 else "team")
         done.append(f"plans {', '.join(DEMO_PLANS)} for {users} demo users")
     return done
+
+
+# The showcase (`swarmlens demo --showcase`): what an app and its users add over time, so that a
+# first start shows every page at work: votes (feedback page, agent scores, recommendations) and a
+# user near their quota (quota warnings, alerts).
+SHOWCASE_PLAN = "starter"
+SHOWCASE_COMMENTS = {
+    "up": ["Quick and right.", "Solved in one go, thanks!", "", "Clear answer.", ""],
+    "down": ["The export still fails.", "Took far too long.", "Did not solve my problem.", ""],
+}
+
+
+def _votes(rows: list[dict]) -> list[tuple[dict, str]]:
+    """Deterministic votes: failed tasks get thumbs-down, Sales and Billing answers mostly thumbs-up,
+    Tech Support's long incident answers a mix; about one task in three gets a vote."""
+    import zlib
+
+    out = []
+    for r in rows:
+        h = zlib.crc32(r["task_id"].encode())
+        if h % 3:
+            continue
+        agents = set(r["agents"] or ())
+        if r["status"] == "error":
+            vote = "down"
+        elif agents & {"Sales", "Billing"}:
+            vote = "up" if h % 10 else "down"
+        elif "Tech Support" in agents:
+            vote = "down" if h % 4 == 0 else "up"
+        else:
+            vote = "up" if h % 5 else "down"
+        out.append((r, vote))
+    return out
+
+
+def showcase(tasks: list, users: int, stop, timeout: float = 120.0) -> tuple[list[str], str | None]:
+    """Waits for the demo's tasks to reach ClickHouse, then votes on some of them and puts one user on
+    a plan they have used 90% of this month. Returns a line per thing done, and that user."""
+    import math
+    import time
+    from datetime import datetime, timedelta, timezone
+
+    from swarmlens import config as config_mod
+    from swarmlens.reports import common as rc
+    from swarmlens.reports import feedback
+    from swarmlens.store.client import StoreError, connect, query_file
+
+    cfg = config_mod.load()
+    ids = demo_users(users)
+    since = datetime.now(timezone.utc) - timedelta(days=91)
+    expected = sum(1 for t in tasks if t.outcome in ("ok", "failed"))
+    try:
+        client = connect(cfg)
+    except StoreError as exc:
+        return [f"showcase skipped: {exc}"], None
+    try:
+        deadline = time.monotonic() + timeout
+        rows: list[dict] = []
+        while not stop.is_set():
+            rows = list(query_file(client, "demo_tasks", {"users": ids, "since": since}, config=cfg).named_results())
+            if len(rows) >= expected or time.monotonic() > deadline:
+                break
+            stop.wait(1.0)
+        if not rows:
+            return [f"showcase skipped: no demo task reached ClickHouse within {timeout:.0f} s"], None
+        votes = _votes(rows)
+        for i, (task, vote) in enumerate(votes):
+            comments = SHOWCASE_COMMENTS[vote]
+            feedback.record(client, cfg, task=task, voter=task["user_id"], vote=vote, comment=comments[i % len(comments)])
+        lines = [f"showcase: {len(votes)} feedback votes ({sum(v == 'up' for _, v in votes)} thumbs-up) "
+                 f"on {len(rows)} tasks"]
+        month = rc.this_month()
+        used = sorted((int(r["tokens"] or 0), r["user_id"]) for r in rc.quota_rows(client, cfg, month)
+                      if r["user_id"] in ids and int(r["tokens"] or 0) > 0)
+        user = None
+        if used:
+            tokens, user = used[len(used) // 2]  # a middling user: live traffic takes a while to push them over
+            quota = math.ceil(tokens / 0.9)
+            accounts.set_plan(client, cfg, SHOWCASE_PLAN, quota=quota, warn_at_percent=80, display_name="Starter")
+            accounts.upsert_user(client, cfg, user, plan=SHOWCASE_PLAN)
+            lines.append(f"showcase: {user} is on plan {SHOWCASE_PLAN} ({quota:,} tokens a month), 90% used; "
+                         f"no live tasks from them")
+        return lines, user
+    finally:
+        client.close()

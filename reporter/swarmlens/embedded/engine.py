@@ -22,7 +22,9 @@ from swarmlens.embedded.errors import ClickHouseError
 
 # Settings every connection starts with. Inserts are synchronous so that an acknowledged
 # insert is on disk; a client's async_insert request is accepted and ignored.
-BASE_SETTINGS = {"async_insert": "0", "wait_for_async_insert": "1"}
+BASE_SETTINGS = {"async_insert": "0", "wait_for_async_insert": "1",
+                 # a server's defaults, where chDB (clickhouse-local) differs
+                 "implicit_select": "0", "allow_introspection_functions": "0"}
 IGNORED_SETTINGS = {"async_insert", "wait_for_async_insert", "async_insert_deduplicate",
                     "async_insert_busy_timeout_ms", "async_insert_max_data_size",
                     # enforced by the HTTP layer, never by the engine: a chDB connection cannot leave
@@ -38,7 +40,8 @@ class Connection:
     conn: object
     settings: dict[str, str] = field(default_factory=dict)  # applied now, beyond the defaults
     baseline: dict[str, str] = field(default_factory=dict)  # set by the session itself with SET
-    database: str = "default"
+    database: str = "default"  # the database the engine connection is in now
+    home: str = "default"  # a session's own database (its USE); a request's `database` is for it alone
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
     timeout: float = 60.0
@@ -63,15 +66,16 @@ class Connection:
             # Names were validated by the caller; values are quoted literals (SET takes no parameters).
             self.run("SET " + ", ".join(f"{k} = {_quote_literal(v)}" for k, v in changes.items()))
             self.settings.update(changes)
-        if database and database != self.database:
-            self.run(f"USE {_quote_ident(database)}")
-            self.database = database
+        want_db = database or self.home
+        if want_db != self.database:
+            self.run(f"USE {_quote_ident(want_db)}")
+            self.database = want_db
 
     def note_statement(self, sql: str) -> None:
         """Keeps track of SET / USE a session issued itself, so later requests keep them."""
         m = _USE_RE.match(sql)
         if m:
-            self.database = m.group(1).strip("`\"")
+            self.database = self.home = m.group(1).strip("`\"")
             return
         m = _SET_RE.match(sql)
         if m:
@@ -125,6 +129,7 @@ class Engine:
         self._created = 0
         self._lock = threading.Lock()
         self._sessions: dict[str, Connection] = {}
+        self._parsers: queue.LifoQueue[Connection] = queue.LifoQueue()
         self._max_sessions = max_sessions
         self._closed = False
         first = self._new_connection()  # fails fast on a bad or locked data directory
@@ -174,6 +179,19 @@ class Engine:
         c.last_used = time.monotonic()
         self._pool.put(c)
 
+    # -- parsing ---------------------------------------------------------------------------------
+    def parse(self, fn):
+        """Runs fn(connection) on a connection that no request's settings ever touch, so that how a
+        statement is parsed and printed cannot be changed by the request being judged."""
+        try:
+            c = self._parsers.get_nowait()
+        except queue.Empty:
+            c = self._open()
+        try:
+            return fn(c)
+        finally:
+            self._parsers.put(c)
+
     # -- HTTP sessions -----------------------------------------------------------------------
     def session(self, session_id: str, timeout: float, check: bool) -> Connection:
         self._expire_sessions()
@@ -209,6 +227,11 @@ class Engine:
 
     def close(self) -> None:
         self._closed = True
+        while True:
+            try:
+                _close_quietly(self._parsers.get_nowait())
+            except queue.Empty:
+                break
         with self._lock:
             conns = list(self._all) + list(self._sessions.values())
             self._sessions.clear()

@@ -40,6 +40,8 @@ def is_data_error(code: int) -> bool:
 
 _CODE_RE = re.compile(r"Code:\s*(\d+)\.")
 _NAME_RE = re.compile(r"\(([A-Z][A-Z0-9_]+)\)\s*(?:\(version[^)]*\))?\s*$")
+_NAME_AT_END_RE = re.compile(r"\s*\(([A-Z][A-Z0-9_]+)\)\s*$")
+_VERSION_RE = re.compile(r"\s*\(version [^)]*(?:\([^)]*\))?[^)]*\)\s*$")
 
 
 class ClickHouseError(Exception):
@@ -57,24 +59,24 @@ class ClickHouseError(Exception):
 
     @classmethod
     def from_engine(cls, exc: BaseException) -> "ClickHouseError":
-        """Wraps an engine exception ("Code: 60. DB::Exception: ... (UNKNOWN_TABLE)")."""
+        """Wraps an engine exception ("Code: 60. DB::Exception: ... (UNKNOWN_TABLE) (version ...)"):
+        the code, the name (at the end of the message, which may span lines) and the text alone."""
         text = str(exc).strip()
-        for prefix in ("Streaming insert finish failed: ", "Streaming insert append failed: "):
+        for prefix in ("Streaming insert finish failed: ", "Streaming insert append failed: ",
+                       "Streaming query failed: "):
             if text.startswith(prefix):
                 text = text[len(prefix):]
         m = _CODE_RE.search(text)
         code = int(m.group(1)) if m else 1000
-        name_m = _NAME_RE.search(text.splitlines()[0] if text else "")
-        name = name_m.group(1) if name_m else "UNKNOWN_EXCEPTION"
-        msg = text
-        if m:
-            msg = text[m.end():].strip()
+        msg = text[m.end():].strip() if m else text
         if msg.startswith("DB::Exception:"):
             msg = msg[len("DB::Exception:"):].strip()
+        msg = _VERSION_RE.sub("", msg).rstrip()
+        name = "UNKNOWN_EXCEPTION"
+        name_m = _NAME_AT_END_RE.search(msg)
         if name_m:
-            first, _, rest = msg.partition("\n")
-            first = re.sub(r"\s*\(" + name + r"\)\s*$", "", first)
-            msg = first + (("\n" + rest) if rest else "")
+            name = name_m.group(1)
+            msg = msg[:name_m.start()].rstrip()
         return cls(code, name, msg.rstrip(". \n") or "engine error")
 
 

@@ -37,6 +37,7 @@ SAFE_TABLE_FUNCTIONS = frozenset(n.lower() for n in (
     "viewIfPermitted", "viewExplain", "merge", "null", "input", "format", "generateRandom", "loop",
     "dictionary", "mergeTreeIndex", "mergeTreeProjection", "mergeTreeAnalyzeIndexes", "primes",
     "fuzzJSON", "fuzzQuery", "timeSeriesData", "timeSeriesTags", "timeSeriesMetrics", "timeSeriesSelector",
+    "mergeTreeTextIndex",
 ))
 FILE_TABLE_FUNCTIONS = frozenset({"file"})  # allowed inside the operator's user_files_path only
 
@@ -70,6 +71,17 @@ SAFE_SYSTEM_PREFIXES = (
 DENIED_SETTINGS = frozenset({"format_schema", "output_format_schema", "format_template_resultset",
                              "format_template_row", "format_schema_source"})
 
+
+def setting_allowed(name: str, value: str | None) -> bool:
+    """Settings that name files may only be empty; the dialect stays ClickHouse SQL (another query
+    language would be parsed otherwise than the statement was judged)."""
+    n = name.lower()
+    if n in DENIED_SETTINGS:
+        return value == ""
+    if n == "dialect":
+        return (value or "").lower() == "clickhouse"
+    return True
+
 # Statement kinds (the root node of the tree) that only read.
 _READ_ROOTS = ("SelectWithUnionQuery", "SelectIntersectExceptQuery", "Show", "Describe", "Exists", "Explain",
                "CheckGrantQuery")
@@ -87,6 +99,8 @@ class Statement:
     streams: bool  # a SELECT: the engine can stream its result
     sets: list[str] = field(default_factory=list)  # settings a SET statement changes
     query_settings: list[str] = field(default_factory=list)  # names in SETTINGS clauses
+    set_values: list = field(default_factory=list)  # (name, literal value or None) of the SET
+    query_setting_values: list = field(default_factory=list)  # the same for SETTINGS clauses
     stateful: bool = False  # changes the connection (SET, USE, temporary tables, transactions)
     denied: str | None = None  # why the sandbox refuses it
 
@@ -124,14 +138,14 @@ class Sandbox:
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
-    def inspect(self, conn, sql: str, params: dict | None = None) -> Statement:
-        """The verdict for one statement; `conn` is an engine connection the caller holds."""
+    def inspect(self, engine, sql: str, params: dict | None = None) -> Statement:
+        """The verdict for one statement, parsed on one of the engine's pristine connections."""
         with self._lock:
             hit = self._cache.get(sql)
             if hit is not None:
                 self._cache.move_to_end(sql)
                 return hit
-        st = self._inspect(conn, sql, params or {})
+        st = engine.parse(lambda conn: self._inspect(conn, sql, params or {}))
         with self._lock:
             self._cache[sql] = st
             if len(self._cache) > self._cache_size:
@@ -139,8 +153,15 @@ class Sandbox:
         return st
 
     def _inspect(self, conn, sql: str, params: dict) -> Statement:
-        canonical = conn.run("SELECT formatQuerySingleLine({q:String})", "TabSeparatedRaw",
-                             {"q": escape_param(sql)}).bytes().decode("utf-8", "replace").rstrip("\n")
+        try:
+            canonical = conn.run("SELECT formatQuerySingleLine({q:String})", "TabSeparatedRaw",
+                                 {"q": escape_param(sql)}).bytes().decode("utf-8", "replace").rstrip("\n")
+        except ClickHouseError as exc:
+            # the statement's own syntax error, without the scope of the formatting query around it
+            cut = exc.message.find("In scope SELECT formatQuerySingleLine(")
+            if cut >= 0:
+                exc.message = exc.message[:cut].rstrip(" .:") or exc.message
+            raise
         # The formatting parsed the whole text as one statement (it refuses multi-statements), so the
         # tree of the text as sent is the tree of that one statement.
         tree = conn.run("EXPLAIN AST " + sql, "TabSeparatedRaw", params).bytes().decode("utf-8", "replace")
@@ -215,9 +236,9 @@ def judge(canonical: str, tree: str, policy: Policy) -> Statement:
     if root in ("UseQuery", "SetRoleQuery", "ASTTransactionControl") or \
             (root == "CreateQuery" and words[:2] == ["CREATE", "TEMPORARY"]):
         st.stateful = True
-    for name in st.sets + st.query_settings:
-        if name.lower() in DENIED_SETTINGS:
-            denied.append(f"setting {name} names files outside the database")
+    for name, value in st.set_values + st.query_setting_values:
+        if not setting_allowed(name, value):
+            denied.append(f"setting {name} = {value!r} is not allowed here")
     if denied:
         st.denied = "Not enough privileges: " + "; ".join(dict.fromkeys(denied))
     return st
@@ -254,7 +275,9 @@ def _check_canonical(text: str, st: Statement, policy: Policy, denied: list[str]
                     if k not in SAFE_CLICKHOUSE_SOURCE_KEYS:
                         denied.append(f"dictionary source key {k} is not allowed (use TABLE and DB)")
         elif up == "SETTINGS" and first != "SET":
-            st.query_settings += _assignments(toks, i + 1)
+            pairs = _assignments(toks, i + 1)
+            st.query_setting_values += pairs
+            st.query_settings += [n for n, _ in pairs]
         elif up == "FILE" and nxt[1] == "(" and policy.user_files_path:
             path = nxt2[1] if nxt2[0] == "string" else None
             if path is None or not policy.file_allowed(path):
@@ -265,7 +288,8 @@ def _check_canonical(text: str, st: Statement, policy: Policy, denied: list[str]
                     denied.append("ATTACH ... FROM reads files outside the database")
                     break
     if first == "SET" and toks:
-        st.sets = _assignments(toks, 1)
+        st.set_values = _assignments(toks, 1)
+        st.sets = [n for n, _ in st.set_values]
     if first == "SYSTEM":
         cmd = tuple(v.upper() for k, v, _ in toks[1:3] if k == "word")
         if not any(cmd[:len(p)] == p for p in SAFE_SYSTEM_PREFIXES):
@@ -323,31 +347,32 @@ def _unescape(raw: str) -> str:
     return "".join(out)
 
 
-def _assignments(toks, start: int) -> list[str]:
-    """Names in `a = 1, b = 'x'` from position `start`, at that depth."""
-    names = []
+def _assignments(toks, start: int) -> list[tuple[str, str | None]]:
+    """(name, value) in `a = 1, b = 'x'` from position `start`, at that depth; the value is the text
+    of a single string, number or word, and None for anything longer."""
+    pairs: list[tuple[str, str | None]] = []
     if start >= len(toks):
-        return names
+        return pairs
     depth = toks[start][2]
     i = start
     while i + 1 < len(toks):
         kind, val, d = toks[i]
-        if d < depth:
+        if d != depth or kind not in ("word", "ident") or toks[i + 1][1] != "=":
             break
-        if d == depth and kind in ("word", "ident") and toks[i + 1][1] == "=":
-            names.append(val)
-            i += 2
-            # skip the value up to the next comma at this depth
-            while i < len(toks) and not (toks[i][1] == "," and toks[i][2] == depth) and toks[i][2] >= depth:
-                if toks[i][2] == depth and toks[i][0] == "word" and toks[i][1].upper() in ("FORMAT", "SETTINGS"):
-                    return names
-                i += 1
-            if i < len(toks) and toks[i][1] == ",":
-                i += 1
-                continue
-            break
+        name = val
+        i += 2
+        value_toks = []
+        while i < len(toks) and not (toks[i][1] == "," and toks[i][2] == depth) and toks[i][2] >= depth:
+            if toks[i][2] == depth and toks[i][0] == "word" and toks[i][1].upper() in ("FORMAT", "SETTINGS"):
+                break
+            value_toks.append(toks[i])
+            i += 1
+        pairs.append((name, value_toks[0][1] if len(value_toks) == 1 else None))
+        if i < len(toks) and toks[i][1] == "," and toks[i][2] == depth:
+            i += 1
+            continue
         break
-    return names
+    return pairs
 
 
 def _source_keys(toks, start: int) -> list[str]:

@@ -56,7 +56,7 @@ from swarmlens import sqltext
 from swarmlens.embedded import codecs
 from swarmlens.embedded.engine import SETTING_NAME_RE, Connection, Engine
 from swarmlens.embedded.errors import ClickHouseError, is_data_error
-from swarmlens.embedded.sandbox import DENIED_SETTINGS, Policy, Sandbox, Statement, escape_param
+from swarmlens.embedded.sandbox import Policy, Sandbox, Statement, escape_param, setting_allowed
 
 log = logging.getLogger("swarmlens.clickhouse")
 
@@ -85,6 +85,14 @@ _IDLE_TIMEOUT = 30.0  # seconds a keep-alive connection may sit idle
 _STALL_TIMEOUT = 300.0  # seconds a client may stall mid-request
 _MAX_PROGRESS_HEADERS = 100
 _FORMAT_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
+# Output formats whose chunks concatenate into one valid result: these stream as the engine produces
+# them. Every other format (JSON, *WithNames, Arrow, Parquet, Pretty, XML...) has one header, footer
+# or file structure per result, so the engine formats it whole.
+_STREAMABLE_FORMATS = frozenset(f.lower() for f in (
+    "Native", "RowBinary", "TabSeparated", "TSV", "TabSeparatedRaw", "TSVRaw", "CSV", "JSONEachRow",
+    "JSONLines", "NDJSON", "JSONCompactEachRow", "JSONStringsEachRow", "JSONCompactStringsEachRow", "Values",
+    "RawBLOB", "LineAsString", "Null", "BSONEachRow", "MsgPack", "CustomSeparated",
+))
 
 
 def is_loopback(host: str) -> bool:
@@ -144,7 +152,11 @@ class _EngineStream:
     def fetch(self):
         if self.finished:
             return None
-        r = self._low.streaming_fetch_result(self._res)
+        try:
+            r = self._low.streaming_fetch_result(self._res)
+        except BaseException:
+            self.finished = True  # the engine ended the query with its error
+            raise
         if r is None or (r.rows_read() == 0 and not r.bytes()):
             self.finished = True
             return None
@@ -444,12 +456,19 @@ class _Handler(socketserver.BaseRequestHandler):
         headers = [("X-ClickHouse-Exception-Code", str(exc.code))]
         if query_id:
             headers.append(("X-ClickHouse-Query-Id", query_id))
-        self.reply(exc.http_status, exc.body(self.ep.version), "text/plain; charset=UTF-8", headers, close=close)
+        body = exc.body(self.ep.version)
+        enc = getattr(self, "error_encoding", None)
+        if enc:  # an error is compressed like the result would have been
+            coder = codecs.HttpEncoder(enc)
+            body = coder.compress(body) + coder.finish()
+            headers.append(("Content-Encoding", enc))
+        self.reply(exc.http_status, body, "text/plain; charset=UTF-8", headers, close=close)
 
     # -- a request -----------------------------------------------------------------------------
     def _serve(self, req: _Request) -> None:
         ep = self.ep
         query_id = None
+        self.error_encoding = None
         try:
             url = urlsplit(req.target)
             path = url.path.rstrip("/") or "/"
@@ -476,6 +495,8 @@ class _Handler(socketserver.BaseRequestHandler):
                                       "for health checks", http_status=404)
             params: dict[str, str] = dict(parse_qsl(url.query, keep_blank_values=True))
             query_id = params.get("query_id") or str(uuid.uuid4())
+            if params.get("enable_http_compression") in ("1", "true"):
+                self.error_encoding = codecs.choose_http_encoding(req.header("accept-encoding"))
             user = self._authenticate(req, params)
             _Execution(self, req, params, query_id, user).run()
         except ClickHouseError as exc:
@@ -601,9 +622,9 @@ class _Execution:
             else:
                 if not SETTING_NAME_RE.match(k):
                     raise ClickHouseError(115, "UNKNOWN_SETTING", f"Unknown setting '{k[:100]}'")
-                if k.lower() in DENIED_SETTINGS:
+                if not setting_allowed(k, v):
                     raise ClickHouseError(497, "ACCESS_DENIED",
-                                          f"Not enough privileges: setting {k} names files outside the database")
+                                          f"Not enough privileges: setting {k} = {v[:100]!r} is not allowed here")
                 settings[k] = v
         return settings, qparams
 
@@ -727,14 +748,13 @@ class _Execution:
         ep, params, req = self.ep, self.params, self.req
         session_id = params.get("session_id")
         conn, session = self._connection(session_id)
-        discard = False
+        self._conn, self._session, self._st, self._running = conn, session, None, None
+        self._released = False
+        self._discard = False
         try:
-            database = params.get("database") or req.header("x-clickhouse-database") or None
-            if not session:
-                database = database or "default"
-            conn.prepare(database, settings)
+            conn.prepare(params.get("database") or req.header("x-clickhouse-database") or None, settings)
             check_text = sql if head is None else f"{head.statement} FORMAT {head.format}"
-            st = ep.sandbox.inspect(conn, check_text, qparams)
+            st = ep.sandbox.inspect(ep.engine, check_text, qparams)
             st.check()
             self._check_readonly(conn, st, settings)
             fmt = None
@@ -743,44 +763,58 @@ class _Execution:
                     req.header("x-clickhouse-format") or "TabSeparated"
             if self.external:
                 self._load_external(conn)
-                discard = True
+                self._discard = True
             if st.root == "Set" and "readonly" in [n.lower() for n in st.sets]:
                 self._set_readonly(conn, st, session)
                 return self._finish_empty(fmt=None)
+            self._st = st
             running = _Running(self.query_id, self.user, sql[:1000], time.time(), self.h.sock,
                                watch=st.reads_only)
             ep.registry.add(running, replace=_int_param(params, "replace_running_query") == 1)
-            try:
-                if st.root == "KillQueryQuery":
-                    self._kill(conn, st, fmt, qparams)
-                elif head is not None:
-                    self._insert(conn, head, data, running)
-                elif st.streams:
-                    self._stream(conn, sql, fmt, qparams, running)
-                else:
-                    self._run_whole(conn, sql, fmt, qparams, st)
-            finally:
-                ep.registry.remove(running)
-            if st.stateful:
-                if session:
-                    conn.note_statement(st.canonical)
-                else:
-                    discard = True
-            discard = discard or self.spoilt
+            self._running = running
+            if st.root == "KillQueryQuery":
+                self._kill(conn, st, fmt, qparams)
+            elif head is not None:
+                self._insert(conn, head, data, running)
+            elif st.streams and fmt.lower() in _STREAMABLE_FORMATS:
+                self._stream(conn, sql, fmt, qparams, running)
+            else:
+                self._run_whole(conn, sql, fmt, qparams, st)
         except BaseException:
-            if not session:
-                # a failed request may have left the connection mid-change: never pool it
-                discard = True
+            self._release(ok=False)
             raise
         finally:
-            if session:
-                if _int_param(params, "close_session") == 1:
-                    conn.lock.release()
-                    ep.engine.close_session(session_id)
-                else:
-                    conn.lock.release()
-            else:
-                ep.engine.release(conn, discard=discard)
+            self._release(ok=True)
+
+    def _release(self, ok: bool) -> None:
+        """Ends the request's hold on its query id, session and connection. The send functions call
+        it just before the last bytes of a response leave, so a client that sends its next request
+        the moment it has the answer finds the session free and the query id unused."""
+        if self._released:
+            return
+        self._released = True
+        ep, conn, st = self.ep, self._conn, self._st
+        try:
+            conn.conn.set_progress_callback(None)
+        except Exception:
+            pass
+        if self._running is not None:
+            ep.registry.remove(self._running)
+        if self._session:
+            if ok and st is not None and st.stateful:
+                conn.note_statement(st.canonical)
+            for name, _, _ in self.external:  # external data lives for its query alone
+                try:
+                    conn.run(f"DROP TEMPORARY TABLE IF EXISTS {_quote_ident(name)}", "TabSeparated")
+                except ClickHouseError:
+                    pass
+            conn.lock.release()
+            if _int_param(self.params, "close_session") == 1:
+                ep.engine.close_session(self.params.get("session_id"))
+        else:
+            # a failed request may have left the connection mid-change: never pool it
+            discard = self._discard or self.spoilt or not ok or (st is not None and st.stateful)
+            ep.engine.release(conn, discard=discard)
 
     def _connection(self, session_id: str | None) -> tuple[Connection, bool]:
         if not session_id:
@@ -842,7 +876,7 @@ class _Execution:
                                       f"Neither structure nor types have not been provided for external table {name[:100]}. "
                                       f"Use fields {name}_structure or {name}_types to do so.")
             ddl = f"CREATE TEMPORARY TABLE {_quote_ident(name)} ({structure}) ENGINE = Memory"
-            self.ep.sandbox.inspect(conn, ddl).check()
+            self.ep.sandbox.inspect(self.ep.engine, ddl).check()
             conn.run(ddl, "TabSeparated")
             if not _FORMAT_NAME_RE.match(fmt):
                 raise ClickHouseError(73, "UNKNOWN_FORMAT", f"Unknown format {fmt[:50]}")
@@ -899,7 +933,10 @@ class _Execution:
     def _content_type(self, fmt: str | None) -> str:
         if not fmt:
             return "text/plain; charset=UTF-8"
-        return _CONTENT_TYPES.get(fmt, "application/octet-stream") + "; charset=UTF-8"
+        ctype = _CONTENT_TYPES.get(fmt, "application/octet-stream") + "; charset=UTF-8"
+        if ctype.startswith(("text/csv", "text/tab-separated-values")):
+            ctype += "; header=" + ("present" if "WithNames" in fmt else "absent")
+        return ctype
 
     def _encoder(self):
         """(kind, encoder) for the response body: ClickHouse blocks, HTTP compression, or none."""
@@ -920,6 +957,7 @@ class _Execution:
         return chunk
 
     def _send_whole(self, body: bytes | _Spool, fmt, headers) -> None:
+        self._release(ok=True)  # the result is complete: free the session before the client has it
         kind, enc = self._encoder()
         ctype = "application/octet-stream" if kind == "native" and fmt else self._content_type(fmt)
         if kind and kind != "native":
@@ -1033,18 +1071,21 @@ class _Execution:
                     tail = enc.finish()
                     if tail:
                         h.send_event(h11.Data(data=tail))
+                conn.conn.set_progress_callback(None)
+                self._release(ok=not self.spoilt)
                 h.send_event(h11.EndOfMessage())
             except _Closed:
                 running.cancel()
                 raise
         finally:
-            conn.conn.set_progress_callback(None)
             if stream is not None and not stream.finished:
                 self.spoilt = True
                 try:
                     stream.cancel()
                 except Exception:
                     pass
+            if not self._released:
+                conn.conn.set_progress_callback(None)
 
     def _engine_error(self, exc: Exception, running: _Running) -> ClickHouseError:
         self.spoilt = True
@@ -1111,7 +1152,7 @@ class _Execution:
         select = ("SELECT query_id FROM format(JSONEachRow, 'query_id String, user String, query String, "
                   f"elapsed Float64', {{__kill_rows:String}}) WHERE {cond}")
         kp = {**qparams, "__kill_rows": escape_param(rows)}
-        self.ep.sandbox.inspect(conn, select, kp).check()
+        self.ep.sandbox.inspect(self.ep.engine, select, kp).check()
         ids = conn.run(select, "TabSeparatedRaw", kp).bytes().decode().split("\n")
         ids = {i for i in ids if i}
         matched = [r for r in mine if r.query_id in ids]

@@ -67,6 +67,7 @@ def build(client, config, period: Period, sort: str = "tasks") -> dict[str, Any]
     rows.sort(key=lambda r: (r[sort] is None, -(r[sort] or 0), r["agent"]))
     rising.sort(key=lambda r: -r["change"])
     return {
+        "level": "task",
         "period": period.as_dict(),
         "previous_period": prev.as_dict(),
         "sort": sort,
@@ -76,4 +77,54 @@ def build(client, config, period: Period, sort: str = "tasks") -> dict[str, Any]
         "rising": rising,
         "rise_threshold": RISE_THRESHOLD,
         "outliers": res["outliers"],
+    }
+
+
+def build_scoped(client, config, period: Period, sort: str = "tasks", *, user: str = "", agent: str = "",
+                 model: str = "") -> dict[str, Any]:
+    """The ranking narrowed to a user, an agent and/or a model. Runs, tokens, errors and cost come from
+    usage_daily (which knows all three); tasks and tokens per task from agent_tasks, which knows the
+    user and the agent but not the model, so with a model filter the per-task columns stay empty.
+    The handoff graph and the outliers keep only the chosen agent's; they are not split by user or
+    model."""
+    scope = {"user": user, "agent": agent, "model": model}
+    calls = {
+        "usage": lambda: q(client, config, "scope_by_agent", start=period.start, end=period.end, limit=100000, **scope),
+        "handoffs": lambda: q(client, config, "handoff_graph", start=period.start_ts, end=period.end_ts),
+        "outliers": lambda: q(client, config, "agent_outliers", start=period.start_ts, end=period.end_ts, limit=1000),
+    }
+    if not model:
+        calls["per_task"] = lambda: q(client, config, "scope_agent_tasks", start=period.start_ts, end=period.end_ts,
+                                      user=user, agent=agent)
+    res = parallel(**calls)
+    per_task = {r["agent"]: r for r in res.get("per_task", [])}
+    rows = []
+    for u in res["usage"]:
+        t = per_task.get(u["agent"])
+        rows.append({
+            "agent": u["agent"], "runs": int(u["runs"]), "tokens": int(u["tokens"]),
+            "input_tokens": int(u["input_tokens"]), "output_tokens": int(u["output_tokens"]),
+            "errors": int(u["errors"]), "users": int(u["users"]), "error_rate": ratio(u["errors"], u["runs"]),
+            "cost_usd": float(u["cost_usd"] or 0.0),
+            "tasks": int(t["tasks"]) if t else None,
+            "avg_tokens_per_task": float(t["avg_tokens_per_task"]) if t else None,
+            "p95_tokens_per_task": float(t["p95_tokens_per_task"]) if t else None,
+            "score": None, "votes": 0, "up": 0, "down": 0, "avg_change": None, "previous_avg_tokens_per_task": None,
+        })
+    per_task_sorts = ("tasks", "avg_tokens_per_task", "p95_tokens_per_task")
+    key = sort if sort in ("tokens", "cost_usd", "error_rate") + (() if model else per_task_sorts) else "tokens"
+    rows.sort(key=lambda r: (r[key] is None, -(r[key] or 0), r["agent"]))
+    handoffs = [h for h in res["handoffs"] if not agent or agent in (h["from_agent"], h["to_agent"])]
+    outliers = [o for o in res["outliers"] if (not agent or o["agent"] == agent) and (not user or o["user_id"] == user)]
+    return {
+        "level": "agent",
+        "period": period.as_dict(),
+        "previous_period": period.previous().as_dict(),
+        "sort": key,
+        "sorts": SORTS,
+        "agents": rows,
+        "handoffs": handoffs,
+        "rising": [],
+        "rise_threshold": RISE_THRESHOLD,
+        "outliers": outliers[:25],
     }

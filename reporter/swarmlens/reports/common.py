@@ -13,7 +13,8 @@ from swarmlens.store.client import query_file
 # columns, one row per day or per day and agent/model instead of one per user) and the time-sorted
 # task_search of schema 0008.
 ALL_USERS = {name: name + "_all" for name in ("task_totals", "task_daily", "cost_total", "cost_daily",
-                                               "usage_by_agent", "usage_by_model", "search_tasks")}
+                                               "usage_by_agent", "usage_by_model", "search_tasks",
+                                               "search_count")}
 
 
 def q(client, config: Mapping[str, Any], name: str, **params) -> list[dict[str, Any]]:
@@ -169,6 +170,14 @@ def change(current: float | int | None, previous: float | int | None) -> float |
     return (float(current or 0) - float(previous)) / float(previous)
 
 
+def rate_change(current: float | None, previous: float | None) -> float | None:
+    """The change of a rate (an error rate) as a difference of ratios: 0.02 -> 0.025 is +0.005, shown
+    as +0.5 percentage points; None when there was nothing to compare with."""
+    if previous is None or current is None:
+        return None
+    return float(current) - float(previous)
+
+
 def ratio(numerator: float | int | None, denominator: float | int | None) -> float:
     return float(numerator or 0) / float(denominator) if denominator else 0.0
 
@@ -188,18 +197,23 @@ def with_quota(row: dict[str, Any]) -> dict[str, Any]:
     """Adds ``percent``, ``level`` and ``overage_tokens`` to a quota_status row."""
     quota = int(row.get("quota") or 0)
     tokens = int(row.get("tokens") or 0)
-    row["percent"] = round(100.0 * tokens / quota, 1) if quota else None
+    # Cut, not rounded, to one decimal: 99.9993% must not read as the 100% it has not reached.
+    row["percent"] = (tokens * 1000 // quota) / 10 if quota else None
     row["level"] = quota_level(tokens, quota, int(row.get("warn_at_percent") or 80))
     row["overage_tokens"] = max(0, tokens - quota) if quota else 0
     return row
 
 
 def fill_days(period: Period, rows: Iterable[dict[str, Any]], fields: Iterable[str]) -> list[dict[str, Any]]:
-    """One row per day of the period, zeros where the query returned none."""
+    """One row per day of the period up to today, zeros where the query returned none. Days still
+    to come are left out: drawn as zeros, they would read as a fall."""
     fields = list(fields)
     by_day = {r["day"]: r for r in rows}
     out = []
+    last = today()
     for d in period.day_list():
+        if d > last:
+            break
         r = by_day.get(d, {})
         out.append({"day": d, **{f: r.get(f, 0) or 0 for f in fields}})
     return out

@@ -11,7 +11,19 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from swarmlens.reports.common import (DASHBOARD_PERIODS, Period, change, fill_days, parallel, q, q1, quota_rows,
-                                      ratio, this_month)
+                                      rate_change, ratio, this_month)
+
+
+def changes_of(current: dict[str, Any], previous: dict[str, Any], keys) -> dict[str, float | None]:
+    """Changes against the previous period: relative for amounts, a difference for rates (shown in
+    percentage points). A rate with no tasks before has nothing to compare with."""
+    out = {}
+    for k in keys:
+        if k == "error_rate":
+            out[k] = rate_change(current[k], previous[k]) if previous.get("tasks") else None
+        else:
+            out[k] = change(current[k], previous[k])
+    return out
 
 
 def figure_calls(client, config, period: Period, user: str = "") -> dict[str, Callable[[], Any]]:
@@ -88,17 +100,73 @@ def build(client, config, period: Period) -> dict[str, Any]:
     quota = [row for row in r["quota"] if row["level"] in ("warn", "over")]
     quota.sort(key=lambda row: -(row["percent"] or 0))
     return {
+        "level": "task",
         "period": period.as_dict(),
         "periods": DASHBOARD_PERIODS,
         "previous_period": previous_period.as_dict(),
         "figures": current,
         "previous_figures": previous,
-        "changes": {k: change(current[k], previous[k]) for k in ("tasks", "tokens", "cost_usd", "active_users",
-                                                                 "error_rate")},
+        "changes": changes_of(current, previous, ("tasks", "tokens", "cost_usd", "active_users", "error_rate")),
         "daily": daily_of(period, r["days"], r["costs"]),
         "top_agents": r["top_agents"],
         "top_users": r["top_users"],
         "quota_month": month.as_dict(),
         "users_near_quota": quota,
         "unpriced_models": r["unpriced"],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# A dashboard narrowed to a user, an agent and/or a model. Tasks are counted per user but not per
+# agent or model, so a narrowed dashboard counts at the agent level (usage_daily): agent runs, their
+# tokens, errors, users and cost.
+
+
+def scope_figures_of(t: dict[str, Any]) -> dict[str, Any]:
+    runs = int(t.get("runs") or 0)
+    return {
+        "runs": runs,
+        "tokens": int(t.get("tokens") or 0),
+        "input_tokens": int(t.get("input_tokens") or 0),
+        "output_tokens": int(t.get("output_tokens") or 0),
+        "errors": int(t.get("errors") or 0),
+        "error_rate": ratio(t.get("errors"), runs),
+        "active_users": int(t.get("active_users") or 0),
+        "cost_usd": float(t.get("cost_usd") or 0.0),
+        "unpriced_tokens": int(t.get("unpriced_tokens") or 0),
+    }
+
+
+def build_scoped(client, config, period: Period, *, user: str = "", agent: str = "", model: str = "") -> dict[str, Any]:
+    previous_period = period.previous()
+    month = this_month()
+    scope = {"user": user, "agent": agent, "model": model}
+    r = parallel(
+        cur=lambda: q1(client, config, "scope_totals", start=period.start, end=period.end, **scope),
+        prev=lambda: q1(client, config, "scope_totals", start=previous_period.start, end=previous_period.end, **scope),
+        days=lambda: q(client, config, "scope_daily", start=period.start, end=period.end, **scope),
+        top_agents=lambda: q(client, config, "scope_by_agent", start=period.start, end=period.end, limit=10, **scope),
+        top_users=lambda: q(client, config, "scope_by_user", start=period.start, end=period.end, limit=10, **scope),
+        quota=lambda: quota_rows(client, config, month, user=user, alerts_only=True),
+    )
+    current, previous = scope_figures_of(r["cur"]), scope_figures_of(r["prev"])
+    changes = {k: change(current[k], previous[k]) for k in ("runs", "tokens", "cost_usd", "active_users")}
+    changes["error_rate"] = rate_change(current["error_rate"], previous["error_rate"]) if previous["runs"] else None
+    daily = fill_days(period, r["days"], ["runs", "tokens", "errors", "active_users", "cost_usd"])
+    quota = [row for row in r["quota"] if row["level"] in ("warn", "over")]
+    quota.sort(key=lambda row: -(row["percent"] or 0))
+    return {
+        "level": "agent",
+        "period": period.as_dict(),
+        "periods": DASHBOARD_PERIODS,
+        "previous_period": previous_period.as_dict(),
+        "figures": current,
+        "previous_figures": previous,
+        "changes": changes,
+        "daily": daily,
+        "top_agents": r["top_agents"],
+        "top_users": r["top_users"],
+        "quota_month": month.as_dict(),
+        "users_near_quota": quota,
+        "unpriced_models": [],
     }

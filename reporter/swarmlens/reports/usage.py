@@ -71,7 +71,7 @@ def build(client, config, period: Period, kind: str) -> dict[str, Any]:
         "period": period.as_dict(),
         "previous_period": prev.as_dict(),
         "totals": [{"figure": label, "key": key, "current": cur_f[key], "previous": prev_f[key],
-                    "change": change(cur_f[key], prev_f[key])} for key, label in _FIGURES],
+                    "change": dashboard.changes_of(cur_f, prev_f, [key])[key]} for key, label in _FIGURES],
         "daily": dashboard.daily_of(period, r["days"], r["costs"]),
         "users": _with_previous(r["users"], r["prev_users"], "user_id"),
         "agents": _with_previous(r["agents"], r["prev_agents"], "agent"),
@@ -82,14 +82,17 @@ def build(client, config, period: Period, kind: str) -> dict[str, Any]:
 
 
 def csv_rows(ctx: dict[str, Any], table: str) -> tuple[list[str], list[list[Any]]]:
+    """The rows of one table for CSV, each number with the decimals of its kind (swarmlens.web.fmt)."""
+    from swarmlens.web import fmt
+
     columns = CSV_COLUMNS[table]
     out = []
     for r in ctx[table]:
         line = []
         for c in columns:
-            v = r.get(c)
-            if isinstance(v, float):
-                v = round(v, 6)
-            line.append("" if v is None else v)
+            kind = fmt.kind_of(c)
+            if table == "totals" and c in ("current", "previous"):
+                kind = fmt.kind_of(r["key"]) if r["key"] != "avg_tokens_per_task" else "average"
+            line.append(fmt.plain(r.get(c), kind))
         out.append(line)
     return columns, out

@@ -100,8 +100,21 @@ def connect(config: Mapping[str, Any], **overrides: Any):
             raise_as_store_error(exc)
         except StoreError as err:
             if isinstance(err, StoreUnavailable):
-                raise StoreUnavailable(f"cannot use ClickHouse at {url}: {err}", code=err.code) from exc
+                raise StoreUnavailable(unavailable_message(url, err), code=err.code) from None
             raise
+
+
+def unavailable_message(url: str, err: StoreError) -> str:
+    """One line a person can act on: what failed, and the setting (or flag) that fixes it."""
+    text = str(err)
+    if err.code in _AUTH_CODES:
+        first = text.strip().splitlines()[0][:200] if text.strip() else "authentication failed"
+        return (f"ClickHouse at {url} refused the credentials ({first}); set --clickhouse-user and "
+                f"--clickhouse-password, or SWARMLENS_CLICKHOUSE_USER and SWARMLENS_CLICKHOUSE_PASSWORD")
+    reason = re.search(r"\[Errno -?\d+\] ([^\"')]+)", text)
+    why = reason.group(1).strip() if reason else ("timed out" if "timed out" in text.lower() else text[:200])
+    return (f"cannot reach ClickHouse at {url} ({why}); set --clickhouse-url or SWARMLENS_CLICKHOUSE_URL "
+            f"to the address `swarmlens up` prints")
 
 
 _IDENTIFIER_PARAMS = {"db": "SWARMLENS_DATABASE", "otel": "SWARMLENS_OTEL_DATABASE"}

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", help="ClickHouse HTTP interface (default: SWARMLENS_CLICKHOUSE_URL)")
+    p.add_argument("--url", help="the same as --clickhouse-url")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +36,10 @@ def run(args: argparse.Namespace) -> int:
     if action not in ("migrate", "status"):
         print("usage: swarmlens db {migrate,status} [--url URL]", file=sys.stderr)
         return 2
-    cfg = config_module.load({"SWARMLENS_CLICKHOUSE_URL": args.url,
+    from swarmlens.cli import clickhouse_overrides
+
+    cfg = config_module.load({**clickhouse_overrides(args),
+                              "SWARMLENS_CLICKHOUSE_URL": getattr(args, "clickhouse_url", None) or args.url,
                               "SWARMLENS_CLUSTER": getattr(args, "cluster", None)})
     try:
         target = mig.Target.from_config(cfg)

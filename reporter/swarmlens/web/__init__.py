@@ -14,7 +14,7 @@ from swarmlens.store.client import StoreError, StoreUnavailable
 log = logging.getLogger("swarmlens.reporter")
 
 BLUEPRINTS = ("auth", "dashboard", "users", "search", "tasks", "reports", "agents", "feedback", "admin", "api",
-              "health")
+              "docs", "health")
 
 # Endpoints that never touch ClickHouse, not even to check a session: they keep answering while
 # it is down (static files, the health endpoints).
@@ -118,10 +118,10 @@ def _nav(who) -> list[tuple[str, str]]:
     if who is None:
         return []
     if not who.is_ops:
-        return [("users.user_page", "My usage"), ("search.search", "Search")]
+        return [("users.user_page", "My usage"), ("search.search", "Search"), ("docs.api_reference", "API")]
     return [("dashboard.dashboard", "Dashboard"), ("users.users_list", "Users"), ("search.search", "Search"),
             ("reports.monthly", "Reports"), ("agents.agents", "Agents"), ("feedback.feedback_list", "Feedback"),
-            ("admin.plans", "Admin")]
+            ("admin.plans", "Admin"), ("docs.api_reference", "API")]
 
 
 def _error(status: int, message: str, exc: HTTPException | None = None, retry_after: int | None = None):

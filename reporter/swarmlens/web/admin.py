@@ -75,7 +75,9 @@ def prices():
             row = accounts.set_price(client(), config(), f.get("model", ""), usd_per_1m_input=f.get("usd_per_1m_input", ""),
                                      usd_per_1m_output=f.get("usd_per_1m_output", ""))
         except accounts.InvalidInput as exc:
-            return _admin_page("admin_prices.html", ctx(), str(exc), 422)
+            # The form comes back as it was typed, so that one wrong field does not cost the others.
+            kept = {k: f.get(k, "")[:200] for k in ("model", "usd_per_1m_input", "usd_per_1m_output")}
+            return _admin_page("admin_prices.html", ctx() | {"form": kept}, str(exc), 422)
         flash(f"Price of {row['model']} saved; every report uses it from now on, for past usage too.")
         return redirect(url_for("admin.prices"), code=303)
     return _admin_page("admin_prices.html", ctx())
@@ -110,15 +112,51 @@ def tokens():
     return _admin_page("admin_tokens.html", ctx())
 
 
-@bp.route("/quotas")
+@bp.route("/quotas", methods=["GET", "POST"])
 @requires("ops")
 def quotas():
+    from swarmlens.notify import channels as notify_channels
+
+    if request.method == "POST":
+        f = request.form
+        try:
+            if f.get("action") == "delete_channel":
+                ch = notify_channels.delete_channel(client(), config(), f.get("name", ""))
+                flash(f"Channel {ch.name} deleted.")
+            else:
+                kind = f.get("kind", "")
+                existing = notify_channels.get_channel(client(), config(), f.get("name", "").strip())
+                ch = notify_channels.set_channel(client(), config(), f.get("name", ""), kind=kind,
+                                                 target=f.get("target", ""), plan=f.get("plan", ""),
+                                                 secret=f.get("secret") or None, alerts=bool(f.get("alerts")),
+                                                 reports=bool(f.get("reports")))
+                flash(f"Channel {ch.name} saved.")
+                if ch.kind == "webhook" and not f.get("secret") and not (existing and existing.secret == ch.secret):
+                    # Shown once, in this response only: the receiver needs it to check signatures.
+                    return _admin_page("admin_quotas.html", {**_quotas_ctx(), "new_secret": (ch.name, ch.secret)},
+                                       status=201)
+        except accounts.InvalidInput as exc:
+            return _admin_page("admin_quotas.html", {**_quotas_ctx(), "form": request.form}, str(exc), 422)
+        return redirect(url_for("admin.quotas"), code=303)
+    return _admin_page("admin_quotas.html", _quotas_ctx())
+
+
+def _quotas_ctx() -> dict:
+    from swarmlens.notify import channels as notify_channels
+    from swarmlens.notify import claims
+
     month = rc.this_month()
-    rows = rc.quota_rows(client(), config(), month)
+    c, cfg = client(), config()
+    got = rc.parallel(rows=lambda: rc.quota_rows(c, cfg, month), chans=lambda: notify_channels.list_channels(c, cfg),
+                      log=lambda: claims.recent(c, cfg, 100), plans=lambda: accounts.list_plans(c, cfg))
+    rows = got["rows"]
     over = [r for r in rows if r["level"] == "over"]
     for r in over:
         r["overage_cost_usd"] = (r["cost_usd"] or 0) * r["overage_tokens"] / r["tokens"] if r["tokens"] else 0.0
     over.sort(key=lambda r: -r["overage_tokens"])
     warn = sorted((r for r in rows if r["level"] == "warn"), key=lambda r: -(r["percent"] or 0))
-    return page("admin_quotas.html", {"month": month.as_dict(), "over": over, "warn": warn,
-                                      "no_plan": [r["user_id"] for r in rows if not r["plan"]]})
+    return {"month": month.as_dict(), "over": over, "warn": warn, "no_plan": [r["user_id"] for r in rows if not r["plan"]],
+            "channels": [{"name": ch.name, "plan": ch.plan, "kind": ch.kind, "target": ch.shown_target(),
+                          "alerts": ch.alerts, "reports": ch.reports} for ch in got["chans"]],
+            "deliveries": got["log"], "plans": [p["plan"] for p in got["plans"]],
+            "next_reports": {"month": month.label, "on": rc.add_months(month.start, 1).isoformat()}, "new_secret": None, "form": {}}

@@ -1,4 +1,4 @@
-"""Agents: ranking, handoff graph, optimization guide."""
+"""Agents: ranking, handoff graph, optimization guide; narrowed by date range, user, agent and model."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from flask import Blueprint
 
 from swarmlens.reports import agents as report
 from swarmlens.reports import common as rc
-from swarmlens.web.common import arg_choice, client, config, page, period_or_400, requires
+from swarmlens.web import filters
+from swarmlens.web.common import arg_choice, client, config, page, requires
+from swarmlens.web.dashboard import menus
 
 bp = Blueprint("agents", __name__)
 
@@ -14,9 +16,14 @@ bp = Blueprint("agents", __name__)
 @bp.route("/agents")
 @requires("ops")
 def agents():
-    key = arg_choice("period", rc.DASHBOARD_PERIODS, "30d")
+    f = filters.read("30d")
     sort = arg_choice("sort", report.SORTS, "tasks")
-    period = period_or_400(rc.dashboard_period, key)
-    ctx = report.build(client(), config(), period, sort)
+    c, cfg = client(), config()
+    if f.scoped:
+        ctx = report.build_scoped(c, cfg, f.period, sort, user=f.user, agent=f.agent, model=f.model)
+    else:
+        ctx = report.build(c, cfg, f.period, sort)
     ctx["periods"] = rc.DASHBOARD_PERIODS
+    ctx["filters"] = f.as_dict()
+    ctx["menus"] = menus(c, cfg)
     return page("agents.html", ctx)

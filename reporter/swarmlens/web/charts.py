@@ -10,15 +10,24 @@ import math
 from typing import Any, Sequence
 
 
-def nice_max(value: float) -> float:
-    """A round axis maximum at or above value (1, 2, 2.5 or 5 times a power of ten)."""
-    if value <= 0:
+def nice_step(span: float, target: int = 4, integer: bool = False) -> float:
+    """A round step (1, 2 or 5 times a power of ten) that cuts ``span`` into about ``target`` parts;
+    at least 1 when the axis counts whole things."""
+    if span <= 0:
         return 1.0
-    exp = 10 ** math.floor(math.log10(value))
-    for m in (1, 2, 2.5, 5, 10):
-        if value <= m * exp:
-            return m * exp
-    return 10 * exp
+    raw = span / target
+    exp = 10 ** math.floor(math.log10(raw))
+    step = next((m * exp for m in (1, 2, 5, 10) if raw <= m * exp), 10 * exp)
+    return max(1.0, math.ceil(step)) if integer else step
+
+
+def axis(top_value: float, integer: bool = False, target: int = 4) -> tuple[float, list[float]]:
+    """A round axis from 0: its maximum (a whole number of steps at or above ``top_value``) and its
+    ticks. Counts get whole-number steps, so no tick reads "12.5 tasks"."""
+    step = nice_step(max(float(top_value), 0.0) or 1.0, target, integer)
+    steps = max(1, math.ceil(round(float(top_value) / step, 9))) if top_value > 0 else 1
+    top = step * steps
+    return top, [round(step * i, 10) for i in range(steps + 1)]
 
 
 def compact(value: float) -> str:
@@ -31,16 +40,20 @@ def compact(value: float) -> str:
 
 
 def trend(rows: Sequence[dict[str, Any]], bar_key: str, line_key: str | None = None, *, width: int = 760,
-          height: int = 220, label_key: str = "day") -> dict[str, Any]:
-    """Bars of ``bar_key`` per row, optionally a line of ``line_key`` on its own scale."""
+          height: int = 220, label_key: str = "day", bar_integer: bool = True,
+          line_integer: bool = True) -> dict[str, Any]:
+    """Bars of ``bar_key`` per row, optionally a line of ``line_key`` on its own scale. Axes of
+    counts (``*_integer``) have whole-number ticks. ``empty`` is true when every value is zero, so
+    that the page can say so instead of drawing a flat chart."""
     left, right, top, bottom = 56, 48 if line_key else 12, 12, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     n = max(1, len(rows))
-    bar_max = nice_max(max([float(r.get(bar_key) or 0) for r in rows] + [0]))
+    bar_values = [float(r.get(bar_key) or 0) for r in rows]
+    bar_max, bar_ticks = axis(max(bar_values + [0]), bar_integer)
     slot = plot_w / n
     bars = []
     for i, r in enumerate(rows):
-        v = float(r.get(bar_key) or 0)
+        v = bar_values[i]
         h = plot_h * v / bar_max
         label = r.get(label_key)
         text = label.strftime("%d %b") if hasattr(label, "strftime") else str(label)
@@ -49,17 +62,18 @@ def trend(rows: Sequence[dict[str, Any]], bar_key: str, line_key: str | None = N
                      "show_label": n <= 10 or i == n - 1 or (i % math.ceil(n / 8) == 0
                                                              and n - 1 - i >= math.ceil(n / 8) / 2),
                      "cx": round(left + i * slot + slot / 2, 2)})
-    ticks = [{"y": round(top + plot_h - plot_h * f, 2), "label": compact(bar_max * f)} for f in (0, 0.5, 1)]
+    ticks = [{"y": round(top + plot_h - plot_h * t / bar_max, 2), "label": compact(t)} for t in bar_ticks]
     line = None
+    line_values = [float(r.get(line_key) or 0) for r in rows] if line_key else []
     if line_key:
-        line_max = nice_max(max([float(r.get(line_key) or 0) for r in rows] + [0]))
-        pts = [(b["cx"], round(top + plot_h - plot_h * float(r.get(line_key) or 0) / line_max, 2))
-               for b, r in zip(bars, rows)]
+        line_max, line_ticks = axis(max(line_values + [0]), line_integer)
+        pts = [(b["cx"], round(top + plot_h - plot_h * v / line_max, 2)) for b, v in zip(bars, line_values)]
         line = {"points": " ".join(f"{x},{y}" for x, y in pts), "dots": pts,
-                "ticks": [{"y": round(top + plot_h - plot_h * f, 2), "label": compact(line_max * f)}
-                          for f in (0, 0.5, 1)]}
+                "ticks": [{"y": round(top + plot_h - plot_h * t / line_max, 2), "label": compact(t)}
+                          for t in line_ticks]}
     return {"width": width, "height": height, "left": left, "right": width - right, "top": top,
-            "bottom": top + plot_h, "bars": bars, "ticks": ticks, "line": line}
+            "bottom": top + plot_h, "bars": bars, "ticks": ticks, "line": line,
+            "empty": not any(bar_values) and not any(line_values)}
 
 
 def hbars(rows: Sequence[dict[str, Any]], value_key: str, label_key: str, *, width: int = 360) -> dict[str, Any]:
@@ -108,17 +122,28 @@ def graph(edges: Sequence[dict[str, Any]], *, size: int = 460) -> dict[str, Any]
     return {"size": size, "nodes": nodes, "arrows": arrows}
 
 
+def time_label(ms: float, step_ms: float) -> str:
+    """A time axis label with the decimals its step needs: "0 ms", "250 ms", "1.5 s"."""
+    if step_ms >= 1000 or ms >= 1000 and step_ms >= 100:
+        decimals = 0 if step_ms % 1000 == 0 else (1 if step_ms % 100 == 0 else 2)
+        return f"{ms / 1000:.{decimals}f} s"
+    decimals = 0 if step_ms >= 1 and float(step_ms).is_integer() else 1
+    return f"{ms:.{decimals}f} ms"
+
+
 def waterfall(spans: Sequence[dict[str, Any]], total_ms: float, *, width: int = 760) -> dict[str, Any]:
-    """Rows of a task's waterfall: each span's offset and length on one time axis."""
+    """Rows of a task's waterfall: each span's offset and length on one time axis, whose ticks are
+    round (0/2/4/6/8 ms, never 0/2/4/5/7)."""
     label_w, row_h = 300, 24
     plot_w = width - label_w - 90
-    total = max(float(total_ms), 0.001)
+    total, tick_values = axis(max(float(total_ms), 0.001), integer=False, target=5)
     rows = []
     for i, s in enumerate(spans):
         x = label_w + plot_w * float(s["offset_ms"]) / total
         w = max(2.0, plot_w * float(s["duration_ms"]) / total)
         rows.append({**s, "y": i * row_h, "x": round(x, 2), "w": round(min(w, label_w + plot_w - x + 2), 2),
                      "indent": 8 + 14 * int(s.get("depth", 0))})
-    ticks = [{"x": round(label_w + plot_w * f, 2), "label": f"{total * f:.0f} ms"} for f in (0, 0.25, 0.5, 0.75, 1)]
+    step = tick_values[1] - tick_values[0] if len(tick_values) > 1 else total
+    ticks = [{"x": round(label_w + plot_w * t / total, 2), "label": time_label(t, step)} for t in tick_values]
     return {"width": width, "height": row_h * len(rows) + 24, "rows": rows, "ticks": ticks, "label_w": label_w,
-            "row_h": row_h}
+            "row_h": row_h, "axis_ms": total}

@@ -6,9 +6,16 @@ from flask import Blueprint, redirect, url_for
 
 from swarmlens.reports import common as rc
 from swarmlens.reports import dashboard as report
-from swarmlens.web.common import arg_choice, client, config, page, period_or_400, principal, requires
+from swarmlens.web import filters
+from swarmlens.web.common import client, config, page, principal, requires
 
 bp = Blueprint("dashboard", __name__)
+
+
+def menus(c, cfg) -> dict:
+    """The choices of the agent and model filters (users are typed, with suggestions)."""
+    r = rc.parallel(agents=lambda: rc.q(c, cfg, "known_agents"), models=lambda: rc.q(c, cfg, "known_models"))
+    return {"agents": [a["agent"] for a in r["agents"]], "models": [m["model"] for m in r["models"]]}
 
 
 @bp.route("/")
@@ -17,6 +24,12 @@ def dashboard():
     who = principal()
     if not who.is_ops:
         return redirect(url_for("users.user_page", user_id=who.id))
-    key = arg_choice("period", rc.DASHBOARD_PERIODS, "30d")
-    period = period_or_400(rc.dashboard_period, key)
-    return page("dashboard.html", report.build(client(), config(), period))
+    f = filters.read("30d")
+    c, cfg = client(), config()
+    if f.scoped:
+        ctx = report.build_scoped(c, cfg, f.period, user=f.user, agent=f.agent, model=f.model)
+    else:
+        ctx = report.build(c, cfg, f.period)
+    ctx["filters"] = f.as_dict()
+    ctx["menus"] = menus(c, cfg)
+    return page("dashboard.html", ctx)

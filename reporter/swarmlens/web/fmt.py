@@ -1,35 +1,182 @@
-"""Jinja filters: numbers, money, percentages, times, durations, JSON-looking text."""
+"""Every number the reporter shows, formatted in one place: pages (as Jinja filters), PDFs and CSVs.
+
+The rules:
+
+- counts (tasks, tokens, runs) are whole numbers with thousands separators;
+- averages (tokens per task) always have one decimal, whatever their size;
+- money has two decimals from one cent up, and two significant digits below, so that a non-zero
+  cost never reads "$0.00" or "$0.0000"; a column of amounts can share one number of decimals
+  (``money_places``) so that "$0.02" and "$0.0077" do not sit under each other;
+- percentages have one decimal and are cut, never rounded, towards the next threshold: 99.9993%
+  of a quota reads "99.9%", since "100.0%" would claim a limit that is not reached; a non-zero
+  share below 0.1% reads "<0.1%";
+- a change is relative ("+12.5%") for amounts and in percentage points ("+0.3 pp") for rates,
+  and its colour says whether it is good for that measure (``direction``), not whether it rose.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from datetime import date, datetime
-from typing import Any
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from typing import Any, Iterable
+
+from markupsafe import Markup, escape
+
+DASH = "–"
+
+# Whether a rise is good ("up"), bad ("down") or neither ("neutral") for a measure, by the key it
+# has in the reports' dicts. Spend and failures are costs to the operator; activity is what the
+# product is for; token volume alone says neither.
+DIRECTION = {
+    "tasks": "up", "runs": "up", "active_users": "up", "users": "up", "calls": "neutral",
+    "tokens": "neutral", "input_tokens": "neutral", "output_tokens": "neutral", "previous_tokens": "neutral",
+    "cost_usd": "down", "errors": "down", "error_rate": "down",
+    "avg_tokens_per_task": "down", "p95_tokens_per_task": "down",
+    "score": "up",
+}
+# Measures that are rates (a share of something): their changes are in percentage points.
+RATES = frozenset({"error_rate", "score"})
+
+MONEY_MAX_PLACES = 6
+
+
+def _float(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
 
 
 def num(value: Any) -> str:
-    if value is None or value == "":
-        return "–"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.1f}"
-    return f"{int(value):,}"
+    """A count: a whole number with thousands separators ("1,016")."""
+    v = _float(value)
+    if v is None:
+        return DASH
+    return f"{int(Decimal(repr(v)).quantize(Decimal(1), ROUND_HALF_EVEN)):,}"
 
 
-def usd(value: Any) -> str:
-    if value is None:
-        return "–"
-    v = float(value)
-    if v and abs(v) < 0.01:
-        return f"${v:,.4f}"
-    return f"${v:,.2f}"
+def avg(value: Any) -> str:
+    """An average: always one decimal ("914.0", "1,016.5")."""
+    v = _float(value)
+    if v is None:
+        return DASH
+    return f"{v:,.1f}"
+
+
+def money_places(value: Any) -> int:
+    """Decimals that show ``value`` in dollars with two significant digits below a cent, two above."""
+    v = abs(_float(value) or 0.0)
+    if v == 0 or v >= 0.01:
+        return 2
+    # 0.0077 -> 4, 0.00042 -> 5: the first significant digit and one more.
+    return min(MONEY_MAX_PLACES, -math.floor(math.log10(v)) + 1)
+
+
+def column_places(values: Iterable[Any]) -> int:
+    """One number of decimals for a column of amounts: enough for its smallest non-zero amount."""
+    return max([money_places(v) for v in values] + [2])
+
+
+def usd(value: Any, places: int | None = None) -> str:
+    """Money in US dollars. ``places`` (from column_places) aligns a column; without it, two decimals
+    from a cent up and two significant digits below. A non-zero amount never reads as zero."""
+    v = _float(value)
+    if v is None:
+        return DASH
+    p = money_places(v) if places is None else max(int(places), money_places(v))
+    if v != 0 and abs(v) < 10 ** -MONEY_MAX_PLACES:
+        return f"<${10 ** -MONEY_MAX_PLACES:.{MONEY_MAX_PLACES}f}" if v > 0 else f"-<${10 ** -MONEY_MAX_PLACES:.{MONEY_MAX_PLACES}f}"
+    text = f"{abs(v):,.{p}f}"
+    return ("-$" if v < 0 else "$") + text
+
+
+def _cut(percent: float) -> Decimal:
+    """One decimal, towards zero: a share is never shown as reaching a value it has not reached."""
+    return Decimal(repr(percent)).quantize(Decimal("0.1"), ROUND_DOWN)
+
+
+def percent(value: Any) -> str:
+    """A value already in percent (a quota's 99.9993) as "99.9%"."""
+    v = _float(value)
+    if v is None:
+        return DASH
+    if 0 < abs(v) < 0.1:
+        return "<0.1%" if v > 0 else "-<0.1%"
+    return f"{_cut(v)}%"
 
 
 def pct(value: Any, signed: bool = False) -> str:
-    """A ratio (0.25) as a percentage ("25.0%")."""
+    """A ratio (0.25) as a percentage ("25.0%"), cut to one decimal (see ``percent``). ``signed``
+    is for relative changes, which are rounded and carry their sign ("+12.5%")."""
+    v = _float(value)
+    if v is None:
+        return DASH
+    if signed:
+        return f"{v * 100:+,.1f}%"
+    return percent(v * 100)
+
+
+def points(value: Any) -> str:
+    """A change of a rate, as percentage points: 0.003 (a ratio difference) is "+0.3 pp"."""
+    v = _float(value)
+    if v is None:
+        return DASH
+    return f"{v * 100:+.1f} pp"
+
+
+def delta(value: Any, measure: str = "") -> str:
+    """A change of ``measure``: percentage points for rates, a relative percentage otherwise."""
+    return points(value) if measure in RATES else pct(value, signed=True)
+
+
+def tone(value: Any, measure: str = "") -> str:
+    """"good", "bad" or "neutral" for a change of ``measure`` (a CSS class on pages, a colour in PDFs)."""
+    v = _float(value)
+    way = DIRECTION.get(measure, "neutral")
+    # A change that rounds to zero is no change, whatever its sign.
+    if v is None or way == "neutral" or round(v * 1000) == 0:
+        return "neutral"
+    return "good" if (v > 0) == (way == "up") else "bad"
+
+
+def plain(value: Any, kind: str) -> Any:
+    """A CSV cell: the number itself, without separators or units, with the decimals of its kind
+    (count: 0, average: 1, money: 6, ratio: 4); text and dates as they are."""
     if value is None:
-        return "–"
-    v = float(value) * 100
-    return f"{v:+.1f}%" if signed else f"{v:.1f}%"
+        return ""
+    if isinstance(value, (datetime, date)):
+        return dt(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return value
+    v = float(value)
+    if math.isnan(v):
+        return ""
+    if kind == "count":
+        return int(round(v))
+    if kind == "average":
+        return round(v, 1)
+    if kind == "money":
+        return round(v, MONEY_MAX_PLACES)
+    if kind == "ratio":
+        return round(v, 4)
+    return value
+
+
+def kind_of(column: str) -> str:
+    """The kind of a CSV column by its name (the reports' dict keys)."""
+    if column.endswith("usd") or column.startswith("usd_") or column == "cost":
+        return "money"
+    if column in ("change", "error_rate", "score", "avg_change") or column.endswith("_rate"):
+        return "ratio"
+    if column.startswith("avg_") or column.startswith("p95_"):
+        return "average"
+    return "count"
 
 
 def dt(value: Any) -> str:
@@ -98,4 +245,43 @@ def short(value: Any, length: int = 90) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
-FILTERS = {"num": num, "usd": usd, "pct": pct, "dt": dt, "duration": duration, "pretty": pretty, "short": short}
+def _term_pattern(terms: dict[str, list[str]] | None) -> re.Pattern | None:
+    if not terms:
+        return None
+    # A word that starts a longer one marks the whole of that word ("refun" marks "refund").
+    parts = [rf"(?<![0-9A-Za-z]){re.escape(w)}[0-9A-Za-z]*" for w in sorted(terms.get("start", []), key=len, reverse=True)]
+    parts += [rf"(?<![0-9A-Za-z]){re.escape(w)}(?![0-9A-Za-z])" for w in terms.get("whole", [])]
+    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
+
+
+def highlight(value: Any, terms: dict[str, list[str]] | None = None, length: int = 90) -> Markup:
+    """Text cut to ``length`` around its first match, escaped, with the search words in <mark>
+    (``terms`` as swarmlens.reports.search.highlight_terms gives them)."""
+    text = " ".join(str(value or "").split())
+    pattern = _term_pattern(terms)
+    first = pattern.search(text) if pattern else None
+    start = 0
+    if first and first.end() > length - 10:
+        start = max(0, first.start() - length // 3)
+    snippet = text[start:start + length]
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if start + length < len(text) else ""
+    if not pattern:
+        return Markup(escape(prefix + snippet + suffix))
+    out, last = [escape(prefix)], 0
+    for m in pattern.finditer(snippet):
+        out.append(escape(snippet[last:m.start()]))
+        out.append(Markup("<mark>") + escape(m.group(0)) + Markup("</mark>"))
+        last = m.end()
+    out.append(escape(snippet[last:] + suffix))
+    return Markup("").join(out)
+
+
+def money_column(rows: Iterable[dict[str, Any]], key: str = "cost_usd") -> int:
+    """column_places of one key over rows (a Jinja filter: ``rows|money_column``)."""
+    return column_places(r.get(key) for r in rows)
+
+
+FILTERS = {"num": num, "avg": avg, "usd": usd, "pct": pct, "percent": percent, "points": points,
+           "delta": delta, "tone": tone, "dt": dt, "duration": duration, "pretty": pretty, "short": short,
+           "money_column": money_column, "highlight": highlight}

@@ -26,7 +26,9 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 _Q = [
     {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200},
-     "description": "Words that must all occur in the task input or output (whole words, any case)."},
+     "description": "Words that must all occur in the task input or output, in any case. A word of four "
+                    "characters or more also matches longer words (`refun` finds `refund`); shorter words "
+                    "match whole words."},
     {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"},
      "description": "First day (UTC), inclusive; default 30 days before `to`."},
     {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"},

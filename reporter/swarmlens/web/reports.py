@@ -16,6 +16,8 @@ KINDS = {"weekly": ("week", rc.week_period), "monthly": ("month", rc.month_perio
 
 
 def _build(kind: str):
+    if kind == "custom":
+        return _build_custom()
     param, parse = KINDS[kind]
     period = period_or_400(parse, arg_text(param, 10))
     ctx = report.build(client(), config(), period, kind)
@@ -24,7 +26,32 @@ def _build(kind: str):
                   rc.week_period(None, period.start - timedelta(days=7)).key,
                   "next": next_p.key, "this": parse(None).key}
     ctx["tables"] = list(report.TABLES)
+    ctx["period_args"] = {param: period.key}
+    ctx["last_day"] = (period.end - timedelta(days=1)).isoformat()
     return period, ctx
+
+
+def _build_custom():
+    """A report of any from/to range (both days included, at most filters.MAX_RANGE_DAYS), compared
+    with as many days before."""
+    from swarmlens.web import filters
+
+    # Without dates: the last 30 days, as search does.
+    period = filters.custom_range() or rc.date_range(None, None, 30)
+    last = period.end - timedelta(days=1)
+    period = rc.Period(f"{period.start.isoformat()}..{last.isoformat()}", period.label, period.start, period.end)
+    ctx = report.build(client(), config(), period, "custom")
+    ctx["nav"] = {"param": None}
+    ctx["period_args"] = {"from": period.start.isoformat(), "to": last.isoformat()}
+    ctx["last_day"] = last.isoformat()
+    ctx["tables"] = list(report.TABLES)
+    return period, ctx
+
+
+@bp.route("/reports/custom")
+@requires("ops")
+def custom():
+    return page("report.html", _build("custom")[1])
 
 
 @bp.route("/reports/")
@@ -45,7 +72,7 @@ def monthly():
     return page("report.html", _build("monthly")[1])
 
 
-@bp.route("/reports/<any(weekly, monthly):kind>.csv")
+@bp.route("/reports/<any(weekly, monthly, custom):kind>.csv")
 @requires("ops")
 def usage_csv(kind: str):
     table = arg_choice("table", report.TABLES, "users")
@@ -57,7 +84,7 @@ def usage_csv(kind: str):
                     headers={"Content-Disposition": f'attachment; filename="swarmlens-{kind}-{period.key}-{table}.csv"'})
 
 
-@bp.route("/reports/<any(weekly, monthly):kind>.pdf")
+@bp.route("/reports/<any(weekly, monthly, custom):kind>.pdf")
 @requires("ops")
 def usage_pdf(kind: str):
     from swarmlens import pdf

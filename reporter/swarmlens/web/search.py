@@ -8,6 +8,7 @@ from flask import Blueprint, request
 
 from swarmlens.reports import common as rc
 from swarmlens.reports import search as report
+from swarmlens.web import csvout
 from swarmlens.web.common import (arg_choice, arg_int, arg_text, client, config, decode_cursor, keyset_params,
                                   next_cursor, page, period_or_400, principal, requires)
 
@@ -43,6 +44,12 @@ def search():
     )
     rows = r["rows"]
     nxt = next_cursor(rows, params["limit"])
+    # A first page that is not full is every match: counting again would only repeat the search
+    # (and a rare or absent word is the costly one to look for).
+    if cursor is None and nxt is None:
+        count = len(rows)
+    else:
+        count = report.count(c, cfg, **{k: v for k, v in params.items() if k != "limit"})
     ctx = {
         "filters": {"q": params["q_text"], "from": params["period"].start.isoformat(),
                     "to": (params["period"].end - timedelta(days=1)).isoformat(), "user": params["user"],
@@ -53,5 +60,19 @@ def search():
         "agents": [a["agent"] for a in r["agents"]],
         "users": [u["user_id"] for u in r["users"]],
         "searched": bool(request.args),
+        "count": min(count, report.COUNT_CAP),
+        "count_capped": count > report.COUNT_CAP,
+        "highlight": report.highlight_terms(params["q_text"]),
     }
     return page("search.html", ctx)
+
+
+@bp.route("/search.csv")
+@requires("any")
+def search_csv():
+    """The matching tasks as CSV, newest first, up to csvout.MAX_ROWS."""
+    params = search_params()
+    params["limit"] = csvout.MAX_ROWS
+    rows = report.search(client(), config(), cursor_params=keyset_params(None), **params)[:csvout.MAX_ROWS]
+    p = params["period"]
+    return csvout.tasks_response(rows, f"swarmlens-search-{p.start.isoformat()}-{(p.end - timedelta(days=1)).isoformat()}.csv")

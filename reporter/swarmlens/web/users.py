@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, Response, abort, redirect, url_for
 
 from swarmlens.reports import common as rc
@@ -72,4 +74,28 @@ def user_pdf(user_id: str):
     }
     body = pdf.user_month_pdf(ctx)
     return Response(body, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="swarmlens-{month.key}.pdf"'})
+                    headers={"Content-Disposition": f'inline; filename="{file_name(user_id, month.key, "pdf")}"'})
+
+
+def file_name(user_id: str, period_key: str, ext: str) -> str:
+    """A user's file name by user and period ("swarmlens-alice-2026-03.pdf"), the name the scheduled
+    reports carry too: a folder of them sorts and reads by itself."""
+    from swarmlens.notify.scheduled import report_filename
+
+    return report_filename(user_id, period_key).removesuffix(".pdf") + "." + ext
+
+
+@bp.route("/users/<path:user_id>/history.csv")
+@requires("any")
+def user_history_csv(user_id: str):
+    """A user's tasks in a date range (the last 90 days by default) as CSV, newest first."""
+    check_user_access(user_id)
+    from swarmlens.reports import search
+    from swarmlens.web import csvout
+
+    period = period_or_400(rc.date_range, arg_text("from", 10), arg_text("to", 10), 90)
+    rows = search.search(client(), config(), period=period, q_text="", user=user_id, agent="", status="",
+                         limit=csvout.MAX_ROWS, cursor_params=keyset_params(None))[:csvout.MAX_ROWS]
+    last = period.end - timedelta(days=1)
+    return csvout.tasks_response(rows, file_name(user_id, f"history-{period.start.isoformat()}-{last.isoformat()}",
+                                                 "csv"))
