@@ -22,6 +22,8 @@ PRINCIPALS = (ANON, A, B, OPS)
 # use A's, never B's; ops may use any).
 POLICY = {
     "static": "public", "health.healthz": "public", "health.readyz": "public", "api.openapi": "public",
+    "docs.api_reference": "public", "search.search_csv": "any", "users.user_history_csv": "own",
+    "reports.custom": "ops",
     "auth.login": "login", "auth.logout": "logout",
     "dashboard.dashboard": "any", "users.me": "any", "search.search": "any",
     "api.me": "any", "api.tasks_history": "any", "api.my_tasks": "user", "api.my_usage": "user",
