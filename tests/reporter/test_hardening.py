@@ -96,7 +96,6 @@ def test_readyz_is_ready_when_migrated_and_names_pending_migrations(app, seeded,
 
 
 def test_queries_run_under_time_and_memory_limits(seeded, tmp_path, h):
-    from swarmlens.store.client import QueryError
     from swarmlens.web.common import ClientPool
 
     cfg = dict(seeded.config, SWARMLENS_QUERY_TIMEOUT_SECONDS=1, SWARMLENS_QUERY_MAX_MEMORY_BYTES=20_000_000)
@@ -104,7 +103,7 @@ def test_queries_run_under_time_and_memory_limits(seeded, tmp_path, h):
     client = pool.acquire()
     try:
         t0 = time.monotonic()
-        with pytest.raises(Exception) as err:
+        with pytest.raises(Exception) as err:  # clickhouse-connect's DatabaseError
             client.query("SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) = 1")
         assert time.monotonic() - t0 < 10
         assert "TIMEOUT_EXCEEDED" in str(err.value) or "159" in str(err.value)
@@ -117,7 +116,6 @@ def test_queries_run_under_time_and_memory_limits(seeded, tmp_path, h):
     app = _app(seeded, tmp_path, SWARMLENS_QUERY_MAX_MEMORY_BYTES=1000)
     r = app.test_client().get("/users?format=json", headers=h.bearer(seeded.tokens["ops"]))
     assert r.status_code == 503 and "more memory" in r.get_json()["error"]["message"]
-    assert QueryError  # the class a limit raises, mapped to 503 by the app
 
 
 # ---------------------------------------------------------------------------------------------
