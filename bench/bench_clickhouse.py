@@ -32,7 +32,8 @@ from swarmlens import config as config_mod
 from swarmlens.embedded import codecs
 from swarmlens.embedded.server import EmbeddedClickHouse
 from swarmlens.store.migrate import migrate_from_config
-from swarmlens.store.spans import COLUMNS, Stretch, insert_spans, task_spans
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
+from support_spans import COLUMNS, Stretch, insert_spans, task_spans  # noqa: E402  (test helper)
 
 from benchlib import progress, write_section
 

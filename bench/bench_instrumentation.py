@@ -1,4 +1,4 @@
-"""What the Swarm instrumentation costs.
+"""What the Swarm instrumentation (and swarmlens' OpenAI Agents SDK processor) costs.
 
 1. Per span: the same spans created two ways, side by side in one process, with the same
    processor and exporter (SimpleSpanProcessor + an exporter that drops everything):
@@ -17,6 +17,9 @@
 2. Per task: instrumented vs uninstrumented Swarm, with the LLM served in-process at zero
    latency (a fake client whose ``chat.completions.create`` returns prebuilt ChatCompletion
    objects or chunk lists), for ``run`` and ``run_and_stream``.
+
+3. The same per-span and per-task figures for an OpenAI Agents SDK run through swarmlens'
+   AgentsTracingProcessor (bench/agents_sdk_overhead.py), when openai-agents is installed.
 
 Usage: python bench/bench_instrumentation.py [--quick] [--rounds N] [--tasks N] [--no-write]
 Results go to the "## Instrumentation overhead" section of docs/benchmarks.md.
@@ -321,6 +324,16 @@ def main(argv=None) -> int:
             "hand_in_workload": mixed_best - plain,
         }
 
+    # The OpenAI Agents SDK through swarmlens' tracing processor, measured the same way (agents_sdk_overhead.py).
+    try:
+        import agents_sdk_overhead
+    except ImportError as exc:  # openai-agents not installed (pip install 'swarmlens[agents]')
+        print(f"Agents SDK rows skipped: {exc}", file=sys.stderr)
+    else:
+        results["Agents SDK Runner.run"] = agents_sdk_overhead.measure(
+            rounds, tasks, tracer, by_hand=by_hand, hand_plan=hand_plan, start_attributes=_StartAttributes,
+            drop_exporter=DropExporter, cpu_per_task=cpu_per_task)
+
     command = "python " + " ".join(shlex.quote(a) for a in ["bench/bench_instrumentation.py", *(argv or sys.argv[1:])])
     lines = [*machine_info(), f"command: `{command}`",
              f"rounds: {rounds} x {tasks} tasks per variant (best round of each variant, CPU time via time.process_time)",
@@ -330,7 +343,8 @@ def main(argv=None) -> int:
     for kind, r in results.items():
         lines.append(f"| `{kind}` | {r['spans']} | {r['per_span_instr'] * 1e6:.1f} | {r['per_span_hand'] * 1e6:.1f} | "
                      f"{r['span_ratio']:.2f}x |")
-    lines += ["", "Per task (zero-latency in-process LLM, 4 completions, 3 tool calls, 1 handoff):", "",
+    lines += ["", "Per task (zero-latency in-process LLM; Swarm: 4 completions, 3 tool calls, 1 handoff; Agents SDK: "
+              "3 responses, 1 tool call, 1 handoff):", "",
               "| task kind | uninstrumented µs/task | instrumented µs/task | overhead µs/task | ratio |",
               "|---|---|---|---|---|"]
     for kind, r in results.items():
@@ -343,6 +357,8 @@ def main(argv=None) -> int:
               "ratio against the latter |",
               "|---|---|---|---|---|---|"]
     for kind, r in results.items():
+        if "bookkeeping" not in r:  # measured for the Swarm instrumentation only
+            continue
         lines.append(f"| `{kind}` | {r['bookkeeping'] * 1e6:.0f} | {r['sdk_in_situ'] * 1e6:.0f} | "
                      f"{r['hand'] * 1e6:.0f} | {r['hand_in_workload'] * 1e6:.0f} | "
                      f"{r['task_overhead'] / r['hand_in_workload']:.2f}x |")

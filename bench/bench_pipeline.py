@@ -109,7 +109,8 @@ def rss_mb(pids: list[int]) -> dict[str, float]:
     return by_name
 
 
-from swarmlens.ports import free_port  # noqa: E402  (one port never handed out twice)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
+from support_ports import free_port  # noqa: E402  (one port never handed out twice)
 
 
 # -- the stack ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("llm-server", "swarmlens.scripted_llm.command", "serve the scripted OpenAI-compatible LLM used by tests and the demo"),
     ("up", "swarmlens.stack", "run the whole stack on this machine: embedded ClickHouse, rotel, the reporter"),
     ("demo", "swarmlens.demo.command", "run demo Swarm agents against the scripted LLM, sending spans over OTLP"),
+    ("demo-agents", "swarmlens.demo.agents_sdk_app", "run the demo's OpenAI Agents SDK app against the scripted LLM, sending spans over OTLP"),
     ("users", "swarmlens.users_command", "ops accounts, end users and their plans, API tokens"),
     ("plans", "swarmlens.plans_command", "plans and their monthly token quotas"),
     ("prices", "swarmlens.prices_command", "model prices, USD per 1M input and output tokens"),
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     if getattr(args, "_import_error", None):
-        print(f"swarmlens {args.command}: {args._import_error} (install with: pip install 'swarmlens[server]')",
+        print(f"swarmlens {args.command}: {args._import_error} (install the service side: pip install swarmlens)",
               file=sys.stderr)
         return 2
     return int(importlib.import_module(args._module).run(args) or 0)

@@ -95,7 +95,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SWARMLENS_OTLP_HTTP_PORT", 4318, int,
             "Port of rotel's OTLP/HTTP receiver under `swarmlens up`."),
     Setting("SWARMLENS_ROTEL_CONFIG", "", str,
-            "Rotel settings file `swarmlens up` reads (default: collector_config/rotel.env of the source tree)."),
+            "Rotel settings file `swarmlens up` reads (default: collector_config/rotel.env, shipped in the package)."),
     Setting("SWARMLENS_REPORTER_HOST", "127.0.0.1", str,
             "Address `swarmlens up` serves the reporter on (gunicorn)."),
     Setting("SWARMLENS_REPORTER_PORT", 8000, int,

@@ -14,7 +14,7 @@ import clickhouse_connect
 import pytest
 import requests
 
-from swarmlens.ports import free_port
+from support_ports import free_port
 from swarmlens.embedded.server import EmbeddedClickHouse
 
 

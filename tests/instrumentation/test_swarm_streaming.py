@@ -141,7 +141,7 @@ def test_stream_llm_error(instrumented, swarm_client, exporter):
     spans = exporter.get_finished_spans()
     for span in (sc.root_of(spans), sc.named(spans, "chat ")[0], sc.named(spans, "invoke_agent ")[0]):
         assert span.status.status_code == StatusCode.ERROR
-        assert span.attributes["error.type"] == "InternalServerError"
+        assert span.attributes["error.type"] == "openai.InternalServerError"
 
 
 def test_stream_tool_error(instrumented, swarm_client, exporter):
@@ -149,7 +149,7 @@ def test_stream_tool_error(instrumented, swarm_client, exporter):
         _stream(swarm_client, [{"role": "user", "content": "the db crash again"}])
     spans = exporter.get_finished_spans()
     root = sc.root_of(spans)
-    assert root.status.status_code == StatusCode.ERROR and root.attributes["error.type"] == "ToolFailure"
+    assert root.status.status_code == StatusCode.ERROR and root.attributes["error.type"] == "support_scenario.ToolFailure"
     tool = sc.named(spans, "execute_tool restart_service")[0]
     assert tool.status.status_code == StatusCode.ERROR
     assert root.attributes["swarm.task.usage.input_tokens"] == (

@@ -258,7 +258,7 @@ def test_the_notifier_keeps_running_while_clickhouse_is_away(store, tmp_path):
     from support_polling import wait_until
     from swarmlens import config
     from swarmlens.notify.scheduler import Scheduler
-    from swarmlens.ports import free_port
+    from support_ports import free_port
 
     cfg = config.load({"SWARMLENS_CLICKHOUSE_URL": f"http://127.0.0.1:{free_port()}",
                        "SWARMLENS_DATA_DIR": str(tmp_path)}, environ={})

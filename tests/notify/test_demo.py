@@ -27,7 +27,7 @@ def _demo(*args: str) -> subprocess.Popen:
 
 
 def test_concurrent_tasks_run_as_scripted_on_the_given_llm_port():
-    from swarmlens.ports import free_port
+    from support_ports import free_port
 
     port = free_port()
     p = _demo("--tasks", "300", "--concurrency", "6", "--llm-port", str(port))
@@ -90,7 +90,7 @@ def test_showcase_adds_votes_a_user_near_quota_and_a_recommendation(store, monke
     from swarmlens.demo.seed import SHOWCASE_PLAN, showcase
     from swarmlens.reports import common as rc
     from swarmlens.reports import users as users_report
-    from swarmlens.store.spans import Stretch, insert_spans, task_spans
+    from support_spans import Stretch, insert_spans, task_spans
 
     cfg, client = store.config, store.client
     ids = demo_users(12)

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from support_polling import wait_until
-from swarmlens.ports import free_port
+from support_ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -28,7 +28,13 @@ def main() -> int:
     p.add_argument("--run", required=True)
     p.add_argument("--pause", type=float, default=0.0)
     p.add_argument("--out", required=True)
+    p.add_argument("--official", action="store_true",
+                   help="also run the official OpenAI instrumentation (opentelemetry-instrumentation-openai-v2)")
     args = p.parse_args()
+    if args.official:
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument()
 
     llm = ScriptedLLMServer(build_script()).start()
     swarm = Swarm(openai.OpenAI(base_url=llm.url, api_key="test", max_retries=0, timeout=30))

@@ -200,8 +200,9 @@ def test_cluster_rendering():
                 f"{version})") in creates[f"`swarmlens`.{name}"]
     # views read and write the local tables, so each node derives its own shard's rows
     views = [s for s in ddl if "MATERIALIZED VIEW" in s]
-    # 14 views; agent_daily_mv is created twice (0006, and again by 0011 with fewer columns)
-    assert len(views) == 15
+    # 16 views; agent_daily_mv is created twice (0006, and again by 0011 with fewer columns), tasks_mv and
+    # chat_calls_mv twice (0002/0003, and again by 0012 for any GenAI instrumentation)
+    assert len(views) == 19
     assert all(re.search(r"TO `\w+`\.\w+_local", v) and re.search(r"FROM `\w+`\.\w+_local", v) for v in views)
     assert not any("MergeTree" in s and "Replicated" not in s for s in ddl if "ENGINE" in s)
 

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from support_polling import rows_become
-from swarmlens.store.spans import Stretch, insert_spans, task_spans
+from support_spans import Stretch, insert_spans, task_spans
 
 DAY = datetime(2026, 5, 4, 23, 59, 59, tzinfo=timezone.utc)
 

@@ -37,7 +37,7 @@ def rotel_binary() -> str:
     try:
         import rotel
     except ImportError as exc:
-        raise CollectorError("rotel is not installed (pip install 'swarmlens[server]')") from exc
+        raise CollectorError("rotel is not installed (pip install swarmlens)") from exc
     path = os.path.join(os.path.dirname(rotel.__file__), "rotel-agent")
     if not os.access(path, os.X_OK):
         raise CollectorError(f"rotel-agent not found or not executable at {path}")
@@ -45,8 +45,11 @@ def rotel_binary() -> str:
 
 
 def default_settings_path() -> Path:
-    """collector_config/rotel.env of the source tree this package runs from."""
-    return Path(__file__).resolve().parents[3] / "collector_config" / "rotel.env"
+    """The rotel.env shipped in the package (``swarmlens.collector_config``, built from the source
+    tree's collector_config/), so a wheel install finds it as a checkout does."""
+    from importlib.resources import files
+
+    return Path(str(files("swarmlens.collector_config").joinpath("rotel.env")))
 
 
 def settings_path(config: Mapping) -> Path:

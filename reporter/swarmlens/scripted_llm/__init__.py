@@ -8,6 +8,13 @@ real ``openai`` client:
   chunk by chunk, tool calls included (one tool-call delta per chunk, arguments in pieces).
   ``stream_options.include_usage`` gives every chunk ``"usage": null`` and adds a final chunk
   with empty ``choices`` and the usage, exactly as the API does.
+- ``POST /v1/responses``: the Responses API, which the OpenAI Agents SDK uses by default. The
+  request's ``instructions`` and ``input`` items (messages, ``function_call``,
+  ``function_call_output``) are read as the equivalent chat messages, so the same script answers
+  both APIs; the answer has ``message`` and ``function_call`` output items and the usage
+  (``input_tokens``, ``output_tokens`` and their details). With ``"stream": true`` it is the API's
+  server-sent events: ``response.created``, per item ``output_item.added``, text or argument deltas,
+  ``output_item.done``, then ``response.completed`` carrying the full response and its usage.
 - ``GET /v1/models``: the models of the script.
 - Errors on demand: any HTTP status (429, 500, ...), delays, and timeouts.
 

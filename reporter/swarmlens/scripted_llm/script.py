@@ -392,3 +392,123 @@ def stream_chunks(sel: Selection, created: int, *, include_usage: bool) -> list[
     if include_usage and sel.usage is not None:
         chunks.append(dict(base, choices=[], usage=sel.usage))
     return chunks
+
+
+# ---------------------------------------------------------------------------------------------
+# The Responses API (POST /v1/responses), which the OpenAI Agents SDK uses by default. A request is
+# turned into the chat messages the script selects on (instructions -> system message, input items
+# -> messages), so one script answers both APIs alike.
+
+
+def responses_messages(body: Mapping[str, Any]) -> list[dict]:
+    """The chat messages equivalent to a Responses API request: ``instructions`` as the system
+    message, then the ``input`` items (a string is one user message). Consecutive function calls
+    are one assistant turn, as the model made them in one response."""
+    messages: list[dict] = []
+    instructions = body.get("instructions")
+    if isinstance(instructions, str) and instructions:
+        messages.append({"role": "system", "content": instructions})
+    items = body.get("input")
+    if isinstance(items, str):
+        items = [{"role": "user", "content": items}]
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, Mapping):
+            continue
+        kind = item.get("type") or "message"
+        if kind == "message":
+            content = item.get("content")
+            if isinstance(content, list):
+                content = "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+            messages.append({"role": str(item.get("role") or "user"), "content": content or ""})
+        elif kind == "function_call":
+            call = {"id": str(item.get("call_id") or ""), "type": "function",
+                    "function": {"name": str(item.get("name") or ""), "arguments": str(item.get("arguments") or "")}}
+            last = messages[-1] if messages else None
+            if last is not None and last.get("role") == "assistant" and last.get("tool_calls") is not None \
+                    and not last.get("content"):
+                last["tool_calls"].append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            messages.append({"role": "tool", "tool_call_id": str(item.get("call_id") or ""),
+                             "content": str(item.get("output") or "")})
+    return messages
+
+
+def responses_usage(usage: Mapping[str, Any] | None) -> dict | None:
+    """The chat usage object of a selection, in the Responses API's shape."""
+    if usage is None:
+        return None
+    out: dict[str, Any] = {
+        "input_tokens": usage["prompt_tokens"], "output_tokens": usage["completion_tokens"],
+        "total_tokens": usage["total_tokens"],
+        "input_tokens_details": {"cached_tokens": (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)},
+        "output_tokens_details": {
+            "reasoning_tokens": (usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0)},
+    }
+    return out
+
+
+def _response_output(sel: Selection) -> list[dict]:
+    output: list[dict] = []
+    content = sel.reply.get("content")
+    if content:
+        output.append({"type": "message", "id": "msg_" + sel.response_id[9:], "status": "completed",
+                       "role": "assistant",
+                       "content": [{"type": "output_text", "text": content, "annotations": []}]})
+    for c in sel.tool_calls:
+        output.append({"type": "function_call", "id": "fc_" + c["id"][5:], "call_id": c["id"], "name": c["name"],
+                       "arguments": c["arguments"], "status": "completed"})
+    return output
+
+
+def response_body(sel: Selection, created: int, request: Mapping[str, Any], *, status: str = "completed",
+                  output: list | None = None) -> dict:
+    """The JSON body of a Responses API response (also the ``response`` of its stream events)."""
+    body: dict[str, Any] = {
+        "id": "resp_" + sel.response_id[9:], "object": "response", "created_at": created, "status": status,
+        "model": sel.model, "output": _response_output(sel) if output is None else output,
+        "parallel_tool_calls": bool(request.get("parallel_tool_calls", True)),
+        "tool_choice": request.get("tool_choice") or "auto", "tools": list(request.get("tools") or []),
+        "instructions": request.get("instructions"), "error": None, "incomplete_details": None, "metadata": {},
+        "temperature": 1.0, "top_p": 1.0, "max_output_tokens": None, "previous_response_id": None,
+        "reasoning": None, "truncation": "disabled", "text": {"format": {"type": "text"}}, "user": None,
+    }
+    if status == "completed":
+        body["usage"] = responses_usage(sel.usage)
+    return body
+
+
+def response_events(sel: Selection, created: int, request: Mapping[str, Any]) -> list[dict]:
+    """The server-sent events of a streamed Responses API response, in the API's order: created,
+    each output item (added, its deltas, done), completed (with the usage)."""
+    events: list[dict] = [{"type": "response.created",
+                           "response": response_body(sel, created, request, status="in_progress", output=[])}]
+    for index, item in enumerate(_response_output(sel)):
+        if item["type"] == "message":
+            events.append({"type": "response.output_item.added", "output_index": index,
+                           "item": dict(item, status="in_progress", content=[])})
+            events.append({"type": "response.content_part.added", "output_index": index, "item_id": item["id"],
+                           "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}})
+            text = item["content"][0]["text"]
+            for i in range(0, len(text), sel.chunk_size):
+                events.append({"type": "response.output_text.delta", "output_index": index, "item_id": item["id"],
+                               "content_index": 0, "delta": text[i:i + sel.chunk_size]})
+            events.append({"type": "response.output_text.done", "output_index": index, "item_id": item["id"],
+                           "content_index": 0, "text": text})
+            events.append({"type": "response.content_part.done", "output_index": index, "item_id": item["id"],
+                           "content_index": 0, "part": item["content"][0]})
+        else:
+            events.append({"type": "response.output_item.added", "output_index": index,
+                           "item": dict(item, status="in_progress", arguments="")})
+            args = item["arguments"]
+            for i in range(0, len(args), sel.chunk_size):
+                events.append({"type": "response.function_call_arguments.delta", "output_index": index,
+                               "item_id": item["id"], "delta": args[i:i + sel.chunk_size]})
+            events.append({"type": "response.function_call_arguments.done", "output_index": index,
+                           "item_id": item["id"], "arguments": args})
+        events.append({"type": "response.output_item.done", "output_index": index, "item": item})
+    events.append({"type": "response.completed", "response": response_body(sel, created, request)})
+    for n, event in enumerate(events):
+        event["sequence_number"] = n
+    return events

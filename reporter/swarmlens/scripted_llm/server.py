@@ -9,7 +9,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .script import Script, completion_body, stream_chunks
+from .script import Script, completion_body, response_body, response_events, responses_messages, stream_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
-        if path not in ("/v1/chat/completions", "/chat/completions"):
+        responses = path in ("/v1/responses", "/responses")
+        if path not in ("/v1/chat/completions", "/chat/completions") and not responses:
             self._error(404, f"no route POST {path}")
             return
         try:
@@ -68,7 +69,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
-            if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            if responses:
+                if not isinstance(body, dict) or not isinstance(body.get("input"), (str, list)):
+                    raise ValueError("body must be an object with an input string or list")
+            elif not isinstance(body, dict) or not isinstance(body.get("messages"), list):
                 raise ValueError("body must be an object with a messages list")
         except ValueError as exc:
             self._error(400, f"malformed request: {exc}")
@@ -78,6 +82,9 @@ class _Handler(BaseHTTPRequestHandler):
         stream = bool(body.get("stream"))
         options = body.get("stream_options") or {}
         include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
+        request = body
+        if responses:  # the script selects on the equivalent chat messages; the usage always comes
+            body = {"model": request.get("model"), "messages": responses_messages(request)}
         sel = self.server.script.select(body)
         if sel.error is not None:
             if not self._wait(sel.error.delay):
@@ -93,6 +100,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._wait(sel.delay):
             return
         created = int(time.time())
+        if responses:
+            self._respond(sel, created, request, stream)
+            return
         if not stream:
             self._send_json(200, completion_body(sel, created))
             return
@@ -111,6 +121,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):  # the client closed the stream early
+            pass
+
+
+    def _respond(self, sel, created: int, request: dict, stream: bool) -> None:
+        """A Responses API answer: one JSON body, or its server-sent events."""
+        if not stream:
+            self._send_json(200, response_body(sel, created, request))
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for event in response_events(sel, created, request):
+                self.wfile.write(b"event: " + event["type"].encode() + b"\ndata: " + json.dumps(event).encode()
+                                 + b"\n\n")
+                self.wfile.flush()
+                if event["type"].endswith(".delta") and not self._wait(sel.chunk_delay):
+                    return
+        except (BrokenPipeError, ConnectionResetError):
             pass
 
 

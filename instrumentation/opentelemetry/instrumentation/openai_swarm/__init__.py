@@ -49,9 +49,10 @@ Environment variables, each overridable by the keyword of ``instrument()`` in br
   ``stream_options.include_usage`` on streamed completions for exact token counts.
 
 ``docs/instrumentation.md`` has the full reference (spans, attributes, privacy switches).
-When the official OpenAI instrumentation (``opentelemetry-instrumentation-openai-v2`` or its
-successor) is active, it makes the ``chat`` spans and this package only reads the usage, so
-nothing is counted twice.
+When another OpenAI instrumentation (``opentelemetry-instrumentation-openai-v2``,
+``-genai-openai``, logfire, ...) opens a chat span for a completion, that span is the chat span and
+this package only reads the usage, so nothing is counted twice; ``IdentitySpanProcessor`` (added to
+the tracer provider by ``instrument()``) puts the task's user, session, conversation and agent on it.
 """
 
 from __future__ import annotations
@@ -61,10 +62,12 @@ from importlib.metadata import PackageNotFoundError, version as dist_version
 from typing import Any, Collection
 
 import wrapt
+from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import get_tracer
 
+from .identity import IdentitySpanProcessor
 from .package import _instruments, _instruments_github
 from .patch import (
     Telemetry,
@@ -77,7 +80,8 @@ from .user_context import current_swarm_user, swarm_user
 from .utils import SETTINGS, load_config, logger
 from .version import __version__
 
-__all__ = ["SwarmInstrumentor", "swarm_user", "current_swarm_user", "SETTINGS", "__version__"]
+__all__ = ["SwarmInstrumentor", "IdentitySpanProcessor", "swarm_user", "current_swarm_user", "SETTINGS",
+           "__version__"]
 
 _WRAPPED_METHODS = (
     ("run", traced_run),
@@ -87,6 +91,25 @@ _WRAPPED_METHODS = (
 )
 
 _hook_registered = False
+# (tracer provider, the identity processor added to it): a provider cannot remove a processor, so
+# uninstrument() disables it and the next instrument() enables the same one again. A list searched by
+# identity, since some providers (logfire's) are neither hashable nor weakly referenceable.
+_processors: list = []
+
+
+def _add_identity_processor(provider: Any, config: Any) -> None:
+    """Adds the identity processor to an SDK tracer provider (once); other providers have no processors."""
+    if provider is None or not hasattr(provider, "add_span_processor"):
+        return
+    for known, processor in _processors:
+        if known is provider:
+            break
+    else:
+        processor = IdentitySpanProcessor(config)
+        provider.add_span_processor(processor)
+        _processors.append((provider, processor))
+    processor.config = config
+    processor.enabled = True
 
 
 def _installed(dist: str) -> bool:
@@ -117,6 +140,10 @@ class SwarmInstrumentor(BaseInstrumentor):
         self._config = config
         self._tracer = tracer
         self._active = True
+        # Spans of other instrumentations in a task get the identity: on the provider given and on
+        # the global one (where the official OpenAI instrumentations make theirs by default).
+        for provider in {id(p): p for p in (kwargs.get("tracer_provider"), trace.get_tracer_provider())}.values():
+            _add_identity_processor(provider, config)
         if "swarm.core" in sys.modules:
             self._patch(sys.modules["swarm.core"])
         else:
@@ -131,12 +158,16 @@ class SwarmInstrumentor(BaseInstrumentor):
         from swarm.types import Agent, Result  # the module that defines them is loaded with swarm.core
 
         self._telemetry = Telemetry(self._tracer, self._config, Agent, Result)
+        config = self._config
+        self._telemetry.on_provider = lambda provider: _add_identity_processor(provider, config)
         for name, factory in _WRAPPED_METHODS:
             wrapt.wrap_function_wrapper(core.Swarm, name, factory(self._telemetry))
         self._patched = True
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._active = False
+        for _, processor in _processors:
+            processor.enabled = False
         if not self._patched:
             return
         core = sys.modules.get("swarm.core")

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import time
 import types
 import weakref
 from typing import Any, Callable, Optional
@@ -50,6 +51,9 @@ from . import utils as u
 from .utils import logger
 
 _TASK_KEY = otel_context.create_key("openai_swarm.task")
+# Set while a chat completion request of a task is in flight, before this package has started a span
+# for it: a GenAI chat span another instrumentation starts under it makes ours a duplicate.
+_CHAT_KEY = otel_context.create_key("openai_swarm.chat")
 
 _ProxyBase = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
@@ -88,6 +92,7 @@ def _context_ops() -> tuple:
 _get_current, _attach, _detach = _context_ops()
 _set_value = otel_context.set_value
 _set_span = trace.set_span_in_context
+_get_tracer_provider = trace.get_tracer_provider
 _clean_str = u.clean_str
 _MethodType = types.MethodType
 _GeneratorType = types.GeneratorType
@@ -98,16 +103,11 @@ _OP = u.GEN_AI_OPERATION_NAME
 _AGENT = u.GEN_AI_AGENT_NAME
 _REQUEST_MODEL = u.GEN_AI_REQUEST_MODEL
 
-# Wrappers of openai's Completions.create from these modules create chat spans of their own;
-# when one is active ours would be a duplicate.
-_EXTERNAL_CHAT_PREFIXES = (
-    "opentelemetry.instrumentation.openai",  # opentelemetry-instrumentation-openai-v2, OpenLLMetry
-    "opentelemetry.instrumentation.genai",   # opentelemetry-instrumentation-genai-openai
-    "opentelemetry.util.genai",
-    "openinference.instrumentation.openai",
-    "openlit.",
-)
-_OWN_PREFIX = "opentelemetry.instrumentation.openai_swarm"
+_OWN_SCOPE = "opentelemetry.instrumentation.openai_swarm"
+# The operations of the GenAI conventions that are one model call: a span of another instrumentation
+# with one of these, started while our chat request is in flight, is the chat span of that request.
+_MODEL_CALL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
+_time_ns = time.time_ns
 
 
 class _Guard:
@@ -145,36 +145,6 @@ def _arg(args: tuple, kwargs: dict, name: str, index: int, default: Any = None) 
     return default
 
 
-_external_cache: dict = {}
-
-
-def external_chat_instrumentation(completions: Any) -> bool:
-    """Whether another instrumentation wraps ``create`` of this completions resource's class."""
-    cls = type(completions)
-    cached = _external_cache.get(cls)
-    if cached is not None and cls.__dict__.get("create") is cached[0] is not None:
-        return cached[1]  # same function object on the class as last time: same answer
-    attr = None
-    for klass in cls.__mro__:
-        attr = klass.__dict__.get("create")
-        if attr is not None:
-            break
-    if cached is not None and cached[0] is attr:
-        return cached[1]
-    result = _is_external(attr)
-    _external_cache[cls] = (attr, result)
-    return result
-
-
-def _is_external(attr: Any) -> bool:
-    while isinstance(attr, _ProxyBase):
-        module = getattr(getattr(attr, "_self_wrapper", None), "__module__", None) or ""
-        if module.startswith(_EXTERNAL_CHAT_PREFIXES) and not module.startswith(_OWN_PREFIX):
-            return True
-        attr = getattr(attr, "__wrapped__", None)
-    return False
-
-
 def _record_error(span: Any, exc: BaseException) -> None:
     if span is None or not span.is_recording():
         return
@@ -187,7 +157,7 @@ class Telemetry:
     """What the wrappers share: tracer, settings (read once), Swarm's types, the per-instance views."""
 
     __slots__ = ("tracer", "config", "agent_cls", "result_cls", "limit", "capture_content", "capture_messages",
-                 "stream_usage", "start_span", "_views", "_last_view")
+                 "message_events", "stream_usage", "start_span", "_views", "_last_view", "on_provider", "_provider")
 
     def __init__(self, tracer: trace.Tracer, config: u.Config, agent_cls: type, result_cls: type):
         self.tracer = tracer
@@ -197,6 +167,7 @@ class Telemetry:
         self.limit = config.max_attribute_length
         self.capture_content = config.capture_content
         self.capture_messages = config.capture_messages
+        self.message_events = config.message_events
         self.stream_usage = config.stream_usage
         self.start_span = tracer.start_span
         # Swarm instance -> the _SwarmView its get_chat_completion runs against (weak: an app may
@@ -205,6 +176,19 @@ class Telemetry:
         # Most apps have one Swarm: skip the dict lookup. Weak, so that a discarded Swarm's view
         # (and the client it holds) goes with the dictionary entry.
         self._last_view: Callable[[], Optional[_SwarmView]] = lambda: None
+        # Called with the global tracer provider whenever a task finds a different one than the last
+        # task did (an app may set its provider after instrument(), e.g. under opentelemetry-instrument).
+        self.on_provider: Optional[Callable[[Any], None]] = None
+        self._provider: Any = None
+
+    def check_provider(self) -> None:
+        provider = _get_tracer_provider()
+        if provider is not self._provider:
+            self._provider = provider
+            hook = self.on_provider
+            if hook is not None:
+                with _guard("adding the identity processor to the tracer provider"):
+                    hook(provider)
 
     def name_of(self, agent: Any) -> str:
         name = getattr(agent, "name", None)
@@ -241,7 +225,7 @@ class _Stretch:
     """One contiguous stretch of an active agent: one invoke_agent span."""
 
     __slots__ = ("span", "agent", "name", "ctx", "chat_attrs", "turns", "input_tokens", "output_tokens",
-                 "estimated", "failed")
+                 "cache_read_tokens", "reasoning_tokens", "estimated", "failed")
 
     def __init__(self, task: "_Task", agent: Any, model: Any, handoff_from: Optional[str]):
         tel = task.tel
@@ -260,6 +244,8 @@ class _Stretch:
         self.turns = 0
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cache_read_tokens: Optional[int] = None  # None until the API reports the detail
+        self.reasoning_tokens: Optional[int] = None
         self.estimated = False
         self.failed = False
 
@@ -276,6 +262,10 @@ class _Stretch:
                 u.GEN_AI_USAGE_OUTPUT_TOKENS: self.output_tokens,
                 u.SWARM_AGENT_TURNS: self.turns,
             }
+            if self.cache_read_tokens is not None:
+                attrs[u.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = self.cache_read_tokens
+            if self.reasoning_tokens is not None:
+                attrs[u.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = self.reasoning_tokens
             if self.estimated:
                 attrs[u.SWARM_USAGE_ESTIMATED] = True
             span.set_attributes(attrs)
@@ -286,12 +276,14 @@ class _Task:
     """One Swarm.run / run_and_stream call: the root span and the running sums."""
 
     __slots__ = ("tel", "span", "ctx", "identity", "parent", "recording", "start_agent", "agents", "handoffs",
-                 "turns", "input_tokens", "output_tokens", "estimated", "stretch", "pending_from", "open_chat",
+                 "turns", "input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens", "estimated",
+                 "stretch", "pending_from", "open_chat",
                  "pending_chat", "response", "finished", "failed")
 
     def __init__(self, tel: Telemetry, agent: Any, messages: Any, context_variables: Any,
                  ambient: Optional[otel_context.Context] = None):
         self.tel = tel
+        tel.check_provider()
         if ambient is None:
             ambient = _get_current()
         self.parent: Optional[_Task] = ambient.get(_TASK_KEY)
@@ -326,6 +318,8 @@ class _Task:
         self.turns = 0
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cache_read_tokens: Optional[int] = None
+        self.reasoning_tokens: Optional[int] = None
         self.estimated = False
         self.stretch: Optional[_Stretch] = None
         self.pending_from: Optional[str] = None
@@ -387,6 +381,10 @@ class _Task:
                 u.SWARM_TASK_USAGE_INPUT_TOKENS: self.input_tokens,
                 u.SWARM_TASK_USAGE_OUTPUT_TOKENS: self.output_tokens,
             }
+            if self.cache_read_tokens is not None:
+                attrs[u.SWARM_TASK_USAGE_CACHE_READ_INPUT_TOKENS] = self.cache_read_tokens
+            if self.reasoning_tokens is not None:
+                attrs[u.SWARM_TASK_USAGE_REASONING_OUTPUT_TOKENS] = self.reasoning_tokens
             if self.estimated:
                 attrs[u.SWARM_USAGE_ESTIMATED] = True
             response = self.response
@@ -414,6 +412,10 @@ class _Task:
             # of its own in reports); per-agent figures come from its own invoke_agent spans.
             parent.input_tokens += self.input_tokens
             parent.output_tokens += self.output_tokens
+            if self.cache_read_tokens is not None:
+                parent.cache_read_tokens = (parent.cache_read_tokens or 0) + self.cache_read_tokens
+            if self.reasoning_tokens is not None:
+                parent.reasoning_tokens = (parent.reasoning_tokens or 0) + self.reasoning_tokens
             parent.estimated = parent.estimated or self.estimated
 
 
@@ -424,15 +426,27 @@ class _Task:
 
 class _Chat:
     """One chat completion: counts the turn, owns the chat span (unless another
-    instrumentation makes it) and turns the response into usage."""
+    instrumentation makes it) and turns the response into usage.
+
+    The span is started once the request has been sent (with the time the request began), not
+    before: while the request is in flight the context carries this chat under ``_CHAT_KEY``, and
+    when another instrumentation starts a model-call span there (the official OpenAI
+    instrumentations, logfire, OpenLLMetry, ...), ``IdentitySpanProcessor`` marks this chat
+    ``external`` and that span is the chat span of the trace, not a second one of ours."""
 
     __slots__ = ("task", "stretch", "span", "messages", "stream", "injected", "response_id", "response_model",
-                 "finish_reasons", "usage", "out_chars", "out_text", "out_tools", "done", "inner")
+                 "finish_reasons", "usage", "out_chars", "out_text", "out_tools", "done", "inner",
+                 "span_name", "span_attrs", "start_ns", "external", "first_chunk_ns")
 
     def __init__(self, task: _Task, stretch: _Stretch):
         self.task = task
         self.stretch = stretch
         self.span = None
+        self.span_name: Optional[str] = None
+        self.span_attrs: Optional[dict] = None
+        self.start_ns = 0
+        self.external = False
+        self.first_chunk_ns = 0
         self.messages: Any = None
         self.stream = False
         self.injected = False
@@ -447,7 +461,7 @@ class _Chat:
         self.inner: Any = None
 
     # called by _CompletionsView.create, right before the real request
-    def on_request(self, completions: Any, kwargs: dict) -> dict:
+    def on_request(self, completions: Any, kwargs: dict, server: Optional[dict] = None) -> dict:
         task = self.task
         tel = task.tel
         stretch = self.stretch
@@ -460,25 +474,43 @@ class _Chat:
         task.turns += 1
         stretch.turns += 1
         capture = tel.capture_messages
-        if stream and capture:
+        if stream and (capture or tel.message_events):
             self.out_text = []
             self.out_tools = {}
-        if not external_chat_instrumentation(completions):
-            attrs = stretch.chat_attrs.copy()
-            model = kwargs.get("model")
+        attrs = stretch.chat_attrs.copy()
+        model = kwargs.get("model")
+        if model:
+            if not (type(model) is str and len(model) <= tel.limit and model.isascii()):
+                model = _clean_str(model, tel.limit)
             if model:
-                if not (type(model) is str and len(model) <= tel.limit and model.isascii()):
-                    model = _clean_str(model, tel.limit)
-                if model:
-                    attrs[_REQUEST_MODEL] = model
-            if capture:
-                system, rest = u.split_system(self.messages)
-                if system:
-                    attrs[u.GEN_AI_SYSTEM_INSTRUCTIONS] = u.system_instructions_json(system, tel.limit)
-                attrs[u.GEN_AI_INPUT_MESSAGES] = u.messages_json(rest, tel.limit)
-            self.span = tel.start_span("chat " + model if model else "chat", context=stretch.ctx, kind=_CLIENT,
-                                       attributes=attrs)
+                attrs[_REQUEST_MODEL] = model
+        if stream:
+            attrs[u.GEN_AI_REQUEST_STREAM] = True
+        if server:
+            attrs.update(server)
+        if capture:
+            # Swarm sends the agent's instructions as the first message of the history, so they stay
+            # there (gen_ai.system_instructions is for instructions given apart from the history).
+            messages = self.messages
+            attrs[u.GEN_AI_INPUT_MESSAGES] = u.messages_json(messages if isinstance(messages, (list, tuple))
+                                                             else (), tel.limit)
+        self.span_name = "chat " + model if model else "chat"
+        self.span_attrs = attrs
+        self.start_ns = _time_ns()
         return kwargs
+
+    def request_context(self) -> otel_context.Context:
+        """The context the request runs in: the agent span current, this chat marked in flight."""
+        return _set_value(_CHAT_KEY, self, self.stretch.ctx)
+
+    def sent(self) -> None:
+        """The request returned or raised: start our chat span unless another instrumentation made one."""
+        attrs = self.span_attrs
+        if attrs is None or self.external or self.span is not None:
+            return
+        self.span_attrs = None
+        self.span = self.task.tel.start_span(self.span_name, context=self.stretch.ctx, kind=_CLIENT,
+                                             attributes=attrs, start_time=self.start_ns)
 
     def fail(self, exc: BaseException) -> None:
         if self.done:
@@ -506,12 +538,14 @@ class _Chat:
             for call in getattr(message, "tool_calls", None) or ():
                 fn = getattr(call, "function", None)
                 self.out_chars += len(getattr(fn, "name", "") or "") + len(getattr(fn, "arguments", "") or "")
-        self.finish(output_message=message if self.task.tel.capture_messages else None)
+        tel = self.task.tel
+        self.finish(output_message=message if tel.capture_messages or tel.message_events else None)
 
     def on_chunk(self, chunk: Any) -> bool:
         """A streamed chunk arrived; True when it is the usage-only chunk we asked for and
         must be kept from Swarm."""
         if self.response_id is None:
+            self.first_chunk_ns = _time_ns()
             self.response_id = getattr(chunk, "id", None)
             self.response_model = getattr(chunk, "model", None)
         usage = getattr(chunk, "usage", None)
@@ -574,6 +608,13 @@ class _Chat:
         stretch = self.stretch
         stretch.input_tokens += input_tokens
         stretch.output_tokens += output_tokens
+        cached, reasoning = usage.cache_read_input_tokens, usage.reasoning_output_tokens
+        if cached is not None:
+            task.cache_read_tokens = (task.cache_read_tokens or 0) + cached
+            stretch.cache_read_tokens = (stretch.cache_read_tokens or 0) + cached
+        if reasoning is not None:
+            task.reasoning_tokens = (task.reasoning_tokens or 0) + reasoning
+            stretch.reasoning_tokens = (stretch.reasoning_tokens or 0) + reasoning
         if estimated:
             task.estimated = stretch.estimated = True
         span = self.span
@@ -602,11 +643,24 @@ class _Chat:
                 attrs[u.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
             if estimated:
                 attrs[u.SWARM_USAGE_ESTIMATED] = True
-            if tel.capture_messages:
+            if self.first_chunk_ns:
+                attrs[u.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (self.first_chunk_ns - self.start_ns) / 1e9
+            if tel.capture_messages or tel.message_events:
                 message = output_message if output_message is not None else self._stream_output_message()
+                output = None
                 if message is not None:
                     reason = self.finish_reasons[0] if self.finish_reasons else None
-                    attrs[u.GEN_AI_OUTPUT_MESSAGES] = u.messages_json([message], limit, reason)
+                    output = u.messages_json([message], limit, reason)
+                if tel.capture_messages and output is not None:
+                    attrs[u.GEN_AI_OUTPUT_MESSAGES] = output
+                if tel.message_events:
+                    messages = self.messages
+                    details = {u.GEN_AI_OPERATION_NAME: "chat",
+                               u.GEN_AI_INPUT_MESSAGES: u.messages_json(
+                                   messages if isinstance(messages, (list, tuple)) else (), limit)}
+                    if output is not None:
+                        details[u.GEN_AI_OUTPUT_MESSAGES] = output
+                    span.add_event(u.EVENT_INFERENCE_DETAILS, details)
             span.set_attributes(attrs)
         span.end()
 
@@ -662,11 +716,22 @@ def _chat_stream(stream: Any, chat: _Chat):
 # one view per Swarm instance serves every thread and task) and forward everything else.
 
 
+def _server_attributes(client: Any) -> dict:
+    """server.address / server.port of the client's base URL (the scheme's port when none is given)."""
+    url = getattr(client, "base_url", None)
+    host = getattr(url, "host", None)
+    if not host:
+        return {}
+    port = getattr(url, "port", None) or (443 if getattr(url, "scheme", "") == "https" else 80)
+    return {u.SERVER_ADDRESS: str(host), u.SERVER_PORT: int(port)}
+
+
 class _CompletionsView:
-    __slots__ = ("_client",)
+    __slots__ = ("_client", "_server")
 
     def __init__(self, client: Any):
         self._client = client
+        self._server: Optional[dict] = None
 
     def create(self, *args: Any, **kwargs: Any) -> Any:
         completions = self._client.chat.completions
@@ -677,9 +742,11 @@ class _CompletionsView:
         task.pending_chat = None
         token = None
         try:
-            kwargs = chat.on_request(completions, kwargs)
-            if chat.span is not None:
-                token = _attach(_set_span(chat.span, chat.stretch.ctx))
+            server = self._server
+            if server is None:
+                server = self._server = _server_attributes(self._client)
+            kwargs = chat.on_request(completions, kwargs, server)
+            token = _attach(chat.request_context())
         except Exception:
             _log_failure("starting a chat span")
         try:
@@ -687,6 +754,10 @@ class _CompletionsView:
         finally:
             if token is not None:
                 _detach(token)
+                try:
+                    chat.sent()
+                except Exception:
+                    _log_failure("starting a chat span")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client.chat.completions, name)
@@ -780,9 +851,17 @@ def traced_get_chat_completion(tel: Telemetry) -> Callable:
                 finally:
                     task.pending_chat = None
             else:  # called unbound or through another wrapper: observe without rerouting the client
+                inner = None
                 with _guard("starting a chat span"):
                     chat.on_request(None, {"model": model, "stream": _arg(args, kwargs, "stream", 4, False)})
-                result = wrapped(*args, **kwargs)
+                    inner = _attach(chat.request_context())
+                try:
+                    result = wrapped(*args, **kwargs)
+                finally:
+                    if inner is not None:
+                        _detach(inner)
+                        with _guard("starting a chat span"):
+                            chat.sent()
         except BaseException as exc:
             with _guard("recording a chat error"):
                 chat.fail(exc)
@@ -806,9 +885,9 @@ def traced_get_chat_completion(tel: Telemetry) -> Callable:
 class _ToolBatch:
     """One handle_tool_calls call: the tool calls it will run and the span of each."""
 
-    __slots__ = ("task", "stretch", "ctx", "calls", "pending", "agent", "names")
+    __slots__ = ("task", "stretch", "ctx", "calls", "pending", "agent", "names", "tool_error")
 
-    def __init__(self, task: _Task, tool_calls: Any, names: set):
+    def __init__(self, task: _Task, tool_calls: Any, names: dict):
         self.task = task
         stretch = self.stretch = task.stretch
         if stretch is not None:
@@ -818,6 +897,7 @@ class _ToolBatch:
             self.ctx = task.ctx
             self.agent = None
         self.names = names
+        self.tool_error: Optional[BaseException] = None  # what a tool itself raised
         self.calls = calls = [(tc, _tool_name(tc)) for tc in tool_calls]
         self.pending = [c for c in calls if c[1] in names]
 
@@ -829,7 +909,7 @@ class _ToolBatch:
                 return tc
         return None
 
-    def _start(self, name: str, call_id: Optional[str]) -> Any:
+    def _start(self, name: str, call_id: Optional[str], func: Any = None) -> Any:
         task = self.task
         tel = task.tel
         limit = tel.limit
@@ -842,13 +922,16 @@ class _ToolBatch:
                 and call_id.isascii() else _clean_str(call_id, limit)
         if self.stretch is not None:
             attrs[_AGENT] = self.stretch.name
+        doc = getattr(func, "__doc__", None) if func is not None else None
+        if doc:
+            attrs[u.GEN_AI_TOOL_DESCRIPTION] = _tool_description(doc, limit)
         return tel.start_span("execute_tool " + name, context=self.ctx, kind=_INTERNAL, attributes=attrs)
 
     def call_tool(self, wrapped: Any, name: str, args: tuple, kwargs: dict) -> Any:
         span = None
         try:
             tc = self._take(name)
-            span = self._start(name, getattr(tc, "id", None))  # a pending call's name is `name`
+            span = self._start(name, getattr(tc, "id", None), wrapped)  # a pending call's name is `name`
             if tc is not None and self.task.tel.capture_messages:
                 span.set_attribute(u.GEN_AI_TOOL_CALL_ARGUMENTS,
                                    _clean_str(tc.function.arguments, self.task.tel.limit))
@@ -861,6 +944,7 @@ class _ToolBatch:
         try:
             raw = wrapped(*args, **kwargs)
         except BaseException as exc:
+            self.tool_error = exc
             with _guard("recording a tool error"):
                 _record_error(span, exc)
                 span.end()
@@ -905,6 +989,19 @@ class _ToolBatch:
                 span.set_status(Status(StatusCode.ERROR, f"Tool {name} not found"))
             span.end()
 
+    def failed_before_call(self, exc: BaseException) -> None:
+        """Swarm raised before calling the next tool (its arguments were not valid JSON): the call
+        still gets its span, with its name, id and the error."""
+        if not self.pending or exc is self.tool_error:
+            return
+        tc, name = self.pending.pop(0)
+        span = self._start(name, getattr(tc, "id", None), self.names.get(name))
+        if span.is_recording() and self.task.tel.capture_messages:
+            span.set_attribute(u.GEN_AI_TOOL_CALL_ARGUMENTS,
+                               _clean_str(getattr(getattr(tc, "function", None), "arguments", ""), self.task.tel.limit))
+        _record_error(span, exc)
+        span.end()
+
     def done(self, response: Any) -> None:
         new_agent = getattr(response, "agent", None)
         if new_agent is not None and new_agent is not self.agent:
@@ -939,6 +1036,22 @@ def _tool_proxy(func: Any, batch: "_ToolBatch") -> Any:
     return proxy
 
 
+_descriptions: dict = {}
+
+
+def _tool_description(doc: str, limit: int) -> str:
+    """A function's docstring as the tool description (indentation removed), cached per text."""
+    key = (doc, limit)
+    out = _descriptions.get(key)
+    if out is None:
+        import inspect
+
+        out = _clean_str(inspect.cleandoc(doc), limit)
+        if len(_descriptions) < 4096:
+            _descriptions[key] = out
+    return out
+
+
 def _tool_name(tc: Any) -> Optional[str]:
     fn = getattr(tc, "function", None)
     return getattr(fn, "name", None)
@@ -958,7 +1071,7 @@ def traced_handle_tool_calls(tel: Telemetry) -> Callable:
                 tool_calls = kwargs.get("tool_calls")
                 functions = kwargs.get("functions")
             functions = functions or []
-            names = {getattr(f, "__name__", None) for f in functions}
+            names = {getattr(f, "__name__", None): f for f in functions}
             batch = _ToolBatch(task, tool_calls or (), names)
             proxied = [_tool_proxy(f, batch) for f in functions]
             if "functions" in kwargs:
@@ -976,6 +1089,8 @@ def traced_handle_tool_calls(tel: Telemetry) -> Callable:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
             with _guard("recording a tool error"):
+                if isinstance(exc, json.JSONDecodeError):  # Swarm parsing the arguments, before the tool ran
+                    batch.failed_before_call(exc)
                 if batch.stretch is not None:
                     batch.stretch.fail(exc)
             raise

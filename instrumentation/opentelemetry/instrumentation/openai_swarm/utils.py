@@ -11,7 +11,7 @@ import math
 import os
 from collections.abc import Mapping as _Mapping  # for isinstance: typing.Mapping's check costs several calls more
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
@@ -21,30 +21,37 @@ logger = logging.getLogger("opentelemetry.instrumentation.openai_swarm")
 # --------------------------------------------------------------------------------------
 # Attribute names (GenAI semantic conventions where they exist, swarm.* where they do not)
 # --------------------------------------------------------------------------------------
-GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
-GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
-GEN_AI_AGENT_NAME = "gen_ai.agent.name"
-GEN_AI_WORKFLOW_NAME = "gen_ai.workflow.name"
-GEN_AI_CONVERSATION_ID = "gen_ai.conversation.id"
-GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
-GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
-GEN_AI_RESPONSE_ID = "gen_ai.response.id"
-GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
-GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
-GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
-GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
-GEN_AI_TOOL_NAME = "gen_ai.tool.name"
-GEN_AI_TOOL_CALL_ID = "gen_ai.tool.call.id"
-GEN_AI_TOOL_TYPE = "gen_ai.tool.type"
-GEN_AI_TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
-GEN_AI_TOOL_CALL_RESULT = "gen_ai.tool.call.result"
-GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
-GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
-GEN_AI_SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
-ENDUSER_ID = "enduser.id"
-SESSION_ID = "session.id"
-ERROR_TYPE = "error.type"
+# The conventions' names come from the semantic-conventions package (its incubating GenAI, enduser
+# and session attributes); only the swarm.* names, which the conventions do not define, are typed here.
+from opentelemetry.semconv._incubating.attributes.enduser_attributes import ENDUSER_ID  # noqa: E402
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (  # noqa: E402
+    GEN_AI_AGENT_NAME,
+    GEN_AI_CONVERSATION_ID,
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_REQUEST_STREAM,
+    GEN_AI_RESPONSE_FINISH_REASONS,
+    GEN_AI_RESPONSE_ID,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
+    GEN_AI_TOOL_CALL_ID,
+    GEN_AI_TOOL_CALL_RESULT,
+    GEN_AI_TOOL_DESCRIPTION,
+    GEN_AI_TOOL_NAME,
+    GEN_AI_TOOL_TYPE,
+    GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+    GEN_AI_WORKFLOW_NAME,
+)
+from opentelemetry.semconv._incubating.attributes.session_attributes import SESSION_ID  # noqa: E402
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE  # noqa: E402
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT  # noqa: E402
 
 SWARM_TASK_INPUT = "swarm.task.input"
 SWARM_TASK_OUTPUT = "swarm.task.output"
@@ -54,10 +61,15 @@ SWARM_TASK_HANDOFFS = "swarm.task.handoffs"
 SWARM_TASK_TURNS = "swarm.task.turns"
 SWARM_TASK_USAGE_INPUT_TOKENS = "swarm.task.usage.input_tokens"
 SWARM_TASK_USAGE_OUTPUT_TOKENS = "swarm.task.usage.output_tokens"
+SWARM_TASK_USAGE_CACHE_READ_INPUT_TOKENS = "swarm.task.usage.cache_read.input_tokens"
+SWARM_TASK_USAGE_REASONING_OUTPUT_TOKENS = "swarm.task.usage.reasoning.output_tokens"
 SWARM_AGENT_TURNS = "swarm.agent.turns"
 SWARM_HANDOFF_FROM = "swarm.handoff.from"
 SWARM_HANDOFF_TO = "swarm.handoff.to"
 SWARM_USAGE_ESTIMATED = "swarm.usage.estimated"
+
+# The conventions' event that carries a model call's messages when content goes to events.
+EVENT_INFERENCE_DETAILS = "gen_ai.client.inference.operation.details"
 
 PROVIDER_OPENAI = "openai"
 WORKFLOW_NAME = "swarm"
@@ -120,7 +132,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OTEL_INSTRUMENTATION_SWARM_CAPTURE_CONTENT", "capture_content", True, _parse_bool,
             "Record the task input (last user message) and output (final assistant message) on the root span."),
     Setting("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "capture_messages", False, _parse_genai_content,
-            "Record full message lists (gen_ai.input.messages / gen_ai.output.messages / gen_ai.system_instructions) "
+            "Record full message lists (gen_ai.input.messages / gen_ai.output.messages) "
             "on chat spans, and tool arguments and results on execute_tool spans."),
     Setting("OTEL_INSTRUMENTATION_SWARM_MAX_ATTRIBUTE_LENGTH", "max_attribute_length", 4096, _parse_positive_int,
             "Longest string attribute value, in characters; longer values are cut and end with '…'. "
@@ -144,6 +156,9 @@ class Config:
     user_key: str = "user_id"
     session_key: str = "session_id"
     stream_usage: bool = True
+    # From the same variable as capture_messages: `event_only` / `span_and_event` put the chat messages
+    # in a span event gen_ai.client.inference.operation.details (event_only: not in attributes).
+    message_events: bool = False
 
 
 def load_config(overrides: Optional[Mapping[str, Any]] = None,
@@ -169,6 +184,11 @@ def load_config(overrides: Optional[Mapping[str, Any]] = None,
         except ValueError as exc:
             logger.warning("ignoring %s=%r (%s); using %r", s.env, raw, exc, s.default)
             values[s.option] = s.default
+    mode = overrides.get("message_events")
+    if mode is None:
+        raw = (env.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT") or "").strip().lower()
+        mode = raw in ("event_only", "span_and_event")
+    values["message_events"] = bool(mode)
     return Config(**values)
 
 
@@ -395,12 +415,14 @@ def resolve_user(ctx: Optional[otel_context.Context], context_variables: Any, co
 
 
 def identity_attributes(user: UserInfo) -> dict[str, str]:
-    """The attributes copied onto every span of a task."""
+    """The attributes copied onto every span of a task: provider, user, session, conversation."""
     attrs = {GEN_AI_PROVIDER_NAME: PROVIDER_OPENAI}
     if user.user_id is not None:
         attrs[ENDUSER_ID] = user.user_id
     if user.session_id is not None:
         attrs[SESSION_ID] = user.session_id
+    if user.conversation_id is not None:  # the conventions want it on agent and chat spans too
+        attrs[GEN_AI_CONVERSATION_ID] = user.conversation_id
     return attrs
 
 
@@ -437,19 +459,12 @@ def messages_json(messages: Iterable[Any], limit: int, finish_reason: Optional[s
     return json.dumps(out, ensure_ascii=False)
 
 
-def split_system(messages: Any) -> tuple[list, list]:
-    """(system messages, the others) of a request message list."""
-    if not isinstance(messages, (list, tuple)):
-        return [], []
-    system = [m for m in messages if _get(m, "role") in ("system", "developer")]
-    rest = [m for m in messages if _get(m, "role") not in ("system", "developer")]
-    return system, rest
-
-
-def system_instructions_json(system: Sequence[Any], limit: int) -> str:
-    return json.dumps([{"type": "text", "content": clean_str(content_text(_get(m, "content")), limit)}
-                       for m in system], ensure_ascii=False)
-
-
 def error_type(exc: BaseException) -> str:
-    return type(exc).__qualname__
+    """The fully qualified exception type (``openai.RateLimitError``; builtins bare, ``ValueError``):
+    what the SDK records as the exception event's ``exception.type`` and what the official OpenAI
+    instrumentations write as ``error.type``, so every span of a trace names an error alike."""
+    cls = type(exc)
+    module = cls.__module__
+    if module and module != "builtins":
+        return f"{module}.{cls.__qualname__}"
+    return cls.__qualname__

@@ -6,7 +6,7 @@ collector would store them (see the telemetry contract): a root ``invoke_workflo
 ``execute_tool`` spans, with the user on every span, tokens at each level, handoffs and errors.
 ``insert_spans`` writes such rows through clickhouse-connect::
 
-    from swarmlens.store.spans import Stretch, task_spans, insert_spans
+    from support_spans import Stretch, task_spans, insert_spans
     rows = task_spans(user_id="alice", stretches=[Stretch("Triage", tools=["transfer_to_sales"]),
                                                   Stretch("Sales", chats=[(300, 80), (420, 60)])])
     insert_spans(client, rows, database="otel")
@@ -213,3 +213,24 @@ def insert_spans(client, spans: Iterable[dict[str, Any]], database: str = "otel"
                  settings: dict[str, Any] | None = None):
     """Inserts span dicts into ``database.table`` as one block (one insert = one collector batch)."""
     return client.insert(table, rows(spans), column_names=list(COLUMNS), database=database, settings=settings)
+
+
+def foreign_spans(spans: Sequence[dict[str, Any]], *, root_name: str = "invoke_workflow support desk",
+                  scope: str = "opentelemetry.util.genai.handler") -> list[dict[str, Any]]:
+    """The spans of ``task_spans`` as another semconv-following instrumentation writes them: no
+    ``swarm.*`` attributes anywhere, no usage sums on the root or the agent spans, the user only on
+    the chat spans (where an identity processor put it), the root named ``root_name``."""
+    out = []
+    for span in spans:
+        s = dict(span, ScopeName=scope, SpanAttributes={k: v for k, v in span["SpanAttributes"].items()
+                                                         if not k.startswith("swarm.")})
+        attrs = s["SpanAttributes"]
+        op = attrs.get("gen_ai.operation.name")
+        if op in ("invoke_workflow", "invoke_agent"):
+            for key in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "enduser.id", "session.id"):
+                attrs.pop(key, None)
+        if not s["ParentSpanId"]:
+            s["SpanName"] = root_name
+            attrs["gen_ai.workflow.name"] = root_name.split(" ", 1)[1]
+        out.append(s)
+    return out

@@ -1,0 +1,131 @@
+"""Identity on every GenAI span, whoever makes it.
+
+The spans this package makes carry the user (``enduser.id``), the session (``session.id``), the
+conversation (``gen_ai.conversation.id``) and the active agent (``gen_ai.agent.name``). Spans
+that other instrumentations start inside a task (the chat spans of the official OpenAI
+instrumentations, logfire, OpenLLMetry; an LLM call a tool makes) know nothing of them. The
+``IdentitySpanProcessor`` that ``SwarmInstrumentor.instrument()`` adds to the tracer provider
+copies them onto such spans when they start, so that reports attribute every span of a task
+without a join. It only adds what a span lacks; it never overwrites.
+
+Outside a Swarm task (an OpenAI Agents SDK app, a bare OpenAI call) the identity comes from the
+same sources as a task's: ``swarm_user()`` around the call, then the baggage entries
+``enduser.id`` / ``session.id``; it is copied onto every span with a ``gen_ai.*`` attribute.
+
+The processor also tells a Swarm chat completion that another instrumentation made its chat
+span (see ``patch._Chat``), so a trace never has two.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from opentelemetry import baggage
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.trace import SpanKind
+
+from . import utils as u
+from .patch import _CHAT_KEY, _MODEL_CALL_OPERATIONS, _OWN_SCOPE, _TASK_KEY, _get_current
+
+_ENDUSER = u.ENDUSER_ID
+_SESSION = u.SESSION_ID
+_CONVERSATION = u.GEN_AI_CONVERSATION_ID
+_AGENT = u.GEN_AI_AGENT_NAME
+_OP = u.GEN_AI_OPERATION_NAME
+_CLIENT = SpanKind.CLIENT
+# Any of these at start marks a span as a GenAI span (the conventions require the first two).
+_GENAI_MARKERS = (u.GEN_AI_OPERATION_NAME, u.GEN_AI_PROVIDER_NAME, "gen_ai.system", u.GEN_AI_REQUEST_MODEL)
+# Some instrumentations (opentelemetry-util-genai, which the official OpenAI ones use) start their
+# spans with no attributes and set them later: the conventions' span name "{operation} {target}"
+# marks those.
+_GENAI_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings", "execute_tool",
+                               "invoke_agent", "invoke_workflow", "create_agent", "retrieval"})
+
+
+def _operation(span: Any, attrs: Any) -> Optional[str]:
+    """The GenAI operation of a span from another instrumentation, or None for a non-GenAI span."""
+    if attrs:
+        op = attrs.get(_OP)
+        if op is not None:
+            return str(op)
+        for key in _GENAI_MARKERS:
+            if key in attrs:
+                return ""
+    name = span.name
+    if name:
+        first = name.split(" ", 1)[0]
+        if first in _GENAI_OPERATIONS:
+            return first
+    return None
+
+
+class IdentitySpanProcessor(SpanProcessor):
+    """Copies the task's user, session, conversation and agent onto GenAI spans of other
+    instrumentations when they start. ``enabled`` is cleared by ``uninstrument()`` (a tracer
+    provider cannot remove a processor) and set again by the next ``instrument()``."""
+
+    def __init__(self, config: u.Config):
+        self.config = config
+        self.enabled = True
+
+    def on_start(self, span: Any, parent_context: Optional[otel_context.Context] = None) -> None:
+        if not self.enabled:
+            return
+        try:
+            scope = span.instrumentation_scope
+            if scope is not None and scope.name == _OWN_SCOPE:
+                return  # ours carry the identity from the start
+            attrs = span.attributes or {}
+            op = _operation(span, attrs)
+            if op is None:
+                return
+            ctx = parent_context if parent_context is not None else _get_current()
+            task = ctx.get(_TASK_KEY)
+            if task is not None:
+                self._from_task(span, attrs, ctx, task, op)
+            else:
+                self._from_context(span, attrs, ctx)
+        except Exception:  # never break the span or the application
+            u.logger.warning("Swarm instrumentation: copying the identity onto a span failed", exc_info=True)
+
+    def _from_task(self, span: Any, attrs: Any, ctx: otel_context.Context, task: Any, op: str) -> None:
+        chat = ctx.get(_CHAT_KEY)
+        if chat is not None and chat.task is task and op in _MODEL_CALL_OPERATIONS \
+                and (span.kind is _CLIENT or _OP in attrs):
+            # A model-call span opened for the request in flight (a CLIENT span named so, or a span
+            # declaring the operation): it is the chat span of this call, and ours is not made.
+            chat.external = True
+        stretch = chat.stretch if chat is not None else task.stretch
+        add = {}
+        for key, value in task.identity.items():
+            if key != u.GEN_AI_PROVIDER_NAME and key not in attrs:
+                add[key] = value
+        if stretch is not None and _AGENT not in attrs:
+            add[_AGENT] = stretch.name
+        if add:
+            span.set_attributes(add)
+
+    def _from_context(self, span: Any, attrs: Any, ctx: otel_context.Context) -> None:
+        explicit = ctx.get(u.USER_CONTEXT_KEY)
+        if explicit is None and not baggage.get_all(ctx):
+            return
+        user = u.resolve_user(ctx, None, self.config)
+        add = {}
+        if user.user_id is not None and _ENDUSER not in attrs:
+            add[_ENDUSER] = user.user_id
+        if user.session_id is not None and _SESSION not in attrs:
+            add[_SESSION] = user.session_id
+        if user.conversation_id is not None and _CONVERSATION not in attrs:
+            add[_CONVERSATION] = user.conversation_id
+        if add:
+            span.set_attributes(add)
+
+    def on_end(self, span: Any) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

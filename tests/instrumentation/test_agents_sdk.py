@@ -1,0 +1,139 @@
+"""OpenAI Agents SDK apps through swarmlens' Agents SDK tracing processor: the real SDK, the real
+openai client and the scripted LLM's Responses API over real HTTP; one task is one trace with the
+contract's spans, handoffs and exact usage."""
+
+from __future__ import annotations
+
+import asyncio
+
+import openai
+import pytest
+
+agents = pytest.importorskip("agents")
+
+from agents import Agent, OpenAIResponsesModel, RunConfig, Runner, function_tool  # noqa: E402
+
+from opentelemetry.instrumentation.openai_swarm import swarm_user  # noqa: E402
+from opentelemetry.instrumentation.openai_swarm.agents_sdk import SCOPE, instrument_agents  # noqa: E402
+from swarmlens.scripted_llm import ScriptedLLMServer  # noqa: E402
+
+MODEL = "gpt-4o-mini"
+
+
+def usage(p, c, **extra):
+    return {"prompt_tokens": p, "completion_tokens": c, **extra}
+
+
+TRIAGE = [{"when": "refund", "tool_calls": [{"name": "transfer_to_billing", "arguments": {}}],
+           "usage": usage(61, 8)}]
+BILLING = [
+    {"when": "refund", "tool_calls": [{"name": "lookup_invoice", "arguments": {"invoice_id": "INV-9"}}],
+     "usage": usage(95, 11, cached_tokens=32)},
+    {"when": "refund", "content": "Your refund for INV-9 is on its way.", "usage": usage(140, 17, reasoning_tokens=5)},
+]
+SCRIPT = {"model": MODEL, "agents": {
+    "triage": {"match": "[agent:triage]", "name": "Triage", "replies": TRIAGE},
+    "billing": {"match": "[agent:billing]", "name": "Billing", "replies": BILLING},
+}}
+TOTALS = (61 + 95 + 140, 8 + 11 + 17)
+
+
+@pytest.fixture(scope="module")
+def llm():
+    with ScriptedLLMServer(SCRIPT) as server:
+        yield server
+
+
+@pytest.fixture
+def processor(provider):
+    p = instrument_agents(tracer_provider=provider)
+    yield p
+    agents.set_trace_processors([])
+
+
+def build(llm):
+    client = openai.AsyncOpenAI(base_url=llm.url, api_key="test", max_retries=0)
+    model = OpenAIResponsesModel(model=MODEL, openai_client=client)
+    looked_up = []
+
+    @function_tool
+    def lookup_invoice(invoice_id: str) -> str:
+        """Find an invoice by id."""
+        looked_up.append(invoice_id)
+        return f"Invoice {invoice_id}: $49.00, paid"
+
+    billing = Agent(name="Billing", instructions="[agent:billing] You handle refunds.", model=model,
+                    tools=[lookup_invoice])
+    triage = Agent(name="Triage", instructions="[agent:triage] You route customers.", model=model,
+                   handoffs=[billing])
+    return triage, looked_up
+
+
+def _run(triage, stream: bool):
+    config = RunConfig(workflow_name="support desk")
+    async def go():
+        if not stream:
+            return await Runner.run(triage, "I want a refund for my last invoice", run_config=config)
+        result = Runner.run_streamed(triage, "I want a refund for my last invoice", run_config=config)
+        async for _ in result.stream_events():
+            pass
+        return result
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_agents_sdk_run_is_one_task_with_handoffs_and_exact_usage(processor, exporter, llm, stream):
+    llm.reset()
+    triage, looked_up = build(llm)
+    with swarm_user("agents-user", session_id="s-1"):
+        result = _run(triage, stream)
+    assert result.final_output == "Your refund for INV-9 is on its way."
+    assert looked_up == ["INV-9"]
+    spans = exporter.get_finished_spans()
+    assert {s.instrumentation_scope.name for s in spans} == {SCOPE}
+    assert len({s.context.trace_id for s in spans}) == 1
+    (root,) = [s for s in spans if s.parent is None]
+    r = root.attributes
+    assert root.name == "invoke_workflow support desk"
+    assert (r["gen_ai.operation.name"], r["gen_ai.workflow.name"]) == ("invoke_workflow", "support desk")
+    assert (r["swarm.task.usage.input_tokens"], r["swarm.task.usage.output_tokens"]) == TOTALS
+    assert (r["swarm.task.usage.cache_read.input_tokens"], r["swarm.task.usage.reasoning.output_tokens"]) == (32, 5)
+    assert list(r["swarm.task.agents"]) == ["Triage", "Billing"]
+    assert (r["swarm.task.handoffs"], r["swarm.task.turns"], r["swarm.task.final_agent"]) == (1, 3, "Billing")
+    assert r["gen_ai.agent.name"] == "Triage"
+    assert r["swarm.task.input"] == "I want a refund for my last invoice"
+    assert r["swarm.task.output"] == "Your refund for INV-9 is on its way."
+    assert all(s.attributes["enduser.id"] == "agents-user" and s.attributes["session.id"] == "s-1" for s in spans)
+
+    agent_spans = {s.attributes["gen_ai.agent.name"]: s for s in spans if s.name.startswith("invoke_agent ")}
+    assert set(agent_spans) == {"Triage", "Billing"}
+    t, b = agent_spans["Triage"].attributes, agent_spans["Billing"].attributes
+    assert (t["gen_ai.usage.input_tokens"], t["gen_ai.usage.output_tokens"], t["swarm.agent.turns"]) == (61, 8, 1)
+    assert (b["gen_ai.usage.input_tokens"], b["gen_ai.usage.output_tokens"], b["swarm.agent.turns"]) == (235, 28, 2)
+    assert b["swarm.handoff.from"] == "Triage" and "swarm.handoff.from" not in t
+
+    chats = [s for s in spans if s.name.startswith("chat ")]
+    assert sorted((c.attributes["gen_ai.usage.input_tokens"], c.attributes["gen_ai.usage.output_tokens"])
+                  for c in chats) == [(61, 8), (95, 11), (140, 17)]
+    assert all(c.name == f"chat {MODEL}" and c.attributes["gen_ai.request.model"] == MODEL for c in chats)
+    by_id = {s.context.span_id: s for s in spans}
+    assert all(by_id[c.parent.span_id].name.startswith("invoke_agent ") for c in chats)
+    # the counting rule: chat spans sum to the agent spans, which sum to the task totals
+    assert sum(c.attributes["gen_ai.usage.input_tokens"] for c in chats) == \
+        t["gen_ai.usage.input_tokens"] + b["gen_ai.usage.input_tokens"] == TOTALS[0]
+
+    (handoff,) = [s for s in spans if s.attributes.get("swarm.handoff.to")]
+    assert handoff.name == "execute_tool transfer_to_billing" and handoff.attributes["swarm.handoff.to"] == "Billing"
+    assert handoff.attributes["gen_ai.agent.name"] == "Triage"
+    (tool,) = [s for s in spans if s.name == "execute_tool lookup_invoice"]
+    assert tool.attributes["gen_ai.agent.name"] == "Billing"
+    assert "swarm.usage.estimated" not in r
+
+
+def test_requests_reach_the_scripted_responses_api(processor, exporter, llm):
+    llm.reset()
+    triage, _ = build(llm)
+    _run(triage, stream=False)
+    assert [("instructions" in body, isinstance(body.get("input"), (str, list))) for body in llm.requests] == \
+        [(True, True)] * 3
