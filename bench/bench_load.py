@@ -38,10 +38,8 @@ SECTION = "## Reporter under load"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def free_port() -> int:
-    from swarmlens.ports import free_port as pick
-
-    return pick("127.0.0.1")
+sys.path.insert(0, str(ROOT / "tests"))
+from support_ports import free_port  # noqa: E402  (one port never handed out twice)
 
 
 def start_stack(data_dir: str, threads: int, workers: int) -> tuple[subprocess.Popen, str]:
