@@ -214,14 +214,21 @@ def main() -> int:
             print(row(label, r), flush=True)
             if r["error_kinds"]:
                 print("  errors:", ", ".join(r["error_kinds"]))
+        except SystemExit:
+            log = Path(data_dir, "bench-up.log")
+            if log.exists():
+                sys.stderr.write("\n`swarmlens up` said:\n" + log.read_text()[-3000:] + "\n")
+            raise
         finally:
             import signal
 
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(60)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
+            except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # already gone
             shutil.rmtree(data_dir, ignore_errors=True)
 
     table = ["| reporter | clients | s | requests | errors | req/s | p50 ms | p95 ms | p99 ms | max ms |",
