@@ -46,6 +46,7 @@ PRESETS = {
     "tiny": 2_000,
     "small": 50_000,
     "full": 1_000_000,
+    "10m": 10_000_000,  # about 92M spans; outside CI (docs/benchmarks.md, "Growth")
 }
 USERS = 10_000
 DAYS = 90

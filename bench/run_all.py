@@ -1,6 +1,6 @@
 """Every benchmark of docs/benchmarks.md, one after the other, each replacing its own section.
 
-    .venv/bin/python bench/run_all.py --preset full     # the published figures (about 25 min at 1M tasks)
+    .venv/bin/python bench/run_all.py --preset full     # the published figures (about 45 min at 1M tasks on 2 loaded cores)
     .venv/bin/python bench/run_all.py --preset tiny     # CI size: every bench with --quick
 
 The benches run one at a time, never concurrently, so none of them measures another's load:

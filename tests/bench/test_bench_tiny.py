@@ -1,6 +1,8 @@
-"""The benchmarks' CI run: the tiny preset end to end, checking that it completes and that every ratio
-is computed (present and positive), not what the ratios are: CI machines are too noisy for values.
-And the generator's data obeys the counting rule, so the reports it feeds agree with each other."""
+"""The benchmarks' CI run: the tiny preset end to end with both PostgreSQL baselines, failing on a
+wrong answer (the bench's own exit status, from comparing every report and ad-hoc question across the
+designs), and checking that every ratio is computed (present and positive), not what the ratios are:
+CI machines are too noisy for values. And the generator's data obeys the counting rule, and the
+comparison itself catches a wrong number, a missing row and a wrong key."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.path.join(ROOT, "bench")
+sys.path.insert(0, BENCH)
 
 
 def _positive(x) -> bool:
@@ -22,52 +25,101 @@ def _positive(x) -> bool:
 
 
 @pytest.mark.slow
-def test_tiny_preset_completes_and_computes_every_ratio(tmp_path):
+def test_tiny_preset_runs_both_baselines_and_every_answer_agrees(tmp_path):
     out_json, docs = tmp_path / "results.json", tmp_path / "benchmarks.md"
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, os.path.join(BENCH, "bench_reports.py"), "--preset", "tiny", "--reps", "20",
-         "--json", str(out_json), "--write-docs", "--docs", str(docs)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=280,
-        env={**os.environ, "TZ": "UTC"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # A fixed last day, so the data (and which tasks straddle a midnight) is the same every day.
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(BENCH, "bench_reports.py"), "--preset", "tiny", "--reps", "3", "--end",
+         "2026-11-28", "--adhoc-reps", "1", "--no-pages", "--no-query-files", "--json", str(out_json),
+         "--write-docs", "--docs", str(docs)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TZ": "UTC"})
+    try:
+        _, stderr = proc.communicate(timeout=280)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # SIGTERM: the bench stops its PostgreSQL server and removes its directories
+        proc.communicate(timeout=60)
+        raise
+    # Exit status 1 is a wrong answer (printed as WRONG ANSWER on stderr) or a failed query.
+    assert proc.returncode == 0, stderr[-3000:]
     assert time.monotonic() - started < 280
     res = json.loads(out_json.read_text())
     meta = res["meta"]
     assert meta["tasks"] == 2000 and meta["spans"] > 8 * meta["tasks"]
     pg_available = meta["postgres_error"] is None
+    designs = ("derived", "raw") + (("pg", "pgw") if pg_available else ())
 
-    measured = [r for r in res["reports"] if "derived" in r]
-    assert len(res["reports"]) >= 12
-    # The baselines are written here, so they must always run; a reporter query may still be in progress.
+    assert len(res["reports"]) >= 14
     for r in res["reports"]:
-        assert "raw" in r, (r["name"], r.get("errors"))
-        assert not pg_available or "pg" in r, (r["name"], r.get("errors"))
-    assert measured, "no report ran on the derived tables"
-    for r in measured:
-        for design in ("derived", "raw") + (("pg",) if pg_available else ()):
-            assert r[design]["runs"] >= 20
+        for design in designs:
+            assert r[design]["runs"] >= 3, (r["name"], design, r.get("errors"))
             assert _positive(r[design]["p50_ms"]) and _positive(r[design]["p95_ms"]), (r["name"], design)
-        assert _positive(r["x_raw_p50"]) and _positive(r["x_raw_p95"]), r["name"]
-        if pg_available:
-            assert _positive(r["x_pg_p50"]) and _positive(r["x_pg_p95"]), r["name"]
+        for design in designs[1:]:
+            assert _positive(r[f"x_{design}_p50"]), (r["name"], design)
+            # every design's answer was compared with swarmlens' and agreed
+            assert r["check"][design]["ok"], (r["name"], design, r["check"][design])
+            assert r["check"][design]["rows"] == r["rows"]["derived"]
+    # the answers are not empty: the comparisons compare something
+    assert sum(r["rows"]["derived"] for r in res["reports"]) > 500
+    if pg_available:
+        assert len(res["adhoc"]) >= 10
+        for q in res["adhoc"]:
+            assert not q["errors"] and q["check"]["ok"] and q["rows"] > 0, q
+            assert _positive(q["x_pgw_p50"])
+        ing = res["pg_ingest"]
+        assert _positive(ing["with_summaries_tasks_per_s"]) and _positive(ing["without_summaries_tasks_per_s"])
+        assert "Index" in res["pgw_plans"]["task page: the task"]
+        assert _positive(res["pgw_storage"]["task_history"]["total"])
+        assert _positive(res["pg_seed_storage"]["total"])
 
     storage = res["storage"]
     assert _positive(storage["sample"]["without content"]["per_span"])
     assert any(t["table"].endswith(".otel_traces") and _positive(t["bytes"]) for t in storage["tables"])
-    if pg_available:
-        assert _positive(res["pg_storage"]["total"])
 
     text = docs.read_text()
-    for heading in ("## Reports at scale", "## Storage", "## How to reproduce"):
+    for heading in ("## Reports at scale", "## Answers cross-checked", "## Ad-hoc analyst queries",
+                    "## Ingest side by side", "## Storage", "## How to reproduce"):
         assert heading in text
-    assert ("× vs PostgreSQL" in text) and ("unavailable" in text) != pg_available
+    assert ("× vs PG done well" in text) and ("unavailable" in text) != pg_available
+    assert "**differs**" not in text
+
+
+def test_the_comparison_catches_wrong_answers():
+    import crosscheck
+
+    ref = crosscheck.norm_rows([("Billing", 10, 1500, 0.25), ("Triage", 7, 900, 0.125)])
+    same = crosscheck.norm_rows([("Triage", 7, 900, 0.125), ("Billing", 10, 1500, 0.25)])
+    assert crosscheck.compare(ref, same, keys=1, tol=crosscheck.EXACT)["ok"]  # order of equal keys may differ
+    off_by_one = crosscheck.norm_rows([("Billing", 10, 1501, 0.25), ("Triage", 7, 900, 0.125)])
+    c = crosscheck.compare(ref, off_by_one, keys=1, tol=crosscheck.EXACT)
+    assert not c["ok"] and "1501" in c["diff"]
+    assert crosscheck.compare(ref, off_by_one, keys=1, tol=1e-3)["ok"]  # within a stated tolerance
+    assert not crosscheck.compare(ref, off_by_one[:1], keys=1, tol=1e-3)["ok"]  # a missing row
+    wrong_key = crosscheck.norm_rows([("Billing", 10, 1500, 0.25), ("Sales", 7, 900, 0.125)])
+    assert not crosscheck.compare(ref, wrong_key, keys=1, tol=0.5)["ok"]
+    # PostgreSQL's UUIDs and ClickHouse's hex task ids are the same answer
+    import uuid
+
+    u = uuid.uuid4()
+    assert crosscheck.norm_rows([(u,)]) == crosscheck.norm_rows([(u.hex,)])
+
+
+def test_a_wrong_answer_fails_the_bench(tmp_path):
+    """The bench's exit status, from a results file whose comparison found a difference."""
+    import bench_reports
+
+    res = {"meta": {}, "reports": [{"name": "dashboard: totals, 30 days", "kind": "aggregate", "errors": {},
+                                    "check": {"pgw": {"ok": False, "diff": "row (), column 1: 9.0 against 10.0"}}}],
+           "adhoc": [{"name": "q", "errors": {}, "check": {"ok": True}}]}
+    failures = bench_reports.check_failures(res)
+    assert failures == ["dashboard: totals, 30 days: pgw differs from the derived tables: row (), column 1: 9.0 against 10.0"]
+    res["reports"][0]["check"]["pgw"]["ok"] = True
+    assert bench_reports.check_failures(res) == []
 
 
 def test_generated_tasks_obey_the_counting_rule(clickhouse_url, fresh_databases):
     """Task totals (root spans), agent runs and chat calls add up to the same tokens, every task is
     derived once, and the PostgreSQL rows carry the same totals."""
-    sys.path.insert(0, BENCH)
     import clickhouse_connect
     import generate
 
@@ -101,3 +153,20 @@ def test_generated_tasks_obey_the_counting_rule(clickhouse_url, fresh_databases)
     again = generate.Generator(300, seed=5)
     first = next(again.tasks())
     assert first[4] == next(generate.Generator(300, seed=5).tasks())[4]
+
+
+def test_a_boundary_difference_passes_only_when_a_straddling_task_explains_it():
+    import bench_reports
+
+    spec = {"name": "monthly report: all users", "kind": "aggregate", "keys": 1, "tol": 0.03, "pick": {},
+            "boundary_tasks": 0}
+    derived = [("user-00001", 3, 0.0104), ("user-00002", 9, 1.5)]
+    pg = [("user-00001", 3, 0.0002), ("user-00002", 9, 1.5)]  # one run's cost on the other side of the month
+    assert not bench_reports.check_answers(spec, {"derived": (0, derived), "pgw": (0, pg)})["pgw"]["ok"]
+    spec["boundary_tasks"] = 1
+    c = bench_reports.check_answers(spec, {"derived": (0, derived), "pgw": (0, pg)})["pgw"]
+    assert c["ok"] and "straddling" in c["explained"]
+    # a missing row or a task-level figure is never explained away
+    assert not bench_reports.check_answers(spec, {"derived": (0, derived), "pgw": (0, pg[:1])})["pgw"]["ok"]
+    spec["tol"] = 1e-9
+    assert not bench_reports.check_answers(spec, {"derived": (0, derived), "pgw": (0, pg)})["pgw"]["ok"]

@@ -414,7 +414,11 @@ def test_whole_result_formats_are_one_document(make_endpoint):
     r = q(ep, "SELECT number FROM numbers(200000) FORMAT CSVWithNames")
     assert r.text.count("number") == 1 and r.text.count("\n") == 200001
     assert r.headers["Content-Type"].endswith("header=present")
-    assert q(ep, "SELECT 1 FORMAT TSV").headers["Content-Type"].endswith("header=absent")
+    assert q(ep, "SELECT 1 FORMAT CSV").headers["Content-Type"].endswith("header=absent")
+    assert "header=" not in q(ep, "SELECT 1 FORMAT TSV").headers["Content-Type"]
+    # one meta line per result, however many blocks
+    r = q(ep, "SELECT number FROM numbers(5) SETTINGS max_block_size = 1 FORMAT JSONEachRowWithProgress")
+    assert r.text.count('"meta"') == 1 and r.text.count('"row"') == 5
     client = clickhouse_connect.get_client(host="127.0.0.1", port=ep.port)
     try:
         import pyarrow  # noqa: F401

@@ -76,6 +76,8 @@ def setting_allowed(name: str, value: str | None) -> bool:
     """Settings that name files may only be empty; the dialect stays ClickHouse SQL (another query
     language would be parsed otherwise than the statement was judged)."""
     n = name.lower()
+    if n == "format_schema_source":
+        return (value or "").lower() in ("", "file")  # its default; the file name must still be empty
     if n in DENIED_SETTINGS:
         return value == ""
     if n == "dialect":

@@ -77,6 +77,7 @@ _CONTENT_TYPES = {
     "TSV": "text/tab-separated-values", "TabSeparatedWithNames": "text/tab-separated-values",
     "TSVWithNames": "text/tab-separated-values", "Pretty": "text/plain", "XML": "application/xml",
 }
+_CONTENT_TYPES_LOWER = {k.lower(): v for k, v in _CONTENT_TYPES.items()}
 _RECV = 1 << 20
 _INSERT_RETRY_PAUSES = (0.1, 0.5, 1.0, 2.0, 4.0)
 _SPOOL_IN_MEMORY = 32 << 20
@@ -92,6 +93,9 @@ _STREAMABLE_FORMATS = frozenset(f.lower() for f in (
     "Native", "RowBinary", "TabSeparated", "TSV", "TabSeparatedRaw", "TSVRaw", "CSV", "JSONEachRow",
     "JSONLines", "NDJSON", "JSONCompactEachRow", "JSONStringsEachRow", "JSONCompactStringsEachRow", "Values",
     "RawBLOB", "LineAsString", "Null", "BSONEachRow", "MsgPack", "CustomSeparated",
+    # one event per line; the engine repeats the meta line in every chunk, which is dropped after the first
+    "JSONEachRowWithProgress", "JSONStringsEachRowWithProgress", "JSONCompactEachRowWithProgress",
+    "JSONCompactStringsEachRowWithProgress",
 ))
 
 
@@ -617,6 +621,10 @@ class _Execution:
                 qparams[k[6:]] = v
             elif k in _HTTP_PARAMS or not k:
                 continue
+            elif k == "run_query_in_background":
+                if v not in ("0", "", "false"):
+                    raise ClickHouseError(48, "NOT_IMPLEMENTED", "run_query_in_background is not available here")
+                continue
             elif any(k == f"{n}_{suffix}" for n in external_names for suffix in ("structure", "types", "format")):
                 continue
             else:
@@ -933,9 +941,9 @@ class _Execution:
     def _content_type(self, fmt: str | None) -> str:
         if not fmt:
             return "text/plain; charset=UTF-8"
-        ctype = _CONTENT_TYPES.get(fmt, "application/octet-stream") + "; charset=UTF-8"
-        if ctype.startswith(("text/csv", "text/tab-separated-values")):
-            ctype += "; header=" + ("present" if "WithNames" in fmt else "absent")
+        ctype = _CONTENT_TYPES_LOWER.get(fmt.lower(), "application/octet-stream") + "; charset=UTF-8"
+        if ctype.startswith("text/csv"):  # as a server's CSV output says
+            ctype += "; header=" + ("present" if "withnames" in fmt.lower() else "absent")
         return ctype
 
     def _encoder(self):
@@ -1045,9 +1053,13 @@ class _Execution:
             h.send_event(h11.Response(status_code=200, headers=_encode_headers(hs)))
             head_only = self.req.method == "HEAD"
             chunk = first
+            drop_meta = fmt.lower().endswith("withprogress")
             try:
                 while chunk is not None:
                     b = chunk.bytes()
+                    if drop_meta and chunk is not first:
+                        b = b"".join(line for line in bytes(b).splitlines(keepends=True)
+                                     if not line.startswith(b'{"meta":'))
                     if b and not head_only:
                         h.send_event(h11.Data(data=self._encode(kind, enc, bytes(b))))
                     try:
