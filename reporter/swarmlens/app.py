@@ -10,7 +10,7 @@ cached on ``flask.g`` and handed back on teardown.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Mapping
 
@@ -21,14 +21,18 @@ log = logging.getLogger("swarmlens.reporter")
 
 
 class JSONProvider(DefaultJSONProvider):
-    """ISO 8601 dates and plain numbers for Decimals, so JSON pages read like the HTML ones."""
+    """RFC 3339 timestamps (always with their zone, UTC), ISO 8601 dates and plain numbers for
+    Decimals, so JSON pages read like the HTML ones and match the OpenAPI ``date-time`` format."""
 
     sort_keys = False
 
     @staticmethod
     def default(o: Any) -> Any:
         if isinstance(o, datetime):
-            return o.isoformat()
+            # ClickHouse columns without a zone come back naive; every stored time is UTC.
+            if o.tzinfo is None:
+                o = o.replace(tzinfo=timezone.utc)
+            return o.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
         if isinstance(o, date):
             return o.isoformat()
         if isinstance(o, Decimal):

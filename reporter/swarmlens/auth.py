@@ -13,7 +13,12 @@ Tokens are ``slk_`` + 32 random bytes (URL-safe base64); only their SHA-256 is s
 database dump gives no usable token, and a lookup is one key read of ``api_tokens``. A high-entropy
 random token needs no slow hash: nobody can brute-force 256 bits from its SHA-256.
 
-Browser sessions are Flask's signed cookie. The key comes from SWARMLENS_SECRET_KEY or is
+Browser sessions are Flask's signed cookie, checked against the store on every request. A session
+holds its account's *generation*: the ``updated_at`` of the ops account, or of the token it was
+opened with. Signing out, a password change, disabling the account and revoking the token each
+write a new version of that row, so every cookie issued before no longer matches and is refused
+server-side, even though its signature is still good (``session_principal``).
+Cookies are Flask's signed cookie. The key comes from SWARMLENS_SECRET_KEY or is
 generated once into SWARMLENS_DATA_DIR/reporter_secret_key, so every worker process of a server,
 and every restart, signs with the same key. Forms carry a per-session CSRF token (``csrf_token``)
 that every state-changing request from a cookie session must echo; bearer-token requests carry no
@@ -237,7 +242,10 @@ def principal_for_token_hash(client, config, digest: str) -> Principal | None:
     rows = _rows(client, "token_lookup", config, token_hash=digest)
     if not rows:
         return None
-    row = rows[0]
+    return _token_principal(client, config, rows[0])
+
+
+def _token_principal(client, config, row: Mapping[str, Any]) -> Principal | None:
     if row["revoked"]:
         return None
     expires = row["expires_at"]
@@ -252,3 +260,75 @@ def principal_for_token_hash(client, config, digest: str) -> Principal | None:
             return None
         return Principal("ops", row["user_id"], "token")
     return Principal("user", row["user_id"], "token")
+
+
+# ---------------------------------------------------------------------------------------------
+# Browser sessions
+
+
+def _generation(value: Any) -> str:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return str(value or "")
+
+
+def session_record(client, config, who: Principal, token: str = "") -> dict[str, str] | None:
+    """What a browser session keeps after a sign-in (with a password, or with ``token``): the
+    principal, the token's hash, and the generation it must still match; None if already invalid."""
+    if token:
+        digest = hash_token(token)
+        rows = _rows(client, "token_lookup", config, token_hash=digest)
+        if not rows:
+            return None
+        return {"kind": who.kind, "id": who.id, "token_hash": digest, "gen": _generation(rows[0]["updated_at"])}
+    account = ops_account(client, config, who.id)
+    if not account:
+        return None
+    return {"kind": "ops", "id": who.id, "token_hash": "", "gen": _generation(account["updated_at"])}
+
+
+def session_principal(client, config, record: Mapping[str, Any]) -> Principal | None:
+    """The principal of a browser session, or None when the session ended server-side: signed out,
+    password changed, account disabled, token revoked or expired (its generation moved on)."""
+    kind, ident, digest, gen = (record.get("kind"), record.get("id"), record.get("token_hash") or "",
+                                record.get("gen") or "")
+    if not ident or not gen or kind not in SCOPES:
+        return None  # a cookie from before generations existed, or a forged shape: sign in again
+    if digest:
+        rows = _rows(client, "token_lookup", config, token_hash=digest)
+        if not rows or _generation(rows[0]["updated_at"]) != gen:
+            return None
+        found = _token_principal(client, config, rows[0])
+        if found is None or found.id != ident or found.kind != kind:
+            return None
+        return Principal(kind, ident, "session")
+    if kind != "ops":
+        return None
+    account = ops_account(client, config, ident)
+    if not account or account["disabled"] or _generation(account["updated_at"]) != gen:
+        return None
+    return Principal("ops", ident, "session")
+
+
+def end_sessions(client, config, record: Mapping[str, Any]) -> None:
+    """Signs out every browser session of the record's account or token: a new version of its row
+    (same values, new ``updated_at``) is a new generation that no issued cookie holds."""
+    digest = record.get("token_hash") or ""
+    if digest:
+        rows = _rows(client, "token_lookup", config, token_hash=digest)
+        if rows:
+            t = rows[0]
+            client.insert("api_tokens", [[t["token_hash"], t["scope"], t["user_id"], t["name"], t["created_at"],
+                                          t["expires_at"], _now(), t["revoked"]]],
+                          column_names=["token_hash", "scope", "user_id", "name", "created_at", "expires_at",
+                                        "updated_at", "revoked"],
+                          database=config["SWARMLENS_DATABASE"])
+        return
+    account = ops_account(client, config, record.get("id") or "")
+    if account:
+        client.insert("ops_accounts", [[account["login"], account["password_hash"], account["created_at"], _now(),
+                                        account["disabled"]]],
+                      column_names=["login", "password_hash", "created_at", "updated_at", "disabled"],
+                      database=config["SWARMLENS_DATABASE"])

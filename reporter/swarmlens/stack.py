@@ -429,12 +429,16 @@ class Stack:
         bind = f"[{app_host}]:{app_port}" if ":" in app_host else f"{app_host}:{app_port}"
         app = self._child("reporter", [sys.executable, "-m", "gunicorn", "--bind", bind,
                                        "--workers", str(cfg.SWARMLENS_REPORTER_WORKERS),
+                                       # Pages mostly wait on ClickHouse: threads (gthread) serve
+                                       # them concurrently where sync workers queued every request.
+                                       "--threads", str(max(1, cfg.SWARMLENS_REPORTER_THREADS)),
                                        "--graceful-timeout", "20", "--timeout", "120",
                                        "--access-logfile", "-", "--error-logfile", "-",
                                        DEFAULT_WSGI_APP], self._env(), grace=30)
         _wait(app, lambda: _http_ok(app_url + "/") is not None, "serving HTTP", timeout=60)
         self.urls["reporter"] = app_url
-        self.say(f"  reporter     {app_url}  (gunicorn, {cfg.SWARMLENS_REPORTER_WORKERS} workers)")
+        self.say(f"  reporter     {app_url}  (gunicorn, {cfg.SWARMLENS_REPORTER_WORKERS} workers x "
+                 f"{max(1, cfg.SWARMLENS_REPORTER_THREADS)} threads)")
         self.say(f"  admin        {note}; username and password in {cred_path} (mode 0600)")
 
         # 5. the notifier: quota alerts and the monthly reports (swarmlens.notify.scheduler)

@@ -47,6 +47,8 @@ def matrix(s) -> list[tuple[str, str, dict[str, int]]]:
         ("POST", f"/tasks/{a_task}/feedback", {ANON: 401, ALICE: 422, BOB: 404, OPS: 422}),
         ("POST", "/logout", {ANON: 302, ALICE: 302, BOB: 302, OPS: 302}),
         ("GET", "/api/v1/openapi.json", {ANON: 200, ALICE: 200, BOB: 200, OPS: 200}),
+        ("GET", "/healthz", {ANON: 200, ALICE: 200, BOB: 200, OPS: 200}),
+        ("GET", "/readyz", {ANON: 200, ALICE: 200, BOB: 200, OPS: 200}),
         ("GET", "/api/v1/me", {ANON: 401, ALICE: 200, BOB: 200, OPS: 200}),
         ("GET", "/api/v1/me/tasks", {ANON: 401, ALICE: 200, BOB: 200, OPS: 403}),
         ("GET", "/api/v1/me/usage", {ANON: 401, ALICE: 200, BOB: 200, OPS: 403}),

@@ -160,9 +160,10 @@ def test_user_page_has_history_chart_agents_recommendation_and_quota_warning(ops
         s=ts(since)))
     assert {a["agent"]: a["tokens"] for a in d["agents"]} == want
     assert d["recommendation"]["favourites"][0] == max(want, key=want.get)
-    assert [r["agent"] for r in d["recommendation"]["try_next"]] == ["Billing Agent"]
+    # Billing Agent is well rated, but only bob runs it: recommending it would tell alice what bob uses.
+    assert [r["agent"] for r in d["recommendation"]["try_next"]] == []
     html = ops.get("/users/alice").get_data(as_text=True)
-    assert "Near quota:" in html and "Billing Agent" in html and "<svg" in html
+    assert "Near quota:" in html and "Billing Agent" not in html and "<svg" in html
     bob = ops.get("/users/bob").get_data(as_text=True)
     assert "Quota exceeded:" in bob
     assert ops.get("/users/nobody-at-all").status_code == 404

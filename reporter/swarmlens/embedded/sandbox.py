@@ -105,6 +105,7 @@ class Statement:
     query_setting_values: list = field(default_factory=list)  # the same for SETTINGS clauses
     stateful: bool = False  # changes the connection (SET, USE, temporary tables, transactions)
     denied: str | None = None  # why the sandbox refuses it
+    output_format: str | None = None  # the name in its top-level FORMAT clause
 
     def check(self) -> None:
         if self.denied:
@@ -228,6 +229,7 @@ def judge(canonical: str, tree: str, policy: Policy) -> Statement:
                 denied.append(f"function {name}() reaches outside the database")
         stack.append((depth, kind))
 
+    st.output_format = sqltext.output_format(canonical)
     _check_canonical(canonical, st, policy, denied, first)
     if root in ("BackupQuery", "RestoreQuery") or first in ("BACKUP", "RESTORE"):
         denied.append("BACKUP and RESTORE write or read files outside the database")

@@ -767,7 +767,7 @@ class _Execution:
             self._check_readonly(conn, st, settings)
             fmt = None
             if st.returns_rows:
-                fmt = sqltext.output_format(st.canonical) or params.get("default_format") or \
+                fmt = st.output_format or params.get("default_format") or \
                     req.header("x-clickhouse-format") or "TabSeparated"
             if self.external:
                 self._load_external(conn)

@@ -44,6 +44,19 @@ def add_months(d: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
+# Dates a query can take: ClickHouse's Date type holds 1970-01-01 to 2149-06-06, and a period's
+# end, the previous period and the navigation links need room on both sides.
+FIRST_DATE, LAST_DATE = date(1970, 2, 1), date(2148, 12, 31)
+
+
+def check_date(d: date, what: str) -> date:
+    """``d`` when a report can cover it; ValueError (a 400 for the caller) otherwise."""
+    if not FIRST_DATE <= d <= LAST_DATE:
+        raise ValueError(f"{what} must be between {FIRST_DATE.isoformat()} and {LAST_DATE.isoformat()}, "
+                         f"not {d.isoformat()}")
+    return d
+
+
 @dataclass(frozen=True)
 class Period:
     """Whole UTC days ``[start, end)``. ``key`` names it in URLs (``7d``, ``2026-03``, ``2026-W10``)."""
@@ -112,6 +125,7 @@ def month_period(value: str | None, now: date | None = None) -> Period:
             start = datetime.strptime(value.strip(), "%Y-%m").date()
         except ValueError:
             raise ValueError(f"month must look like 2026-03, not {value[:20]!r}") from None
+        check_date(start, "month")
     return Period(f"{start:%Y-%m}", f"{start:%B %Y}", start, add_months(start, 1))
 
 
@@ -126,6 +140,7 @@ def week_period(value: str | None, now: date | None = None) -> Period:
             start = date.fromisocalendar(int(year), int(week), 1)
         except ValueError:
             raise ValueError(f"week must look like 2026-W10, not {value[:20]!r}") from None
+        check_date(start, "week")
     iso = start.isocalendar()
     end = start + timedelta(days=7)
     return Period(f"{iso[0]}-W{iso[1]:02d}", f"Week {iso[1]}, {start:%d %b} – {end - timedelta(days=1):%d %b %Y}",
@@ -136,9 +151,10 @@ def date_range(start: str | None, end: str | None, default_days: int = 30) -> Pe
     """A period from inclusive ``YYYY-MM-DD`` dates; the last ``default_days`` days by default."""
     def parse(value: str, what: str) -> date:
         try:
-            return date.fromisoformat(value.strip())
+            parsed = date.fromisoformat(value.strip())
         except ValueError:
             raise ValueError(f"{what} must be a date like 2026-03-01, not {value[:20]!r}") from None
+        return check_date(parsed, what)
 
     last = parse(end, "to") if end else today()
     first = parse(start, "from") if start else last - timedelta(days=default_days - 1)

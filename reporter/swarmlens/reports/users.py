@@ -22,6 +22,9 @@ SORTS = {
 # An agent counts as well rated with at least this many votes and this share of thumbs-up.
 WELL_RATED_MIN_VOTES = 2
 WELL_RATED_MIN_SHARE = 0.6
+# An agent is recommended only when at least this many users ran it in the window: an agent only
+# one or two other people use would tell the reader what those people do.
+RECOMMEND_MIN_USERS = 3
 
 
 # Rows of the users list per page. Rendering is the cost of that page, not the query: 10,000 rows
@@ -82,19 +85,31 @@ def recommendation_window() -> Period:
     return Period("90d", "Last 90 days", d - timedelta(days=89), d + timedelta(days=1))
 
 
+def widely_used_agents(rows: list[dict[str, Any]]) -> set[str]:
+    """Agents of usage_by_agent rows (all users) that RECOMMEND_MIN_USERS users or more ran."""
+    return {r["agent"] for r in rows if int(r.get("users") or 0) >= RECOMMEND_MIN_USERS}
+
+
 def recommendation(client, config, user_id: str, used: list[dict[str, Any]],
-                   ratings: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                   ratings: dict[str, dict[str, Any]] | None = None,
+                   widely_used: set[str] | None = None) -> dict[str, Any]:
     """Their most-used agents, and well-rated agents (by everyone's feedback, last 90 days) they have
-    not used. ``ratings`` (agent_ratings of recommendation_window()) when already queried."""
+    not used and that at least RECOMMEND_MIN_USERS users ran. ``ratings`` (agent_ratings of
+    recommendation_window()) and ``widely_used`` (widely_used_agents) when already queried."""
+    window = recommendation_window()
     if ratings is None:
-        ratings = agent_ratings(client, config, recommendation_window())
+        ratings = agent_ratings(client, config, window)
+    if widely_used is None:
+        widely_used = widely_used_agents(q(client, config, "usage_by_agent", start=window.start, end=window.end,
+                                           user="", limit=10_000))
     tried = {r["agent"] for r in used}
     untried = sorted((r for a, r in ratings.items()
-                      if a not in tried and r["votes"] >= WELL_RATED_MIN_VOTES and r["score"] >= WELL_RATED_MIN_SHARE),
+                      if a not in tried and a in widely_used and r["votes"] >= WELL_RATED_MIN_VOTES
+                      and r["score"] >= WELL_RATED_MIN_SHARE),
                      key=lambda r: (-r["score"], -r["votes"], r["agent"]))
     return {"favourites": [r["agent"] for r in used[:3]], "try_next": untried[:3],
             "rule": f"agents with at least {WELL_RATED_MIN_VOTES} votes and {int(WELL_RATED_MIN_SHARE * 100)}% "
-                    f"thumbs-up in the last 90 days that this user has not used"}
+                    f"thumbs-up in the last 90 days, run by at least {RECOMMEND_MIN_USERS} users, that this user has not used"}
 
 
 def user_page(client, config, user_id: str, *, limit: int, cursor_params: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +125,8 @@ def user_page(client, config, user_id: str, *, limit: int, cursor_params: dict[s
                          user=user_id, limit=20),
         quota=lambda: quota_rows(client, config, month, user=user_id),
         ratings=lambda: q(client, config, "agent_ratings", start=ratings_window.start_ts, end=ratings_window.end_ts),
+        all_agents=lambda: q(client, config, "usage_by_agent", start=ratings_window.start, end=ratings_window.end,
+                             user="", limit=10_000),
         **dashboard.figure_calls(client, config, chart_period, user=user_id),
         **dashboard.daily_calls(client, config, chart_period, user=user_id),
     )
@@ -121,6 +138,7 @@ def user_page(client, config, user_id: str, *, limit: int, cursor_params: dict[s
         "daily": dashboard.daily_of(chart_period, r["days"], r["costs"]),
         "agents_period": usage_window.as_dict(),
         "agents": r["agents"],
-        "recommendation": recommendation(client, config, user_id, r["agents"], ratings_of(r["ratings"])),
+        "recommendation": recommendation(client, config, user_id, r["agents"], ratings_of(r["ratings"]),
+                                         widely_used_agents(r["all_agents"])),
         "tasks": r["tasks"],
     }

@@ -14,7 +14,22 @@ from swarmlens.store.client import StoreError, StoreUnavailable
 log = logging.getLogger("swarmlens.reporter")
 
 BLUEPRINTS = ("auth", "dashboard", "users", "search", "tasks", "reports", "agents", "feedback", "admin", "api",
-              "docs")
+              "docs", "health")
+
+# Endpoints that never touch ClickHouse, not even to check a session: they keep answering while
+# it is down (static files, the health endpoints).
+NO_STORE_ENDPOINTS = frozenset({"static", "health.healthz", "health.readyz"})
+
+# On every response. Pages carry no inline script and no style attribute (charts are inline SVG
+# with presentation attributes, which CSP does not govern), so nothing but our own files may load.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+                               "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
 
 
 def register(app: Flask) -> None:
@@ -31,6 +46,8 @@ def register(app: Flask) -> None:
     @app.before_request
     def _who_is_asking():
         g.principal = None
+        if request.endpoint in NO_STORE_ENDPOINTS:
+            return None
         header = request.headers.get("Authorization", "")
         if header:
             scheme, _, token = header.partition(" ")
@@ -44,17 +61,17 @@ def register(app: Flask) -> None:
             return None  # the API takes bearer tokens only, so no cookie can act for a browser there
         who = session.get("who")
         if who:
-            # Re-checked on every request, so a disabled account or a revoked token signs out at once.
-            if who.get("kind") == "ops":
-                account = authn.ops_account(common.client(), common.config(), who.get("id", ""))
-                valid = bool(account and not account["disabled"])
+            # Re-checked on every request: signing out, a new password, a disabled account or a
+            # revoked token ends the session at once, whichever copy of the cookie comes back.
+            try:
+                g.principal = authn.session_principal(common.client(), common.config(), who)
+            except StoreUnavailable:
+                if request.endpoint != "auth.login" or request.method != "GET":
+                    raise
+                # The sign-in page still shows while the database is down (as to a stranger).
             else:
-                found = authn.principal_for_token_hash(common.client(), common.config(), who.get("token_hash", ""))
-                valid = bool(found and found.id == who.get("id"))
-            if valid:
-                g.principal = authn.Principal(who["kind"], who["id"], "session")
-            else:
-                session.pop("who", None)
+                if g.principal is None:
+                    session.pop("who", None)
         if request.method not in ("GET", "HEAD", "OPTIONS") and (g.principal or request.path == "/login"):
             if not authn.csrf_ok(session, request.form.get("csrf_token")):
                 return _error(400, "the form's CSRF token is missing or out of date: reload the page and try again")
@@ -68,15 +85,33 @@ def register(app: Flask) -> None:
     def _http_error(exc: HTTPException):
         return _error(exc.code or 500, exc.description or exc.name, exc)
 
+    @app.after_request
+    def _security_headers(response):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
     @app.errorhandler(StoreUnavailable)
     def _store_down(exc: StoreUnavailable):
         log.error("ClickHouse unavailable: %s", exc)
-        return _error(503, "the database is not reachable right now; try again in a moment")
+        app.extensions["swarmlens_pool"].suspect()
+        return _error(503, "the database is not reachable right now, so this page cannot be shown; "
+                           "try again in a moment", retry_after=5)
 
     @app.errorhandler(StoreError)
     def _store_error(exc: StoreError):
+        if exc.code in QUERY_LIMIT_CODES:
+            log.warning("query stopped by its limit: %s", exc)
+            return _error(503, f"this page's query {QUERY_LIMIT_CODES[exc.code]}, so it was stopped; "
+                               "narrow the period or try again later", retry_after=30)
         log.exception("query failed")
         return _error(500, "a database query failed; the error is in the reporter's log")
+
+
+# ClickHouse's codes for a query stopped by SWARMLENS_QUERY_TIMEOUT_SECONDS or
+# SWARMLENS_QUERY_MAX_MEMORY_BYTES: the server is fine, the page asked too much of it.
+QUERY_LIMIT_CODES = {159: "ran longer than the reporter allows", 160: "ran longer than the reporter allows",
+                     241: "needed more memory than the reporter allows"}
 
 
 def _nav(who) -> list[tuple[str, str]]:
@@ -89,13 +124,16 @@ def _nav(who) -> list[tuple[str, str]]:
             ("admin.plans", "Admin"), ("docs.api_reference", "API")]
 
 
-def _error(status: int, message: str, exc: HTTPException | None = None):
+def _error(status: int, message: str, exc: HTTPException | None = None, retry_after: int | None = None):
     from swarmlens.web.common import wants_json
 
     names = {400: "Bad request", 401: "Sign-in required", 403: "Forbidden", 404: "Not found",
              405: "Method not allowed", 413: "Request too large", 422: "Unprocessable request",
+             429: "Too many requests",
              500: "Server error", 503: "Service unavailable"}
     headers = {}
+    if retry_after:
+        headers["Retry-After"] = str(retry_after)
     if status == 401 and (wants_json() or "Authorization" in request.headers):
         headers["WWW-Authenticate"] = 'Bearer realm="swarmlens"'
     if exc is not None and status == 405:

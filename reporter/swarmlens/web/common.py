@@ -15,26 +15,89 @@ from swarmlens.reports import common as rc
 
 
 class ClientPool:
-    """clickhouse-connect clients kept between requests.
+    """clickhouse-connect clients kept between requests, and whether ClickHouse answers at all.
 
     Opening a client costs three round trips (version, settings, a check): about 100 ms on the
     embedded endpoint, most of a page's budget. So a request borrows an open client (cached on
     ``g``) and gives it back on teardown; a client that saw an error is closed instead.
+
+    Every query of the reporter runs under ClickHouse's own limits (max_execution_time from
+    SWARMLENS_QUERY_TIMEOUT_SECONDS, max_memory_usage from SWARMLENS_QUERY_MAX_MEMORY_BYTES), and
+    the HTTP read gives up a few seconds after the server should have. A stopped or stalled server
+    would still hold each request for that long, so ``acquire`` first asks ``/ping`` with a short
+    timeout (SWARMLENS_CLICKHOUSE_PING_SECONDS). The answer is remembered for PING_CACHE_SECONDS, so
+    a busy reporter pings a few times a second at most, and while ClickHouse is down every data
+    page fails at once with StoreUnavailable (a 503) instead of queueing behind a dead server.
     """
+
+    PING_CACHE_SECONDS = 0.5
 
     def __init__(self, config: Mapping[str, Any], keep: int = 8):
         self.config = config
         self.keep = keep
         self._idle: list[Any] = []
         self._lock = threading.Lock()
+        self._checked_at = -1e9
+        self._reachable: str | None = None  # None: reachable; else why not
+
+    def client_options(self) -> dict[str, Any]:
+        cfg = self.config
+        limit = max(1, int(cfg.get("SWARMLENS_QUERY_TIMEOUT_SECONDS") or 30))
+        settings: dict[str, Any] = {"max_execution_time": limit}
+        memory = int(cfg.get("SWARMLENS_QUERY_MAX_MEMORY_BYTES") or 0)
+        if memory > 0:
+            settings["max_memory_usage"] = memory
+        ping = float(cfg.get("SWARMLENS_CLICKHOUSE_PING_SECONDS") or 1.0)
+        return {"settings": settings, "connect_timeout": max(1, int(ping + 0.999)),
+                "send_receive_timeout": limit + 5}
+
+    def ping(self, timeout: float | None = None) -> str | None:
+        """None when ClickHouse answers ``/ping`` within the timeout, else the reason it did not."""
+        import urllib.error
+        import urllib.request
+
+        from swarmlens.store.client import client_arguments
+
+        args = client_arguments(self.config)
+        scheme = "https" if args["secure"] else "http"
+        url = f"{scheme}://{args['host']}:{args['port']}{args.get('proxy_path', '')}/ping"
+        wait = float(self.config.get("SWARMLENS_CLICKHOUSE_PING_SECONDS") or 1.0) if timeout is None else timeout
+        try:
+            with urllib.request.urlopen(url, timeout=wait) as resp:  # noqa: S310 (URL from settings)
+                resp.read(64)
+            return None
+        except urllib.error.HTTPError as exc:
+            return f"ClickHouse answered {exc.code} to /ping"
+        except Exception as exc:  # refused, reset, timed out: all mean "not now"
+            return f"ClickHouse did not answer /ping within {wait:g} s ({exc.__class__.__name__})"
+
+    def check_reachable(self) -> None:
+        """Raises StoreUnavailable when ClickHouse did not answer its last health check."""
+        import time
+
+        from swarmlens.store.client import StoreUnavailable
+
+        now = time.monotonic()
+        if now - self._checked_at >= self.PING_CACHE_SECONDS:
+            reason = self.ping()
+            self._reachable, self._checked_at = reason, time.monotonic()
+        if self._reachable is not None:
+            raise StoreUnavailable(self._reachable)
+
+    def suspect(self) -> None:
+        """A query just failed to reach ClickHouse: check again before the next request uses it
+        (unless the last check already found it down: that answer stands until it expires)."""
+        if self._reachable is None:
+            self._checked_at = -1e9
 
     def acquire(self):
+        self.check_reachable()
         with self._lock:
             if self._idle:
                 return self._idle.pop()
         from swarmlens.store.client import connect
 
-        return connect(self.config)
+        return connect(self.config, **self.client_options())
 
     def release(self, client, broken: bool = False) -> None:
         with self._lock:
@@ -180,10 +243,11 @@ def decode_cursor(value: str | None) -> tuple[datetime, str] | None:
         when = datetime.fromisoformat(ts)
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
+        rc.check_date(when.astimezone(timezone.utc).date(), "cursor")
         if len(task_id) > 64:
             raise ValueError
         return when, task_id
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, OverflowError):
         bad("cursor is not valid: use the next_cursor of a previous page")
 
 

@@ -3,13 +3,11 @@ swarmlens.web.fmt.plain gives them, and no cell that a spreadsheet would run as 
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any, Iterable, Sequence
 
 from flask import Response
 
-from swarmlens.web import fmt
+from swarmlens.web import csvsafe, fmt
 
 TASK_COLUMNS = ("task_id", "start_time", "user_id", "status", "error_type", "agents", "total_tokens",
                 "duration_ms", "input", "output")
@@ -17,12 +15,8 @@ TASK_COLUMNS = ("task_id", "start_time", "user_id", "status", "error_type", "age
 MAX_ROWS = 10_000
 
 
-def safe(value: Any) -> Any:
-    # A cell starting with = + - @ (or a tab or carriage return before one) is a formula to spreadsheet
-    # apps; a leading quote makes it text.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+# The formula rule and the quoting are swarmlens.web.csvsafe's, the same for every CSV download.
+safe = csvsafe.cell
 
 
 def task_cells(t: dict[str, Any]) -> list[Any]:
@@ -40,13 +34,10 @@ def task_cells(t: dict[str, Any]) -> list[Any]:
 
 
 def response(columns: Sequence[str], rows: Iterable[Sequence[Any]], filename: str) -> Response:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
+    body = csvsafe.dumps(columns, rows)
     # The file name is ours (ids are checked before they get here), quoted all the same.
     name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in filename)
-    return Response(buf.getvalue(), mimetype="text/csv",
+    return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 

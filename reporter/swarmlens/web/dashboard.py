@@ -14,7 +14,9 @@ bp = Blueprint("dashboard", __name__)
 
 def menus(c, cfg) -> dict:
     """The choices of the agent and model filters (users are typed, with suggestions)."""
-    r = rc.parallel(agents=lambda: rc.q(c, cfg, "known_agents"), models=lambda: rc.q(c, cfg, "known_models"))
+    # Ops pages only: every user's agents (user="").
+    r = rc.parallel(agents=lambda: rc.q(c, cfg, "known_agents", user=""),
+                    models=lambda: rc.q(c, cfg, "known_models"))
     return {"agents": [a["agent"] for a in r["agents"]], "models": [m["model"] for m in r["models"]]}
 
 

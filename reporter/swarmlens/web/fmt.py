@@ -196,15 +196,46 @@ def duration(ms: Any) -> str:
     return f"{int(ms // 60000)} min {ms % 60000 / 1000:.0f} s"
 
 
+# Deeper JSON is shown as the text it is: parsing and indenting recurse once per level, and a
+# task input of 50,000 nested brackets would otherwise exhaust the stack (RecursionError).
+PRETTY_MAX_DEPTH = 100
+
+
+def json_depth(text: str, limit: int) -> int:
+    """The bracket nesting of JSON-looking text, outside strings; stops counting past ``limit``."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    return deepest
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
 def pretty(text: Any) -> dict[str, Any]:
-    """Task input/output for display: JSON pretty-printed when it parses, the text as it is otherwise.
-    The template escapes it either way."""
+    """Task input/output for display: JSON pretty-printed when it parses (and nests at most
+    PRETTY_MAX_DEPTH levels), the text as it is otherwise. The template escapes it either way."""
     raw = "" if text is None else str(text)
     stripped = raw.strip()
-    if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
+    if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]") and \
+            json_depth(stripped, PRETTY_MAX_DEPTH) <= PRETTY_MAX_DEPTH:
         try:
             return {"json": True, "text": json.dumps(json.loads(stripped), indent=2, ensure_ascii=False)}
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     return {"json": False, "text": raw}
 

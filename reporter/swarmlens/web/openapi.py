@@ -21,7 +21,7 @@ def _errors(*codes: int) -> dict[str, Any]:
             403: "The token may not read this", 404: "Unknown task (or another user's)", 405: "Method not allowed",
             413: "Body too large", 422: "Well-formed but invalid body"}
     return {str(c): {"$ref": f"#/components/responses/E{c}"} for c in codes} | \
-        {"405": {"$ref": "#/components/responses/E405"}}
+        {"405": {"$ref": "#/components/responses/E405"}, "503": {"$ref": "#/components/responses/E503"}}
 
 
 _Q = [
@@ -176,6 +176,7 @@ def document() -> dict[str, Any]:
             "responses": {f"E{c}": _json(_ref("Error"), d) for c, d in {
                 400: "Bad parameters or body", 401: "Missing, unknown, revoked or expired token",
                 403: "The token may not read this", 404: "Unknown task (or another user's)",
-                405: "Method not allowed", 413: "Body too large", 422: "Well-formed but invalid body"}.items()},
+                405: "Method not allowed", 413: "Body too large", 422: "Well-formed but invalid body",
+                503: "ClickHouse unreachable, or a query over its time or memory limit (see Retry-After)"}.items()},
         },
     }

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import timedelta
 
 from flask import Blueprint, Response, redirect, url_for
@@ -80,13 +78,9 @@ def usage_csv(kind: str):
     table = arg_choice("table", report.TABLES, "users")
     period, ctx = _build(kind)
     columns, rows = report.csv_rows(ctx, table)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        # A cell starting with = + - @ is a formula to spreadsheet apps; a leading quote disarms it.
-        writer.writerow([("'" + v) if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row])
-    return Response(buf.getvalue(), mimetype="text/csv",
+    from swarmlens.web import csvsafe
+
+    return Response(csvsafe.dumps(columns, rows), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="swarmlens-{kind}-{period.key}-{table}.csv"'})
 
 

@@ -39,7 +39,7 @@ def search():
     # The search and the two filter menus at once.
     r = rc.parallel(
         rows=lambda: report.search(c, cfg, cursor_params=keyset_params(cursor), **params),
-        agents=lambda: rc.q(c, cfg, "known_agents"),
+        agents=lambda: rc.q(c, cfg, "known_agents", user="" if who.is_ops else who.id),
         users=lambda: rc.q(c, cfg, "known_users") if who.is_ops else [{"user_id": who.id}],
     )
     rows = r["rows"]
