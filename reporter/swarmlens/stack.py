@@ -475,6 +475,18 @@ class Stack:
                 raise StackError(f"demo exited with status {demo.proc.returncode}; its log ends with:\n"
                                  f"{demo.log_tail()}")
             self.say(f"  demo         sending demo tasks every {self.demo_interval:g} s (log {demo.log_path})")
+            # the same agents on the OpenAI Agents SDK, so that both frameworks show side by side
+            agents_argv = [sys.executable, "-m", "swarmlens.cli", "demo-agents", "--forever", "--interval",
+                           str(max(self.demo_interval * 3, 1.0)), "--otlp-endpoint", self.urls["otlp_http"]]
+            try:
+                import agents  # noqa: F401
+            except ImportError:
+                self.say("  demo         (the Agents SDK demo needs `pip install 'swarmlens[agents]'`)")
+            else:
+                agents_demo = self._child("demo-agents", agents_argv,
+                                          self._env(OTEL_SERVICE_NAME="swarmlens-demo-agents"), grace=20)
+                self.say(f"  demo         and Agents SDK tasks every {max(self.demo_interval * 3, 1.0):g} s "
+                         f"(log {agents_demo.log_path})")
         self._write_state("running")
         self.say(f"swarmlens is up: open {app_url}  (apps send spans to OTEL_EXPORTER_OTLP_ENDPOINT="
                  f"{self.urls['otlp_http']}). Ctrl-C or SIGTERM stops everything.")

@@ -120,6 +120,10 @@ def test_up_serves_the_stack_with_demo_traffic_and_sigterm_leaves_no_process(tmp
                 "SELECT countIf(start_time < now() - INTERVAL 1 HOUR), countIf(start_time >= now() - INTERVAL 1 HOUR) "
                 "FROM swarmlens.tasks").result_rows[0]), 90, what="backfilled and live demo tasks")
             assert counts[0] == 20
+            # the Agents SDK demo runs beside the Swarm one
+            pl.wait_until(lambda: client.query("SELECT count() FROM swarmlens.tasks WHERE service_name = "
+                                               "'swarmlens-demo-agents'").result_rows[0][0] >= 1, 90,
+                          what="an Agents SDK demo task")
             # ... and the reporter served by `up` shows them: an ops token reads a demo user's history.
             user = client.query("SELECT user_id FROM swarmlens.tasks GROUP BY user_id ORDER BY count() DESC "
                                 "LIMIT 1").result_rows[0][0]

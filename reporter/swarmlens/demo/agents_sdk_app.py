@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import os
 import random
+import signal
 import sys
 import time
 from typing import Any
@@ -100,6 +101,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", help="run every task as this user")
     p.add_argument("--scenario", choices=PLAYABLE, help="run only this scenario")
     p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--forever", action="store_true", help="keep running tasks until Ctrl-C or SIGTERM (as under "
+                                                          "`swarmlens up --demo`)")
+    p.add_argument("--interval", type=float, default=3.0, help="seconds between tasks with --forever (default: 3)")
     p.add_argument("--otlp-endpoint", help="OTLP/HTTP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT, else "
                                            "http://127.0.0.1:4318)")
 
@@ -134,7 +138,11 @@ def run(args: argparse.Namespace) -> int:
 
         async def all_tasks() -> None:
             nonlocal ok, failed
-            for i in range(args.tasks):
+            i = -1
+            while args.forever or i + 1 < args.tasks:
+                i += 1
+                if args.forever and i:
+                    await asyncio.sleep(args.interval)
                 scenario = rng.choices(playable, weights=[s.weight for s in playable])[0]
                 user = users[i % len(users)]
                 try:
@@ -146,7 +154,11 @@ def run(args: argparse.Namespace) -> int:
                     print(f"task {i} ({scenario.name}) failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
         started = time.monotonic()
-        asyncio.run(all_tasks())
+        signal.signal(signal.SIGTERM, _stop)
+        try:
+            asyncio.run(all_tasks())
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a normal end of a --forever run
+            pass
     finally:
         llm.stop()
     flushed = trace.get_tracer_provider().force_flush(30000) if hasattr(trace.get_tracer_provider(),
@@ -154,6 +166,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"agents sdk demo: {ok} tasks ok, {failed} failed in {time.monotonic() - started:.1f}s"
           + ("" if flushed else " (spans not all flushed)"), flush=True)
     return 0 if failed == 0 and flushed else 1
+
+
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:

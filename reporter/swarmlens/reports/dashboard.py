@@ -94,6 +94,7 @@ def build(client, config, period: Period) -> dict[str, Any]:
         top_users=lambda: q(client, config, "tasks_by_user", start=period.start, end=period.end, limit=10),
         quota=lambda: quota_rows(client, config, month, alerts_only=True),
         unpriced=lambda: q(client, config, "unpriced_models", start=period.start, end=period.end),
+        unattributed=lambda: q1(client, config, "unattributed_calls", start=period.start, end=period.end),
     )
     current = figures_of(r["cur_totals"], r["cur_cost"])
     previous = figures_of(r["prev_totals"], r["prev_cost"])
@@ -113,6 +114,9 @@ def build(client, config, period: Period) -> dict[str, Any]:
         "quota_month": month.as_dict(),
         "users_near_quota": quota,
         "unpriced_models": r["unpriced"],
+        # model calls no user owns: in the all-user figures, on no user's page
+        "unattributed_calls": int(r["unattributed"].get("calls") or 0),
+        "unattributed_tokens": int(r["unattributed"].get("tokens") or 0),
     }
 
 
