@@ -128,7 +128,7 @@ def test_swarmlens_up_runs_from_the_wheel_and_stores_demo_tasks(wheels, tmp_path
         try:
             tasks = wait_until(lambda: client.query(
                 "SELECT count(), countIf(user_id != '' AND input_tokens > 0) FROM swarmlens.tasks FINAL"
-            ).result_rows[0][1], 90, what="a demo task stored through rotel")
+            ).result_rows[0][1], 90, what="a demo task stored through the OTLP receiver")
             assert tasks >= 1
         finally:
             client.close()
@@ -138,4 +138,4 @@ def test_swarmlens_up_runs_from_the_wheel_and_stores_demo_tasks(wheels, tmp_path
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert "stopped rotel" in log.read_text()
+    assert "stopped ingest" in log.read_text()  # the OTLP receiver ran from the wheel too
