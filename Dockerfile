@@ -24,4 +24,4 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=5 \
     CMD ["python", "-c", "import sys, urllib.request, urllib.error\ntry:\n    urllib.request.urlopen('http://127.0.0.1:8000/', timeout=4)\nexcept urllib.error.HTTPError as e:\n    sys.exit(e.code >= 500)\nexcept Exception:\n    sys.exit(1)"]
 
 # Migrations are idempotent and safe at every start; then the production WSGI server.
-CMD ["sh", "-c", "swarmlens db migrate && exec gunicorn --bind 0.0.0.0:8000 --workers \"${SWARMLENS_REPORTER_WORKERS:-2}\" --access-logfile - --error-logfile - 'swarmlens.app:create_app()'"]
+CMD ["sh", "-c", "swarmlens db migrate && exec gunicorn --bind 0.0.0.0:8000 --workers \"${SWARMLENS_REPORTER_WORKERS:-2}\" --threads \"${SWARMLENS_REPORTER_THREADS:-8}\" --access-logfile - --error-logfile - 'swarmlens.app:create_app()'"]
