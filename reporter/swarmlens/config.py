@@ -8,6 +8,7 @@ documents each of them once, and a test fails when one is missing there.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -205,6 +206,26 @@ def generated_clickhouse_password(data_dir: str) -> str:
             return f.read().strip()
     except OSError:
         return ""
+
+
+def clickhouse_password(data_dir: str) -> str:
+    """The endpoint's generated password, created (and kept, mode 0600) on first use."""
+    return generated_clickhouse_password(data_dir) or \
+        write_private_file(clickhouse_password_path(data_dir), secrets.token_urlsafe(24) + "\n").strip()
+
+
+def write_private_file(path: str, text: str) -> str:
+    """Writes `text` to `path` readable by its owner only (0600), whole or not at all: a temporary
+    file, synced, then renamed over the path. Returns the text."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return text
 
 
 def setting_names() -> list[str]:

@@ -29,15 +29,13 @@ def run(args) -> int:
     data_dir = args.data_dir or os.path.join(cfg.SWARMLENS_DATA_DIR, "clickhouse")
     host = args.host or cfg.SWARMLENS_CLICKHOUSE_LISTEN_HOST
     port = cfg.SWARMLENS_CLICKHOUSE_LISTEN_PORT if args.port is None else args.port
-    from swarmlens.embedded.server import load_or_create_password
-
     pw_note = f"password from ${args.password_env}"
     try:
         if args.password_env in os.environ:
             password = os.environ[args.password_env]
         else:
             pw_path = config_mod.clickhouse_password_path(cfg.SWARMLENS_DATA_DIR)
-            password = load_or_create_password(pw_path)
+            password = config_mod.clickhouse_password(cfg.SWARMLENS_DATA_DIR)
             pw_note = f"password in {pw_path}"
         ep = EmbeddedClickHouse(
             data_dir, host=host, port=port, user=args.user or cfg.SWARMLENS_CLICKHOUSE_USER,
