@@ -103,6 +103,10 @@ def test_sessions_keep_their_own_state_and_refuse_a_concurrent_request(make_endp
     assert q(ep, "SET max_block_size = 123", session_id=sid).status_code == 200
     assert q(ep, "SELECT getSetting('max_block_size')", session_id=sid).text == "123\n"
     assert q(ep, "SELECT getSetting('max_block_size')").text != "123\n"
+    # readonly mixed with other settings is refused whole: the session stays writable
+    r = q(ep, "SET readonly = 1, max_threads = 2", session_id=sid)
+    assert r.status_code == 400 and r.headers["X-ClickHouse-Exception-Code"] == "36"
+    assert q(ep, "CREATE TEMPORARY TABLE still_writable (a Int)", session_id=sid).status_code == 200
     assert q(ep, "SET readonly = 1", session_id=sid).status_code == 200
     r = q(ep, "CREATE TEMPORARY TABLE x (a Int)", session_id=sid)
     assert r.status_code == 403 and r.headers["X-ClickHouse-Exception-Code"] == "164"

@@ -36,7 +36,6 @@ import hmac
 import ipaddress
 import json
 import logging
-import os
 import re
 import secrets
 import select
@@ -106,30 +105,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def generate_password() -> str:
-    return secrets.token_urlsafe(24)
-
-
-def load_or_create_password(path: str) -> str:
-    """The endpoint's password kept in `path` (mode 0600), generated on first use."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            pw = f.read().strip()
-        if pw:
-            return pw
-    except FileNotFoundError:
-        pass
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    pw = generate_password()
-    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(pw + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(path + ".tmp", path)
-    return pw
 
 
 class _Drop(Exception):
@@ -866,10 +841,10 @@ class _Execution:
     def _set_readonly(self, conn: Connection, st: Statement, session: bool) -> None:
         """`SET readonly = N` is kept by the endpoint, never given to the engine; other settings in
         the same SET are applied as usual."""
-        conn.note_statement(st.canonical) if session else None
-        others = [n for n in st.sets if n.lower() != "readonly"]
-        if others:
+        if any(n.lower() != "readonly" for n in st.sets):
             raise ClickHouseError(36, "BAD_ARGUMENTS", "Set readonly in a SET statement of its own on this endpoint")
+        if session:  # a sessionless request's readonly ends with it
+            conn.note_statement(st.canonical)
 
     def _load_external(self, conn: Connection) -> None:
         """External data: each file part becomes a temporary table for this query alone."""
