@@ -43,6 +43,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from benchlib import cpu_model
 from opentelemetry.instrumentation.openai_swarm import SwarmInstrumentor
 from swarm import Agent, Swarm
 
@@ -249,14 +250,7 @@ class NoopTracerProvider(trace_api.TracerProvider):
 
 
 def machine_info() -> list[str]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     try:
         load = "load average %.2f %.2f %.2f at start" % os.getloadavg()
     except OSError:

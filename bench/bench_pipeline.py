@@ -44,7 +44,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from benchlib import write_section
+from benchlib import cpu_model, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Pipeline"
@@ -54,14 +54,7 @@ SPANS_PER_TASK = 8
 # -- machine and process tree -------------------------------------------------------------------
 
 def machine_info() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     import chdb
     import rotel

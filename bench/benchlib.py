@@ -27,3 +27,14 @@ def write_section(path: str, heading: str, text: str) -> None:
         new = old[:start] + text.rstrip("\n") + "\n" + ("\n" + old[end + 1:] if end >= 0 else "")
     with open(path, "w", encoding="utf-8") as f:
         f.write(new)
+
+
+def cpu_model() -> str:
+    """The processor's model name from /proc/cpuinfo, for the machine line of a result."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
