@@ -106,29 +106,22 @@ class _Handler(BaseHTTPRequestHandler):
         if not stream:
             self._send_json(200, completion_body(sel, created))
             return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
-        try:
-            for chunk in stream_chunks(sel, created, include_usage=include_usage):
-                self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-                self.wfile.flush()
-                if not self._wait(sel.chunk_delay):
-                    return
-            self.wfile.write(b"data: [DONE]\n\n")
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):  # the client closed the stream early
-            pass
-
+        frames = ((b"data: " + json.dumps(chunk).encode() + b"\n\n", sel.chunk_delay)
+                  for chunk in stream_chunks(sel, created, include_usage=include_usage))
+        self._event_stream(frames, tail=b"data: [DONE]\n\n")
 
     def _respond(self, sel, created: int, request: dict, stream: bool) -> None:
         """A Responses API answer: one JSON body, or its server-sent events."""
         if not stream:
             self._send_json(200, response_body(sel, created, request))
             return
+        frames = ((b"event: " + event["type"].encode() + b"\ndata: " + json.dumps(event).encode() + b"\n\n",
+                   sel.chunk_delay if event["type"].endswith(".delta") else 0)
+                  for event in response_events(sel, created, request))
+        self._event_stream(frames)
+
+    def _event_stream(self, frames, tail: bytes = b"") -> None:
+        """Server-sent events: each (bytes, delay after it) as it comes, then the tail."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -136,13 +129,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.close_connection = True
         try:
-            for event in response_events(sel, created, request):
-                self.wfile.write(b"event: " + event["type"].encode() + b"\ndata: " + json.dumps(event).encode()
-                                 + b"\n\n")
+            for frame, delay in frames:
+                self.wfile.write(frame)
                 self.wfile.flush()
-                if event["type"].endswith(".delta") and not self._wait(sel.chunk_delay):
+                if delay and not self._wait(delay):
                     return
-        except (BrokenPipeError, ConnectionResetError):
+            if tail:
+                self.wfile.write(tail)
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):  # the client closed the stream early
             pass
 
 
