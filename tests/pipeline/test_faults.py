@@ -36,8 +36,9 @@ def test_clickhouse_outage_mid_stream_loses_and_duplicates_nothing(own_clickhous
     rotel = start_rotel(cfg)
     run = f"chdown-{uuid.uuid4().hex[:8]}"
     out = tmp_path / "ran.json"
-    tasks = 45
-    app = pl.start_app(rotel.otlp_http_url, tasks, run, out, pause=0.12)  # about 6 s of traffic
+    tasks = 90
+    # about 11 s of traffic: a loaded machine must not let the app finish within the 3 s outage
+    app = pl.start_app(rotel.otlp_http_url, tasks, run, out, pause=0.12)
 
     client = clickhouse_connect.get_client(dsn=own_clickhouse.url)
     pl.wait_until(lambda: pl.task_count(client, cfg, run) >= 3, 30, what="the first tasks")
