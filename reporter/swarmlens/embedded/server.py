@@ -54,7 +54,7 @@ import h11
 from swarmlens import sqltext
 from swarmlens.embedded import codecs
 from swarmlens.embedded.engine import SETTING_NAME_RE, Connection, Engine
-from swarmlens.embedded.errors import ClickHouseError, is_data_error
+from swarmlens.embedded.errors import ClickHouseError
 from swarmlens.embedded.sandbox import Policy, Sandbox, Statement, escape_param, setting_allowed
 
 log = logging.getLogger("swarmlens.clickhouse")
@@ -84,6 +84,7 @@ _MAX_HEADER_BYTES = 1 << 20  # request line and headers, as a server's http_max_
 _IDLE_TIMEOUT = 30.0  # seconds a keep-alive connection may sit idle
 _STALL_TIMEOUT = 300.0  # seconds a client may stall mid-request
 _MAX_PROGRESS_HEADERS = 100
+_FORM_SLICE = 16 << 10  # bytes handed to the multipart decoder at a time
 _FORMAT_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
 # Output formats whose chunks concatenate into one valid result: these stream as the engine produces
 # them. Every other format (JSON, *WithNames, Arrow, Parquet, Pretty, XML...) has one header, footer
@@ -473,6 +474,14 @@ class _Handler(socketserver.BaseRequestHandler):
                                       f"There is no handle {url.path[:200]}. Use / or /?query= for queries and /ping "
                                       "for health checks", http_status=404)
             params: dict[str, str] = dict(parse_qsl(url.query, keep_blank_values=True))
+            if "transfer-encoding" in req.headers and "content-length" in req.headers:
+                # RFC 9112 6.1: a request with both may be refused; one a proxy framed otherwise than h11 would
+                # smuggle a second request in its body
+                raise ClickHouseError(0, "BAD_REQUEST", "Request with both Content-Length and Transfer-Encoding",
+                                      http_status=400)
+            for name in ("query_id", "session_id"):
+                if _CONTROL_RE.search(params.get(name) or ""):
+                    raise ClickHouseError(36, "BAD_ARGUMENTS", f"The {name} must not contain control characters")
             query_id = params.get("query_id") or str(uuid.uuid4())
             if params.get("enable_http_compression") in ("1", "true"):
                 self.error_encoding = codecs.choose_http_encoding(req.header("accept-encoding"))
@@ -520,7 +529,12 @@ class _Handler(socketserver.BaseRequestHandler):
 
 
 def _encode_headers(hs) -> list[tuple[bytes, bytes]]:
-    return [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in hs]
+    # A value a client chose (query id, session id) can never end the header early: the ids are
+    # refused with control characters in them, and anything that slips through is blanked here.
+    return [(k.encode("latin-1"), _CONTROL_RE.sub("?", v).strip().encode("latin-1", "replace")) for k, v in hs]
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _int_param(params: dict, name: str, default: int = 0) -> int:
@@ -614,6 +628,7 @@ class _Execution:
     def _read_form(self) -> None:
         """multipart/form-data: fields are URL parameters (query, param_*, settings); file parts are
         external data tables, named by the part."""
+        from werkzeug.exceptions import RequestEntityTooLarge
         from werkzeug.http import parse_options_header
         from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
@@ -656,14 +671,20 @@ class _Execution:
                 if total > limit:
                     raise ClickHouseError(0, "REQUEST_TOO_LARGE", f"Request body of more than {limit} bytes",
                                           http_status=413)
-                decoder.receive_data(chunk)
-                done = drain() or done
+                # in slices: the decoder refuses a buffer beyond max_form_memory_size, file parts included
+                for at in range(0, len(chunk), _FORM_SLICE):
+                    decoder.receive_data(chunk[at:at + _FORM_SLICE])
+                    done = drain() or done
             decoder.receive_data(None)
             drain()
         except ClickHouseError:
             raise
         except (_Closed, _Drop):
             raise
+        except RequestEntityTooLarge:
+            raise ClickHouseError(0, "REQUEST_TOO_LARGE", f"A form field of more than {self.ep.max_query_bytes} bytes "
+                                  "(SWARMLENS_CLICKHOUSE_MAX_QUERY_BYTES); send large data as a file part",
+                                  http_status=413) from None
         except Exception as exc:
             raise ClickHouseError(0, "BAD_REQUEST_PARAMETER", f"Malformed multipart/form-data body: {exc}",
                                   http_status=400) from None
@@ -744,6 +765,8 @@ class _Execution:
             if st.returns_rows:
                 fmt = st.output_format or params.get("default_format") or \
                     req.header("x-clickhouse-format") or "TabSeparated"
+                if not _FORMAT_NAME_RE.match(fmt):
+                    raise ClickHouseError(73, "UNKNOWN_FORMAT", f"Unknown format {fmt[:100]!r}")
             if self.external:
                 self._load_external(conn)
                 self._discard = True
@@ -863,16 +886,18 @@ class _Execution:
             conn.run(ddl, "TabSeparated")
             if not _FORMAT_NAME_RE.match(fmt):
                 raise ClickHouseError(73, "UNKNOWN_FORMAT", f"Unknown format {fmt[:50]}")
-            ins = conn.conn.send_insert(f"INSERT INTO {_quote_ident(name)}", fmt)
+            ins = None
             try:
+                ins = conn.conn.send_insert(f"INSERT INTO {_quote_ident(name)}", fmt)
                 for chunk in spool.chunks():
                     ins.append(chunk)
                 ins.finish()
             except Exception as exc:
-                try:
-                    ins.cancel()
-                except Exception:
-                    pass
+                if ins is not None:
+                    try:
+                        ins.cancel()
+                    except Exception:
+                        pass
                 raise ClickHouseError.from_engine(exc) from None
 
     def _progress_cb(self):
@@ -1106,7 +1131,7 @@ class _Execution:
                     except Exception:
                         pass
                 err = exc if isinstance(exc, ClickHouseError) else ClickHouseError.from_engine(exc)
-                if is_data_error(err.code):
+                if not err.server_side:
                     raise err from None
                 if pause is None or self.ep._stopping:
                     log.error("insert failed %d times for a reason of the server's; closing the connection "
