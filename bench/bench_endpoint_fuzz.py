@@ -59,6 +59,7 @@ def main() -> int:
         corpus, checksum = prepare(ep)
         gen = Generator(corpus)
         fuzzer = Fuzzer(ep, case_timeout=args.case_timeout)
+        step = max(1, len(ids) // 500)
         for n, (seed, index) in enumerate(ids, 1):
             case = gen.generate(seed, index)
             out = fuzzer.run_case(case)
@@ -85,7 +86,7 @@ def main() -> int:
                 if problem:
                     failures.append(f"after case {case.id}: {problem}")
                     sys.stderr.write("\n" + failures[-1] + "\n")
-            if not args.only:
+            if not args.only and (n % step == 0 or n == len(ids)):
                 progress(n, len(ids), f"fuzz ({len(failures)} failures)")
         end_rss = ep.rss()[0]
     finally:

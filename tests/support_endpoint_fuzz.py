@@ -1184,15 +1184,8 @@ class Fuzzer:
         return None
 
 
-def summary_line(n: int, seconds: float) -> str:
-    return f"{n} cases in {seconds:.0f} s"
-
-
 def describe(out: Outcome) -> str:
     c = out.case
     return (f"case {c.id} [{c.category}/{c.kind}] {out.status} in {out.seconds:.2f} s: " + "; ".join(out.failures)
             + f"\n  reproduce: generate({c.id.split(':')[0]}, {c.id.split(':')[1]}); first bytes: {c.pieces[0][:200]!r}")
 
-
-__all__ = ["Case", "Corpus", "FuzzEndpoint", "Fuzzer", "Generator", "Outcome", "prepare", "guard_checksum",
-           "describe", "json"]

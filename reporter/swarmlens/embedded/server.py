@@ -36,6 +36,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import re
 import secrets
 import select
@@ -568,6 +569,7 @@ class _Execution:
     # -- parsing -------------------------------------------------------------------------------
     def run(self) -> None:
         req, params = self.req, self.params
+        self._zlib_level()  # refused before anything runs, not when the result is ready
         ctype = (req.header("content-type") or "").lower()
         body = None
         if req.method == "POST" and req.has_body and ctype.startswith("multipart/form-data"):
@@ -679,7 +681,7 @@ class _Execution:
             drain()
         except ClickHouseError:
             raise
-        except (_Closed, _Drop):
+        except (_Closed, _Drop, h11.RemoteProtocolError):
             raise
         except RequestEntityTooLarge:
             raise ClickHouseError(0, "REQUEST_TOO_LARGE", f"A form field of more than {self.ep.max_query_bytes} bytes "
@@ -713,10 +715,8 @@ class _Execution:
             for i, d in enumerate(decoders):
                 for piece in through(d.finish(), i + 1):
                     spool.write(piece, limit)
-        except ClickHouseError:
-            spool.close()
-            raise
-        except _Closed:
+        except (ClickHouseError, _Closed, h11.RemoteProtocolError):
+            # a broken framing (or a body cut short) is malformed HTTP, not a compression error
             spool.close()
             raise
         except Exception as exc:
@@ -828,7 +828,9 @@ class _Execution:
         try:
             timeout = float(self.params.get("session_timeout") or 60)
         except ValueError:
-            raise ClickHouseError(36, "BAD_ARGUMENTS", "Invalid session timeout") from None
+            timeout = math.nan
+        if not math.isfinite(timeout):  # nan would compare false with everything: a session never expiring
+            raise ClickHouseError(36, "BAD_ARGUMENTS", "Invalid session timeout")
         timeout = min(max(timeout, 1.0), 3600.0)
         conn = self.ep.engine.session(session_id, timeout, self.params.get("session_check") == "1")
         if not conn.lock.acquire(blocking=False):
@@ -953,9 +955,16 @@ class _Execution:
         if _int_param(self.params, "enable_http_compression") == 1:
             enc = codecs.choose_http_encoding(self.req.header("accept-encoding"))
             if enc:
-                level = self.params.get("http_zlib_compression_level")
-                return enc, codecs.HttpEncoder(enc, int(level) if level and level.isdigit() else None)
+                return enc, codecs.HttpEncoder(enc, self._zlib_level())
         return None, None
+
+    def _zlib_level(self) -> int | None:
+        level = _int_param(self.params, "http_zlib_compression_level", -1)
+        if level == -1:
+            return None
+        if not 1 <= level <= 9:
+            raise ClickHouseError(36, "BAD_ARGUMENTS", f"http_zlib_compression_level must be 1 to 9, not {level}")
+        return level
 
     def _encode(self, kind, enc, chunk: bytes) -> bytes:
         if kind == "native":
