@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 from benchlib import cpu_model, progress  # noqa: E402
-from support_endpoint_fuzz import (FuzzEndpoint, Fuzzer, Generator, describe, guard_checksum,  # noqa: E402
-                                   prepare)
+from support_endpoint_fuzz import (ALLOWED_5XX, FuzzEndpoint, Fuzzer, Generator, describe,  # noqa: E402
+                                   guard_checksum, prepare)
 
 
 def main() -> int:
@@ -53,6 +53,8 @@ def main() -> int:
     failures: list[str] = []
     by_category: dict[str, Counter] = defaultdict(Counter)
     statuses: Counter = Counter()
+    allowed_5xx: Counter = Counter()  # (status, code) of every 5xx answer; the oracle fails those not allowed
+    rss_trend: list[str] = []
     slowest = (0.0, "")
     peak_rss, first_rss = 0, ep.rss()[0]
     try:
@@ -65,6 +67,10 @@ def main() -> int:
             out = fuzzer.run_case(case)
             by_category[case.category][out.status] += 1
             statuses[out.status] += 1
+            for r in out.responses:
+                if r.status >= 500:
+                    code = int(r.headers.get("x-clickhouse-exception-code") or -1)
+                    allowed_5xx[(r.status, code)] += 1
             peak_rss = max(peak_rss, out.rss_peak)
             if out.seconds > slowest[0]:
                 slowest = (out.seconds, f"{case.id} {case.category}/{case.kind}")
@@ -79,6 +85,8 @@ def main() -> int:
             if not ep.alive():
                 failures.append(f"the endpoint died at case {case.id}; log: {ep.log_path}")
                 break
+            if n % 1000 == 0:
+                rss_trend.append(f"{n}: {ep.rss()[0] >> 20}")
             if n % args.batch == 0 or n == len(ids):
                 problem = fuzzer.health()
                 if problem is None and guard_checksum(ep) != checksum:
@@ -100,11 +108,15 @@ def main() -> int:
         row = by_category[cat]
         print(f"{cat:<14}" + "".join(f"{row.get(c, 0):>15}" for c in codes) + f"{sum(row.values()):>8}")
     print(f"{'all':<14}" + "".join(f"{statuses.get(c, 0):>15}" for c in codes) + f"{sum(statuses.values()):>8}")
-    five = sum(v for k, v in statuses.items() if k.isdigit() and int(k) >= 500)
+    unexpected = sum(v for k, v in allowed_5xx.items() if k not in ALLOWED_5XX)
+    allowed = ", ".join(f"{v} x {k[0]} (Code {k[1]}: {ALLOWED_5XX[k]})" for k, v in allowed_5xx.items() if k in ALLOWED_5XX)
     print(f"\nendpoint RSS: {first_rss >> 20} MiB at the start, {end_rss >> 20} MiB at the end, peak {peak_rss >> 20} MiB; "
           f"slowest case {slowest[0]:.1f} s ({slowest[1]})")
+    if rss_trend:
+        print("RSS (MiB) after N cases: " + ", ".join(rss_trend))
+    print(f"5xx answers: {unexpected} not allowed" + (f"; allowed: {allowed}" if allowed else ""))
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}")
-    print(f"endpoint fuzzing: {len(ids)} cases in {elapsed:.0f} s, {len(by_category)} categories, {five} answers 5xx, "
+    print(f"endpoint fuzzing: {len(ids)} cases in {elapsed:.0f} s, {len(by_category)} categories, {unexpected} 5xx not allowed, "
           f"{len(failures)} failures" + ("" if not failures else " (listed above)"))
     if args.keep:
         print(f"kept: {work}")

@@ -95,6 +95,7 @@ class Case:
     pause: float = 0.0
     half_close: bool = False  # shut our side once everything is sent (the request is cut short)
     expect: frozenset | None = None  # the right statuses of the first response; None: any allowed one
+    codes: frozenset | None = None  # the right exception codes of the first response, when it is an error
     may_drop: bool = False  # closing without an answer is right for this case
     head: bool = False  # the first request is HEAD: its response has no body
 
@@ -350,8 +351,10 @@ class Generator:
             body = _compress(data, enc)
             expect = frozenset({200})
         chunked = rng.random() < 0.3
+        codes = {"bomb": {0}, "truncated": {271}, "wrong_declared": {271}, "unknown": {89}, "br": {89}, "listed": {89},
+                 "garbage": {271}}.get(kind)
         return Case("", "", f"{kind}/{enc}", [request("POST", target, headers, body, chunked=chunked)],
-                    expect=expect, may_drop=may_drop, half_close=half)
+                    expect=expect, may_drop=may_drop, half_close=half, codes=frozenset(codes) if codes else None)
 
     def _native_blocks(self, rng: random.Random) -> Case:
         data = _tsv_rows(rng, rng.randrange(1, 30))
@@ -410,8 +413,11 @@ class Generator:
         else:
             body = native_block(data, method)
             expect = frozenset({200})
+        codes = {"bad_checksum": {40}, "huge_csize": {246}, "huge_dsize": {246}, "bad_method": {40, 89},
+                 "truncated": {33}, "wrong_dsize": {271}, "tiny_csize": {246}, "random": {33, 40, 89, 246, 271},
+                 "short_header": {33}, "valid_then_bad": {40}, "bomb": {0, 27, 117}}.get(kind)
         return Case("", "", f"{kind}/{method:#x}", [request("POST", target, headers, body, chunked=rng.random() < 0.3)],
-                    expect=expect)
+                    expect=expect, codes=frozenset(codes) if codes else None)
 
     # -- chunked transfer encoding and framing -----------------------------------------------------
     def _chunked(self, rng: random.Random) -> Case:
@@ -784,6 +790,8 @@ class Generator:
         elif kind == "sandbox":
             body = rng.choice(SANDBOX_REFUSED).encode()
             expect = frozenset({403})
+            return Case("", "", kind, [request("POST", "/", body=body, chunked=rng.random() < 0.2)], expect=expect,
+                        codes=frozenset({497}))
         elif kind == "keyword_soup":
             words = ["SELECT", "FROM", "WHERE", "(", ")", ",", "1", "'a'", "numbers(3)", "GROUP BY", "ORDER BY", "LIMIT",
                      "JOIN", "ON", "AS", "x", "*", "=", "NULL", "arrayJoin([1,2])", "FORMAT", "JSON", "SETTINGS",
@@ -1152,6 +1160,8 @@ class Fuzzer:
                 out.failures.append(f"status {r.status}: {r.body[:400]!r}")
             if n == 0 and case.expect is not None and r.status not in case.expect:
                 out.failures.append(f"status {r.status}, expected one of {sorted(case.expect)}: {r.body[:300]!r}")
+            if n == 0 and case.codes is not None and r.status >= 400 and int(code or -1) not in case.codes:
+                out.failures.append(f"Code {code}, expected one of {sorted(case.codes)}: {r.body[:300]!r}")
             if r.status >= 400 and not case.head and r.status != 499:
                 try:
                     body = _decoded(r)
