@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ep = EmbeddedClickHouse(args.data_dir, port=0).start()
     try:
-        app = create_app({"SWARMLENS_CLICKHOUSE_URL": ep.url, "TESTING": True})
+        # Every repetition computes its page: no reuse of results (each run reads the same data).
+        app = create_app({"SWARMLENS_CLICKHOUSE_URL": ep.url, "SWARMLENS_REPORTER_CACHE_BYTES": 0, "TESTING": True})
         cfg = app.config["SWARMLENS"]
         client = connect(cfg)
         try:

@@ -2,13 +2,16 @@
 time, against `swarmlens up --demo` (started here on free loopback ports, in a fresh data directory).
 
     .venv/bin/python bench/bench_load.py                      # 50 clients, 60 s, default threads
-    .venv/bin/python bench/bench_load.py --threads 1          # the former sync workers, for comparison
+    .venv/bin/python bench/bench_load.py --compare            # sync workers and threads computing every
+                                                              # page, then the default (results reused)
+    .venv/bin/python bench/bench_load.py --no-reuse           # SWARMLENS_REPORTER_CACHE_BYTES=0
     .venv/bin/python bench/bench_load.py --quick              # 10 clients, 10 s
     .venv/bin/python bench/bench_load.py --url http://127.0.0.1:8000 --login admin --password ...
 
 Each client signs in as the ops admin (its own session), then cycles through a mix of pages: the
 dashboard, the users list, search, the agents page, the monthly report, feedback, a user's page, a
-task's page and the API's task history. A response other than 200 counts as an error. It prints
+task's page and the API's task history; the user, the task and the search word differ from client
+to client (spread over the demo's users and tasks). A response other than 200 counts as an error. It prints
 requests, errors, requests/s and latency percentiles, with a live count while it runs; --write-docs
 puts the table in docs/benchmarks.md under its own heading. Loopback only: the URL must be local.
 """
@@ -42,12 +45,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support_ports import free_port  # noqa: E402  (one port never handed out twice)
 
 
-def start_stack(data_dir: str, threads: int, workers: int) -> tuple[subprocess.Popen, str]:
+def start_stack(data_dir: str, threads: int, workers: int, reuse: bool = True) -> tuple[subprocess.Popen, str]:
     port = free_port()
     argv = [sys.executable, "-m", "swarmlens.cli", "up", "--demo", "--data-dir", data_dir,
             "--port", str(port), "--clickhouse-port", str(free_port()), "--otlp-grpc-port", str(free_port()),
             "--otlp-http-port", str(free_port()), "--workers", str(workers)]
     env = {**os.environ, "SWARMLENS_REPORTER_THREADS": str(threads), "SWARMLENS_DATA_DIR": data_dir}
+    if not reuse:
+        env["SWARMLENS_REPORTER_CACHE_BYTES"] = "0"
     log = open(os.path.join(data_dir, "bench-up.log"), "w")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     return proc, f"http://127.0.0.1:{port}"
@@ -80,19 +85,31 @@ def sign_in(base: str, login: str, password: str) -> requests.Session:
     return s
 
 
-def page_mix(base: str, s: requests.Session) -> list[str]:
-    found = s.get(base + "/search?format=json", timeout=60).json()
+SEARCH_WORDS = ["order", "refund", "invoice", "password", "laptop", "plan", "shipping", "upgrade"]
+
+
+def page_mixes(base: str, s: requests.Session, clients: int) -> list[list[str]]:
+    """One mix of pages per client: the same ops pages for everyone (the dashboard, the users
+    list, the agents page, the monthly report, feedback), and for each client its own user's page,
+    task page and API history, and its own search word, spread over the demo's users and tasks,
+    so that what one client reads is not simply what the others just read."""
+    found = s.get(base + "/search?format=json&limit=200", timeout=60).json()
     tasks = found.get("tasks") or []
     if not tasks:
         raise SystemExit("the demo has no tasks yet")
-    user, task = tasks[0]["user_id"], tasks[0]["task_id"]
-    return ["/", "/users", "/search?q=order", "/agents", "/reports/monthly", "/feedback",
-            f"/users/{user}", f"/tasks/{task}", f"/api/v1/users/{user}/tasks"]
+    users = sorted({t["user_id"] for t in tasks})
+    mixes = []
+    for i in range(clients):
+        user, task = users[i % len(users)], tasks[i % len(tasks)]["task_id"]
+        word = SEARCH_WORDS[i % len(SEARCH_WORDS)]
+        mixes.append(["/", "/users", f"/search?q={word}", "/agents", "/reports/monthly", "/feedback",
+                      f"/users/{user}", f"/tasks/{task}", f"/api/v1/users/{user}/tasks"])
+    return mixes
 
 
 def run_load(base: str, login: str, password: str, clients: int, seconds: float) -> dict:
     first = sign_in(base, login, password)
-    mix = page_mix(base, first)
+    mixes = page_mixes(base, first, clients)
     token = None
     sessions = [sign_in(base, login, password) for _ in range(clients)]
     # The API takes bearer tokens only: one ops token for every client.
@@ -103,7 +120,7 @@ def run_load(base: str, login: str, password: str, clients: int, seconds: float)
     m = re.search(r"(slk_[A-Za-z0-9_-]{20,})", r.text)
     token = m.group(1) if m else None
     if token is None:
-        mix = [p for p in mix if not p.startswith("/api/")]
+        mixes = [[p for p in mix if not p.startswith("/api/")] for mix in mixes]
 
     latencies: list[float] = []
     errors: list[str] = []
@@ -113,6 +130,7 @@ def run_load(base: str, login: str, password: str, clients: int, seconds: float)
     def client(i: int, s: requests.Session) -> None:
         n = i
         while time.monotonic() < stop_at:
+            mix = mixes[i]
             path = mix[n % len(mix)]
             n += 1
             # One connection per request, as the sync workers always did: an idle keep-alive
@@ -153,7 +171,7 @@ def run_load(base: str, login: str, password: str, clients: int, seconds: float)
     return {"clients": clients, "seconds": round(wall, 1), "requests": len(lat), "errors": len(errors),
             "error_kinds": sorted(set(errors))[:10], "rps": len(lat) / wall if wall else 0.0,
             "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99), "max": lat[-1] if lat else 0.0,
-            "mean": statistics.fmean(lat) if lat else 0.0, "pages": mix}
+            "mean": statistics.fmean(lat) if lat else 0.0, "pages": mixes[0]}
 
 
 def row(label: str, r: dict) -> str:
@@ -173,6 +191,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--compare", action="store_true", help="run with --threads 1 first, then with the default")
     ap.add_argument("--quick", action="store_true", help="10 clients for 10 s")
+    ap.add_argument("--no-reuse", action="store_true", help="start the stack with SWARMLENS_REPORTER_CACHE_BYTES=0 "
+                                                            "(every page computed by ClickHouse)")
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
     if args.quick:
@@ -188,16 +208,22 @@ def main() -> int:
             ap.error("--password is required with --url")
         r = run_load(args.url.rstrip("/"), args.login, args.password, args.clients, args.seconds)
         print(row(f"{args.url}", r))
+        if r["error_kinds"]:
+            print("  errors:", ", ".join(r["error_kinds"]))
         return 0 if r["errors"] == 0 else 1
 
     from swarmlens import config as config_mod
 
     default_threads = config_mod.load(environ={}).SWARMLENS_REPORTER_THREADS
-    plans = [1, args.threads or default_threads] if args.compare else [args.threads or default_threads]
+    threads_now = args.threads or default_threads
+    # (threads, reuse of results): the former sync workers and today's threads, each computing
+    # every page, then today's default, which reuses results while the data is unchanged.
+    plans = ([(1, False), (threads_now, False), (threads_now, True)] if args.compare
+             else [(threads_now, not args.no_reuse)])
     results = []
-    for threads in plans:
+    for threads, reuse in plans:
         data_dir = tempfile.mkdtemp(prefix="swarmlens-load-")
-        proc, base = start_stack(data_dir, threads, args.workers)
+        proc, base = start_stack(data_dir, threads, args.workers, reuse)
         try:
             wait_for("the reporter", lambda: requests.get(base + "/healthz", timeout=2).status_code == 200
                      or requests.get(base + "/login", timeout=2).status_code == 200, 300, proc)
@@ -209,7 +235,8 @@ def main() -> int:
             sys.stderr.write("\n")
             r = run_load(base, args.login, password, args.clients, args.seconds)
             label = f"{args.workers} workers x {threads} thread{'s' if threads > 1 else ''}" + \
-                    (" (gthread)" if threads > 1 else " (sync)")
+                    (" (gthread)" if threads > 1 else " (sync)") + \
+                    (", results reused while the data is unchanged" if reuse else ", every page computed")
             results.append((label, r))
             print(row(label, r), flush=True)
             if r["error_kinds"]:

@@ -571,7 +571,8 @@ def time_pages(config_overrides: dict, p: dict, reps: int) -> tuple[list[dict], 
     except Exception as exc:
         return [], f"the reporter app is not importable ({exc.__class__.__name__}: {exc})"
     try:
-        app = create_app({**config_overrides, "TESTING": True})
+        # Every repetition computes its page: no reuse of results (each run reads the same data).
+        app = create_app({**config_overrides, "SWARMLENS_REPORTER_CACHE_BYTES": 0, "TESTING": True})
     except Exception as exc:
         return [], f"create_app failed: {exc}"
     cfg = app.config["SWARMLENS"]

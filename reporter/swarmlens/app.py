@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Mapping
 
-from flask import Flask, g
+from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
 
 log = logging.getLogger("swarmlens.reporter")
@@ -46,6 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from swarmlens import auth
     from swarmlens import config as settings
     from swarmlens.web import register
+    from swarmlens.store import readcache
     from swarmlens.web.common import ClientPool
 
     given = dict(config or {})
@@ -67,6 +68,23 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.from_mapping({k: v for k, v in given.items() if not k.startswith("SWARMLENS_")})
     app.extensions["swarmlens_pool"] = ClientPool(swarmlens_config)
+    app.extensions["swarmlens_read_cache"] = readcache.ReadCache(
+        int(swarmlens_config.get("SWARMLENS_REPORTER_CACHE_BYTES") or 0),
+        float(swarmlens_config.get("SWARMLENS_REPORTER_CACHE_SECONDS") or 0))
+
+    @app.before_request
+    def _read_snapshot() -> None:
+        # Reads of GET and HEAD requests may reuse results of unchanged data; a request that
+        # writes always reads from the server.
+        if request.method in ("GET", "HEAD"):
+            g.read_snapshot = readcache.begin(readcache.Snapshot(app.extensions["swarmlens_read_cache"],
+                                                                 swarmlens_config))
+
+    @app.teardown_request
+    def _end_snapshot(exc: BaseException | None) -> None:
+        token = g.pop("read_snapshot", None)
+        if token is not None:
+            readcache.end(token)
 
     register(app)
 

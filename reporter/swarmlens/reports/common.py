@@ -241,9 +241,11 @@ def parallel(**calls):
     clients without a session id are safe to share between threads.
     """
     global _POOL
+    import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="swarmlens-query")
-    futures = {name: _POOL.submit(fn) for name, fn in calls.items()}
+    # Each call in a copy of this request's context, so it reads through the request's snapshot.
+    futures = {name: _POOL.submit(contextvars.copy_context().run, fn) for name, fn in calls.items()}
     return {name: f.result() for name, f in futures.items()}

@@ -144,7 +144,10 @@ def query_file(client, name: str | Path, parameters: Mapping[str, Any] | None = 
         for param, setting in _IDENTIFIER_PARAMS.items():
             if param not in params and "{" + param + ":Identifier}" in sql:
                 params[param] = config[setting]
+    from swarmlens.store import readcache
+
     try:
-        return client.query(sql, parameters=params, **kwargs)
+        return readcache.cached_query(client, sql, params, kwargs,
+                                      lambda: client.query(sql, parameters=params, **kwargs))
     except Exception as exc:
         raise_as_store_error(exc)
