@@ -203,3 +203,27 @@ def test_external_data_in_an_unknown_format_is_404_not_an_internal_error(clickho
                         {"ext": b"1\n"})
     r = requests.post(clickhouse_url, data=body, headers={"Content-Type": ctype})
     assert (r.status_code, r.headers["X-ClickHouse-Exception-Code"]) == (404, "73"), r.text
+
+
+def test_an_error_answers_head_with_headers_alone_and_the_connection_keeps_serving(clickhouse_url):
+    """An error sent its body after HEAD: h11 refused it mid-response and the connection died with a
+    traceback in the log."""
+    u = urlsplit(clickhouse_url)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+        s.sendall(b"HEAD /?query=SELEC+1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /?query=SELECT+42&wait_end_of_query=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    first, second = out.split(b"HTTP/1.1 200", 1)
+    assert first.startswith(b"HTTP/1.1 400") and first.endswith(b"\r\n\r\n")  # headers only
+    assert b"X-ClickHouse-Exception-Code: 62" in first
+    assert second.endswith(b"\r\n\r\n42\n")
+
+
+def test_a_form_part_without_a_name_is_400_not_an_internal_error(clickhouse_url):
+    boundary = "b" + uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"query\"\r\n\r\nSELECT 1\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data\r\n\r\nx\r\n--{boundary}--\r\n").encode()
+    r = requests.post(clickhouse_url, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 400 and "part without a name" in r.text, r.text

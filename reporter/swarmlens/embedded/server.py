@@ -239,6 +239,10 @@ class _Server(socketserver.ThreadingTCPServer):
         self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         super().__init__(addr, _Handler)
 
+    def handle_error(self, request, client_address) -> None:
+        # a defect of ours that escaped a connection's handler: into the log, with its traceback
+        log.exception("internal error on a connection from %s", client_address[0])
+
 
 class _Request:
     """One HTTP request on a connection: its head, and its body as a stream of bytes."""
@@ -326,6 +330,7 @@ class _Handler(socketserver.BaseRequestHandler):
         self.ep: EmbeddedClickHouse = self.server.endpoint  # type: ignore[attr-defined]
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEADER_BYTES)
         self.close_after = False
+        self.head_request = False
         self.ep._track(self, busy=False)
 
     def finish(self) -> None:
@@ -378,6 +383,7 @@ class _Handler(socketserver.BaseRequestHandler):
                 return
             self.ep._track(self, busy=True)
             req = _Request(self, ev)
+            self.head_request = req.method == "HEAD"
             try:
                 self._serve(req)
             except _Drop:
@@ -427,7 +433,7 @@ class _Handler(socketserver.BaseRequestHandler):
         hs = [("Content-Type", content_type), *(headers or []), *self._base_headers(close),
               ("Content-Length", str(len(body)))]
         self.send_event(h11.Response(status_code=status, headers=_encode_headers(hs)))
-        if body and not head:
+        if body and not head and not self.head_request:  # an error answers HEAD with headers alone too
             self.send_event(h11.Data(data=body))
         self.send_event(h11.EndOfMessage())
 
@@ -650,6 +656,9 @@ class _Execution:
                 ev = decoder.next_event()
                 if isinstance(ev, NeedData) or isinstance(ev, Epilogue):
                     return isinstance(ev, Epilogue)
+                if isinstance(ev, (Field, File)) and ev.name is None:
+                    raise ClickHouseError(0, "BAD_REQUEST_PARAMETER", "A multipart/form-data part without a name",
+                                          http_status=400)
                 if isinstance(ev, Field):
                     current = (ev.name, False, bytearray())
                 elif isinstance(ev, File):
