@@ -61,6 +61,7 @@ USER = "default"
 PASSWORD = "fuzz-Pa55"
 MAX_BODY = 1 << 20  # SWARMLENS_CLICKHOUSE_MAX_BODY_BYTES of the fuzzed endpoint
 MAX_QUERY = 256 << 10  # SWARMLENS_CLICKHOUSE_MAX_QUERY_BYTES
+MAX_RESPONSE = 64 << 20  # a response longer than this is left unread (the client goes away)
 MEMORY_PER_REQUEST = 256 << 20  # docs/embedded-clickhouse.md: one request raises memory by at most this
 SCRATCH = "fuzz_scratch"  # tables the corpus inserts into (fuzzing may write anything there)
 GUARD = "fuzz_guard"  # a table seeded before the run: it must not change
@@ -549,7 +550,8 @@ class Generator:
     def _headers(self, rng: random.Random) -> Case:
         kind = rng.choice(["overlong_value", "many", "no_colon", "space_before_colon", "obs_fold", "non_ascii",
                            "nul", "dup_auth", "dup_user", "dup_database", "dup_format", "conflicting_query_id",
-                           "dup_session", "bad_basic", "injection", "expect", "host", "content_type"])
+                           "dup_session", "bad_basic", "injection", "expect", "host", "content_type",
+                           "accept_encoding"])
         q = _q("SELECT 1, currentDatabase()")
         base = f"GET {q} HTTP/1.1\r\nHost: x\r\n".encode()
         auth = f"{_auth()[0]}: {_auth()[1]}\r\n".encode()
@@ -626,6 +628,16 @@ class Generator:
         elif kind == "expect":
             pieces = [request("POST", _q(f"INSERT INTO {SCRATCH}.t FORMAT TabSeparated"),
                               [("Expect", rng.choice(["100-continue", "200-ok", "100-CONTINUE"]))], _tsv_rows(rng, 3))]
+            may_drop = False
+        elif kind == "accept_encoding":
+            ae = rng.choice(["gzip;q=abc", "lz4;q=0.0, gzip;q=0", "*", "br", "zstd;q=0.5, lz4;q=0.4", "x-gzip",
+                             "deflate;q=1.5", ",,,", "gzip;;q=1", "\u00e9", "identity;q=0", "lz4, zstd, gzip, deflate"])
+            sql = rng.choice(["SELECT number, toString(number) FROM numbers(5000)", "SELECT throwIf(number = 3000) FROM numbers(5000)",
+                              "SELECT 1 FORMAT JSON", "SELEC 1"])
+            extra = {"wait_end_of_query": "1"} if rng.random() < 0.3 else {}
+            if rng.random() < 0.3:
+                extra["http_zlib_compression_level"] = str(rng.randrange(1, 10))
+            pieces = [request("GET", _q(sql, enable_http_compression="1", **extra), [("Accept-Encoding", ae)])]
             may_drop = False
         elif kind == "host":
             pieces = [f"GET {q} HTTP/1.1\r\n".encode() + auth + rng.choice([b"", b"Host: a\r\nHost: b\r\n", b"Host: \xff\r\n"]) + b"\r\n"]
@@ -763,7 +775,8 @@ class Generator:
     # -- SQL bodies --------------------------------------------------------------------------------
     def _sql(self, rng: random.Random) -> Case:
         kind = rng.choice(["random_bytes", "non_utf8", "huge", "deep_parens", "deep_functions", "long_chain",
-                           "sandbox", "sandbox", "keyword_soup", "multi_statement", "deep_arrays", "huge_insert_sql"])
+                           "sandbox", "sandbox", "keyword_soup", "multi_statement", "deep_arrays", "huge_insert_sql",
+                           "kill"])
         expect, may_drop = None, False
         if kind == "random_bytes":
             body = rng.randbytes(rng.randrange(1, 5000))
@@ -797,6 +810,12 @@ class Generator:
                      "max_threads = 1", "UNION ALL", "INSERT INTO", "fuzz_scratch.t", "VALUES", "WITH", "CAST(1 AS String)",
                      "throwIf(1)", "sleep(0.01)", "system.one", "lambda(x, x)", "::", "[", "]", "{p:UInt8}", "?", ";", "--"]
             body = " ".join(rng.choice(words) for _ in range(rng.randrange(1, 30))).encode()
+        elif kind == "kill":
+            body = rng.choice([b"KILL QUERY", b"KILL QUERY WHERE 1", b"KILL QUERY WHERE elapsed > 'abc' SYNC",
+                               b"KILL QUERY WHERE query_id IN (SELECT * FROM file('/etc/passwd', 'LineAsString'))",
+                               b"KILL QUERY WHERE query_id = {q:String} TEST", b"KILL QUERY WHERE user = 'x' ASYNC FORMAT JSON",
+                               b"KILL QUERY WHERE 1 FORMAT NoSuch", b"KILL QUERY WHERE throwIf(1)", b"KILL MUTATION WHERE 1",
+                               b"KILL QUERY WHERE query LIKE '%' || (SELECT '\xff')"])
         elif kind == "multi_statement":
             body = rng.choice([b"SELECT 1; SELECT 2", b"SELECT 1;;", b"; SELECT 1", b"SELECT 1; DROP DATABASE fuzz_guard"])
         else:
@@ -919,10 +938,13 @@ class Outcome:
     rss_before: int = 0
     rss_peak: int = 0
     failures: list[str] = field(default_factory=list)
+    cut_status: int = 0  # the status of a response too long to read whole
 
     @property
     def status(self) -> str:
         """The first response's status, or how the connection ended without one."""
+        if self.end == "cut":
+            return f"{self.cut_status} (cut)"
         return str(self.responses[0].status) if self.responses else f"closed ({self.end})"
 
 
@@ -1114,6 +1136,15 @@ class Fuzzer:
                             self._shut(s)
                             shut = True
                     continue
+                streaming = time.monotonic() - quiet_since < self.quiet_before_close
+                if len(buf) > MAX_RESPONSE or (time.monotonic() > deadline and streaming and buf):
+                    # A result still flowing is progress, not a hang (a mutation may ask for a billion rows):
+                    # the client leaves, and the endpoint must then cancel the query.
+                    out.end = "cut"
+                    out.cut_status = int(buf[9:12]) if buf[:9] == b"HTTP/1.1 " and buf[9:12].isdigit() else 0
+                    s.close()
+                    self._check_cancelled(out)
+                    return
                 if time.monotonic() > deadline:
                     out.end = "timeout"
                     out.failures.append(f"no end after {self.case_timeout:.0f} s (hang)")
@@ -1142,6 +1173,19 @@ class Fuzzer:
         finally:
             s.close()
 
+    def _check_cancelled(self, out: Outcome) -> None:
+        """After the client left a result unread, the endpoint's running queries must end (it cancels
+        a read whose client went away); KILL QUERY ... TEST lists them without touching them."""
+        deadline = time.monotonic() + 30
+        while True:
+            r = self.ep.query("KILL QUERY WHERE 1 TEST FORMAT TSV", body=b"")
+            if r.status == 200 and not r.body.strip():
+                return
+            if time.monotonic() > deadline:
+                out.failures.append(f"a query went on 30 s after its client left: {r.status} {r.body[:300]!r}")
+                return
+            time.sleep(0.2)
+
     @staticmethod
     def _shut(s: socket.socket) -> None:
         try:
@@ -1150,6 +1194,10 @@ class Fuzzer:
             pass
 
     def _judge(self, case: Case, out: Outcome) -> None:
+        if out.end == "cut":
+            if not 200 <= out.cut_status < 500:
+                out.failures.append(f"a long response with status {out.cut_status}")
+            return
         if not out.responses and not case.may_drop and not out.failures:
             out.failures.append(f"closed ({out.end}) without an answer")
         for n, r in enumerate(out.responses):
@@ -1171,6 +1219,20 @@ class Fuzzer:
                     out.failures.append(f"status {r.status} without a ClickHouse error body: {body[:300]!r}")
                 elif code != m.group(1).decode():
                     out.failures.append(f"X-ClickHouse-Exception-Code {code} but the body says Code {m.group(1)!r}")
+            if r.status == 200 and not case.head and r.body:
+                try:
+                    body = _decoded(r)
+                except Exception as exc:
+                    out.failures.append(f"a 200 body that does not decode ({r.headers.get('content-encoding')}): {exc}")
+                    body = b""
+                if r.headers.get("content-type") == "application/octet-stream" and "compress=1" in \
+                        case.pieces[0][:case.pieces[0].find(b" HTTP/")].decode("latin-1"):
+                    try:
+                        dec = codecs.NativeBlockDecoder()
+                        list(dec.feed(body))
+                        list(dec.finish())
+                    except Exception as exc:
+                        out.failures.append(f"compress=1 answered with blocks that do not decode: {exc}")
             tag = r.headers.get("x-clickhouse-exception-tag")
             if r.status == 200 and tag and b"__exception__" in r.body:
                 try:
