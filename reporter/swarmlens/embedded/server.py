@@ -693,7 +693,8 @@ class _Execution:
         except (_Closed, _Drop, h11.RemoteProtocolError):
             raise
         except RequestEntityTooLarge:
-            raise ClickHouseError(0, "REQUEST_TOO_LARGE", f"A form field of more than {self.ep.max_query_bytes} bytes "
+            raise ClickHouseError(0, "REQUEST_TOO_LARGE", "multipart/form-data beyond its limits: at most 1000 parts, "
+                                  f"and a field of at most {self.ep.max_query_bytes} bytes "
                                   "(SWARMLENS_CLICKHOUSE_MAX_QUERY_BYTES); send large data as a file part",
                                   http_status=413) from None
         except Exception as exc:
