@@ -56,6 +56,7 @@ def main() -> int:
     allowed_5xx: Counter = Counter()  # (status, code) of every 5xx answer; the oracle fails those not allowed
     rss_trend: list[str] = []
     slowest = (0.0, "")
+    top_rise = (0, "")  # the largest rise of RSS during one case, over the RSS before it
     peak_rss, first_rss = 0, ep.rss()[0]
     try:
         corpus, checksum = prepare(ep)
@@ -72,6 +73,8 @@ def main() -> int:
                     code = int(r.headers.get("x-clickhouse-exception-code") or -1)
                     allowed_5xx[(r.status, code)] += 1
             peak_rss = max(peak_rss, out.rss_peak)
+            if out.rss_peak - out.rss_before > top_rise[0]:
+                top_rise = (out.rss_peak - out.rss_before, f"{case.id} {case.category}/{case.kind}")
             if out.seconds > slowest[0]:
                 slowest = (out.seconds, f"{case.id} {case.category}/{case.kind}")
             if out.failures:
@@ -111,7 +114,8 @@ def main() -> int:
     unexpected = sum(v for k, v in allowed_5xx.items() if k not in ALLOWED_5XX)
     allowed = ", ".join(f"{v} x {k[0]} (Code {k[1]}: {ALLOWED_5XX[k]})" for k, v in allowed_5xx.items() if k in ALLOWED_5XX)
     print(f"\nendpoint RSS: {first_rss >> 20} MiB at the start, {end_rss >> 20} MiB at the end, peak {peak_rss >> 20} MiB; "
-          f"slowest case {slowest[0]:.1f} s ({slowest[1]})")
+          f"largest rise during one case {top_rise[0] >> 20} MiB ({top_rise[1]}); slowest case {slowest[0]:.1f} s "
+          f"({slowest[1]})")
     if rss_trend:
         print("RSS (MiB) after N cases: " + ", ".join(rss_trend))
     print(f"5xx answers: {unexpected} not allowed" + (f"; allowed: {allowed}" if allowed else ""))
