@@ -17,7 +17,7 @@ import requests
 
 from support_endpoint_fuzz import FuzzEndpoint, Fuzzer, Generator, describe, guard_checksum, prepare
 
-CASES = 270  # 30 of each category
+CASES = 360  # 40 of each category
 SEED = 20261128
 
 
@@ -44,7 +44,7 @@ def test_generated_malformed_requests_get_4xx_answers_and_the_endpoint_keeps_ser
         failures += [describe(out)] if out.failures else []
         if not ep.alive():
             break
-        if (i + 1) % 90 == 0:
+        if (i + 1) % 120 == 0:
             problem = fuzzer.health()
             assert problem is None, f"after case {case.id}: {problem}"
     assert failures == []
