@@ -14,12 +14,14 @@ The oracle (``Fuzzer.run_case``), per case:
 * every response has a status below 500, except the 5xx a server documents for conditions that are
   not the request's fault (``ALLOWED_5XX``), and an error response carries a ClickHouse error body
   whose code matches X-ClickHouse-Exception-Code (an error written into a streamed body, too);
-* where the case says which statuses are right (a bomb is 413, a bad checksum 400 ...), the status
-  is one of them;
+* where the case says which statuses and codes are right (a bomb is 413, a bad checksum 400 with
+  Code 40 ...), the answer is one of them; a compressed 200 body (and `compress=1` blocks) decodes;
 * the connection is answered or closed; closed without an answer only where the case allows it
   (the client cut its own request short, or the framing is beyond repair);
-* nothing takes longer than the case's bound; the process is alive afterwards; its peak RSS during
-  the case is at most 256 MiB above its RSS before it (/proc/PID/clear_refs resets the peak);
+* nothing takes longer than the case's bound, except a result still streaming (a mutation may ask
+  for a billion rows): the client then leaves, and the endpoint must cancel the query within 30 s;
+* the process is alive afterwards; its peak RSS during the case is at most 256 MiB above its RSS
+  before it (/proc/PID/clear_refs resets the peak);
 * the endpoint's log gained no traceback and no ERROR line.
 
 Every ``batch`` cases (and at the end) ``SELECT 1`` must answer, and a table seeded before the run
