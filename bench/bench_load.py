@@ -232,6 +232,11 @@ def main() -> int:
             probe = sign_in(base, args.login, password)
             wait_for("demo tasks", lambda: (probe.get(base + "/search?format=json", timeout=30).json()
                                             .get("tasks") or []) != [], 300, proc)
+            # The demo first backfills its 600 tasks as fast as it can; the load starts once it sends
+            # its steady task every 2 s, as a running stack does.
+            demo_log = Path(data_dir, "logs", "demo.log")
+            wait_for("the demo's backfill", lambda: demo_log.exists() and "running a task every" in demo_log.read_text(),
+                     600, proc)
             sys.stderr.write("\n")
             r = run_load(base, args.login, password, args.clients, args.seconds)
             label = f"{args.workers} workers x {threads} thread{'s' if threads > 1 else ''}" + \

@@ -120,6 +120,28 @@ def test_a_swarm_app_gets_every_task_stored_once(migrated, ingest, ch_client, pl
     pl.check_tasks(ch_client, migrated, ran, run)
 
 
+def test_after_a_clean_restart_new_requests_are_stored_not_taken_for_repeats(migrated, ch_client, pl, tmp_path):
+    """A clean stop empties the log and numbering starts again; ClickHouse still remembers the last
+    run's insert tokens, so a new segment must never carry one of them (it would be dropped as a
+    repeat: acknowledged, never stored)."""
+    from swarmlens.ingest.server import Ingest
+
+    runs = [f"restart-{uuid.uuid4().hex[:8]}-{n}" for n in range(3)]
+    for run in runs:
+        ing = Ingest(migrated, str(tmp_path / "ingest"), batch_seconds=0.1).start("127.0.0.1", 0, 0)
+        try:
+            for part in range(3):  # three segments per run
+                assert _post(ing.http_port, _tasks_request(f"{run}-{part}", 4, bad_value=False))[0] == 200
+                pl.wait_until(lambda: ing.status()["counts"].get("spans_inserted") == 4 * (part + 1), 30,
+                              what="the insert")
+        finally:
+            ing.stop()
+        assert not ing.wal.sealed()
+    for run in runs:
+        for part in range(3):
+            assert pl.task_count(ch_client, migrated, f"{run}-{part}") == 4, f"{run}-{part} lost"
+
+
 def _tasks_request(run: str, tasks: int, bad_value: bool):
     """`tasks` root spans of distinct users; with bad_value, the first one's input is not UTF-8."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest

@@ -239,8 +239,28 @@ def test_usage_reports_match_the_raw_spans(ops, seeded, h, kind):
     agent_cost = raw_cost(seeded, h, start, end, group="SpanAttributes['gen_ai.agent.name']")
     for a in d["agents"]:
         assert a["cost_usd"] == pytest.approx(agent_cost[a["agent"]])
+    # Each row's previous tokens are what the previous period's own report says of that row.
+    before = ops.get(f"/reports/custom?from={pstart}&to={start - timedelta(days=1)}&format=json").get_json()
+    for table, key in (("users", "user_id"), ("agents", "agent"), ("models", "model")):
+        was = {r[key]: r["tokens"] for r in before[table]}
+        assert {r[key]: r["previous_tokens"] for r in d[table]} == {r[key]: was.get(r[key], 0) for r in d[table]}
     html = ops.get(f"/reports/{kind}").get_data(as_text=True)
     assert "By model" in html and f"{want['tokens']:,}" in html
+
+
+def test_a_report_page_lists_the_top_users_and_its_csv_all(ops, monkeypatch):
+    from swarmlens.reports import usage
+
+    every = ops.get("/reports/custom?format=json").get_json()["users"]
+    assert len(every) >= 3
+    monkeypatch.setattr(usage, "USERS_ON_PAGE", 2)
+    html = ops.get("/reports/custom").get_data(as_text=True)
+    top = sorted(every, key=lambda u: (-u["tokens"], u["user_id"]))
+    assert f"The 2 users with the most tokens of {len(every)}" in html
+    assert all(f">{u['user_id']}</a>" in html for u in top[:2])
+    assert not any(f">{u['user_id']}</a>" in html for u in top[2:])
+    csv_text = ops.get("/reports/custom.csv?table=users").get_data(as_text=True)
+    assert all(u["user_id"] in csv_text for u in every)
 
 
 def test_reports_navigate_to_named_periods_and_reject_bad_ones(ops, seeded):

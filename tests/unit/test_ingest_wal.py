@@ -29,6 +29,34 @@ def test_records_survive_a_reopen_and_a_torn_tail_is_ignored(tmp_path):
     assert [s.seq for s in WriteAheadLog(str(tmp_path)).sealed()][:1] == [segments[1].seq]
 
 
+def test_no_two_segments_ever_share_a_token_across_clean_restarts(tmp_path):
+    tokens = []
+    for _ in range(3):
+        wal = WriteAheadLog(str(tmp_path))
+        for n in range(2):
+            wal.append(f"record {n}".encode())
+            wal.seal()
+        for segment in wal.sealed():
+            tokens.append(wal.token(segment))
+            wal.remove(segment)  # inserted: the log is empty at the clean stop
+        wal.close()
+        assert os.listdir(tmp_path) == ["log-id"]
+    assert len(set(tokens)) == len(tokens) == 6
+
+
+def test_a_segment_of_the_earlier_file_naming_keeps_its_token(tmp_path):
+    first = WriteAheadLog(str(tmp_path))
+    first.close()
+    old = tmp_path / f"{7:020d}.wal"
+    old.write_bytes(b"")
+    wal = WriteAheadLog(str(tmp_path))
+    (segment,) = wal.sealed()
+    assert (segment.seq, segment.run) == (7, "") and wal.token(segment) == f"swarmlens-wal-{wal.id}-7"
+    wal.append(b"new")
+    wal.seal()
+    assert wal.sealed()[-1].seq == 8 and wal.token(wal.sealed()[-1]) == f"swarmlens-wal-{wal.id}-{wal.run}-8"
+
+
 def test_concurrent_appends_all_land_once(tmp_path):
     wal = WriteAheadLog(str(tmp_path), segment_bytes=4096)
     payloads = [f"t{t}-{i}".encode() for t in range(8) for i in range(200)]

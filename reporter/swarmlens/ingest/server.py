@@ -104,9 +104,9 @@ class RecentRequests:
                 self._seen[digest] = time.time()
             self._lock.notify_all()
 
-    def remember_inserted(self, seq: int, digests: list[bytes]) -> None:
+    def remember_inserted(self, segment: Segment, digests: list[bytes]) -> None:
         """Before a segment is deleted: its digests, on disk."""
-        path = os.path.join(self.directory, f"{seq:020d}.digests")
+        path = os.path.join(self.directory, f"{segment.name}.digests")
         with open(path + ".tmp", "wb") as f:
             f.write(b"".join(digests))
             f.flush()
@@ -358,7 +358,7 @@ class Ingest:
                 flush()
         if rows:
             flush()
-        self.recent.remember_inserted(segment.seq, [r[:DIGEST_BYTES] for r in records])
+        self.recent.remember_inserted(segment, [r[:DIGEST_BYTES] for r in records])
         self.wal.remove(segment)
         with self.stats.lock:
             self.stats.counts.update(spans_inserted=inserted, segments_inserted=1)

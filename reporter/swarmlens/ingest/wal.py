@@ -5,8 +5,12 @@ so whatever is killed afterwards, the record is still there when the process com
 to numbered segment files; every ``seal`` (the inserter calls it every batch interval) closes the
 current segment, which then becomes one insert. A segment is deleted only after ClickHouse has
 committed its insert, and every insert of a segment carries the same deduplication token (the log's
-id and the segment's number), so an insert repeated after a crash is dropped by ClickHouse instead
-of counted twice.
+id, the id of the run that wrote the segment, and the segment's number), so an insert repeated after
+a crash is dropped by ClickHouse instead of counted twice. The run id is new at every start and part
+of the segment's file name, so no two segments ever share a token: after a clean stop the log is
+empty and numbering starts again, but the tokens of the last run, which ClickHouse remembers for its
+last 1,000 inserts per table (non_replicated_deduplication_window), can never match a new segment
+and drop it as a repeat.
 
 Record layout: 4 bytes little-endian payload length, 4 bytes CRC-32 of the payload, the payload.
 A record cut short by a crash (never acknowledged, since its fsync never returned) ends the
@@ -28,7 +32,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 _HEADER = struct.Struct("<II")
-_NAME = re.compile(r"^(\d{20})\.wal$")
+# NUMBER-RUN.wal; NUMBER.wal is a segment of a version whose tokens had no run id.
+_NAME = re.compile(r"^(\d{20})(?:-([0-9a-f]{16}))?\.wal$")
 MAX_RECORD = 1 << 30
 
 
@@ -41,6 +46,11 @@ class Segment:
     seq: int
     path: str
     size: int
+    run: str = ""  # the id of the run that wrote it ("" for segments of a version without run ids)
+
+    @property
+    def name(self) -> str:
+        return f"{self.seq:020d}-{self.run}" if self.run else f"{self.seq:020d}"
 
 
 def _fsync_dir(path: str) -> None:
@@ -58,11 +68,12 @@ class WriteAheadLog:
         self.segment_bytes = segment_bytes
         os.makedirs(directory, exist_ok=True)
         self.id = self._log_id()
+        self.run = uuid.uuid4().hex[:16]  # this run's segments: their tokens differ from every other run's
         self._lock = threading.Lock()        # the current segment's file and offsets
         self._sync_lock = threading.Lock()   # one fsync at a time
         self._sealed: list[Segment] = []
         existing = sorted(self._segments_on_disk())
-        self._sealed = [Segment(seq, path, os.path.getsize(path)) for seq, path in existing]
+        self._sealed = [Segment(seq, path, os.path.getsize(path), run) for seq, run, path in existing]
         self._seq = (existing[-1][0] + 1) if existing else 1
         self._fd: int | None = None
         self._written = 0      # bytes written to the current segment
@@ -91,14 +102,15 @@ class WriteAheadLog:
         _fsync_dir(self.directory)
         return value
 
-    def _segments_on_disk(self) -> Iterator[tuple[int, str]]:
+    def _segments_on_disk(self) -> Iterator[tuple[int, str, str]]:
         for name in os.listdir(self.directory):
             m = _NAME.match(name)
             if m:
-                yield int(m.group(1)), os.path.join(self.directory, name)
+                yield int(m.group(1)), m.group(2) or "", os.path.join(self.directory, name)
 
     def _path(self, seq: int) -> str:
-        return os.path.join(self.directory, f"{seq:020d}.wal")
+        """The file of this run's segment ``seq``."""
+        return os.path.join(self.directory, f"{seq:020d}-{self.run}.wal")
 
     def _open(self) -> None:
         self._fd = os.open(self._path(self._seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -145,7 +157,7 @@ class WriteAheadLog:
     def _seal_locked(self) -> None:
         os.fdatasync(self._fd)
         os.close(self._fd)
-        self._sealed.append(Segment(self._seq, self._path(self._seq), self._written))
+        self._sealed.append(Segment(self._seq, self._path(self._seq), self._written, self.run))
         self._generation += 1
         self._seq += 1
         self._open()
@@ -156,7 +168,9 @@ class WriteAheadLog:
             return list(self._sealed)
 
     def token(self, segment: Segment) -> str:
-        return f"swarmlens-wal-{self.id}-{segment.seq}"
+        if segment.run:
+            return f"swarmlens-wal-{self.id}-{segment.run}-{segment.seq}"
+        return f"swarmlens-wal-{self.id}-{segment.seq}"  # as the version that wrote it inserted it
 
     @staticmethod
     def records(segment: Segment) -> list[bytes]:

@@ -14,7 +14,7 @@ from swarmlens.store.client import query_file
 # task_search of schema 0008.
 ALL_USERS = {name: name + "_all" for name in ("task_totals", "task_daily", "cost_total", "cost_daily",
                                                "usage_by_agent", "usage_by_model", "search_tasks",
-                                               "search_count")}
+                                               "search_count", "known_agents")}
 
 
 def q(client, config: Mapping[str, Any], name: str, **params) -> list[dict[str, Any]]:
@@ -219,11 +219,13 @@ def fill_days(period: Period, rows: Iterable[dict[str, Any]], fields: Iterable[s
     return out
 
 
-def quota_rows(client, config, month: Period, user: str = "", alerts_only: bool = False) -> list[dict[str, Any]]:
+def quota_rows(client, config, month: Period, user: str = "", alerts_only: bool = False,
+               with_cost: bool = True) -> list[dict[str, Any]]:
     """quota_status rows with their level; ``alerts_only`` leaves out the users below their warning
-    level in SQL (the dashboard lists only those)."""
+    level in SQL (the dashboard lists only those); ``with_cost=False`` leaves the month's cost out
+    (0.0), for lists that do not show it."""
     return [with_quota(r) for r in q(client, config, "quota_status", start=month.start, end=month.end, user=user,
-                                     alerts_only=int(alerts_only))]
+                                     alerts_only=int(alerts_only), with_cost=int(with_cost))]
 
 
 def this_month(now: date | None = None) -> Period:

@@ -92,7 +92,7 @@ def build(client, config, period: Period) -> dict[str, Any]:
         **daily_calls(client, config, period),
         top_agents=lambda: q(client, config, "cost_by_agent_all", start=period.start, end=period.end, limit=10),
         top_users=lambda: q(client, config, "tasks_by_user", start=period.start, end=period.end, limit=10),
-        quota=lambda: quota_rows(client, config, month, alerts_only=True),
+        quota=lambda: quota_rows(client, config, month, alerts_only=True, with_cost=False),
         unpriced=lambda: q(client, config, "unpriced_models", start=period.start, end=period.end),
         unattributed=lambda: q1(client, config, "unattributed_calls", start=period.start, end=period.end),
     )
@@ -151,7 +151,7 @@ def build_scoped(client, config, period: Period, *, user: str = "", agent: str =
         days=lambda: q(client, config, "scope_daily", start=period.start, end=period.end, **scope),
         top_agents=lambda: q(client, config, "scope_by_agent", start=period.start, end=period.end, limit=10, **scope),
         top_users=lambda: q(client, config, "scope_by_user", start=period.start, end=period.end, limit=10, **scope),
-        quota=lambda: quota_rows(client, config, month, user=user, alerts_only=True),
+        quota=lambda: quota_rows(client, config, month, user=user, alerts_only=True, with_cost=False),
     )
     current, previous = scope_figures_of(r["cur"]), scope_figures_of(r["prev"])
     changes = {k: change(current[k], previous[k]) for k in ("runs", "tokens", "cost_usd", "active_users")}

@@ -41,26 +41,27 @@ def _with_previous(rows: list[dict[str, Any]], previous: list[dict[str, Any]], k
     return rows
 
 
-def build(client, config, period: Period, kind: str) -> dict[str, Any]:
+def build(client, config, period: Period, kind: str, users_limit: int | None = None) -> dict[str, Any]:
+    """The report's dict. ``users_limit`` keeps only that many users (the most tokens first) in the
+    user table, as the HTML page shows them; the totals still count every user."""
     prev = period.previous()
     big = 1_000_000
 
-    def by_user(p: Period):
-        return q(client, config, "tasks_by_user", start=p.start, end=p.end, limit=big)
-
-    def by_agent(p: Period):
-        return q(client, config, "usage_by_agent", start=p.start, end=p.end, user="", limit=big)
-
     def by_model(p: Period):
-        return q(client, config, "usage_by_model", start=p.start_ts, end=p.end_ts, user="")
+        return q(client, config, "usage_by_model", start=p.start, end=p.end, user="")
 
-    # Every query of the report at once (thirteen; the pool runs eight side by side).
+    # Every query of the report at once (thirteen; the pool runs eight side by side). Of the
+    # previous period the tables show only each row's tokens, so its user and agent queries
+    # leave out the costs and distinct users, most of those queries' work.
     r = parallel(
         **dashboard.prefixed("cur_", dashboard.figure_calls(client, config, period)),
         **dashboard.prefixed("prev_", dashboard.figure_calls(client, config, prev)),
         **dashboard.daily_calls(client, config, period),
-        users=lambda: by_user(period), prev_users=lambda: by_user(prev),
-        agents=lambda: by_agent(period), prev_agents=lambda: by_agent(prev),
+        users=lambda: q(client, config, "tasks_by_user", start=period.start, end=period.end,
+                        limit=big if users_limit is None else users_limit),
+        prev_users=lambda: q(client, config, "tokens_by_user", start=prev.start, end=prev.end),
+        agents=lambda: q(client, config, "usage_by_agent", start=period.start, end=period.end, user="", limit=big),
+        prev_agents=lambda: q(client, config, "cost_by_agent_all", start=prev.start, end=prev.end, limit=big),
         models=lambda: by_model(period), prev_models=lambda: by_model(prev),
         unpriced=lambda: q(client, config, "unpriced_models", start=period.start, end=period.end),
     )
@@ -78,6 +79,8 @@ def build(client, config, period: Period, kind: str) -> dict[str, Any]:
         "models": _with_previous(r["models"], r["prev_models"], "model"),
         "unpriced_models": r["unpriced"],
         "users_on_page": USERS_ON_PAGE,
+        # users with tasks in the period: the rows of the whole user table (the CSV's)
+        "users_total": cur_f["active_users"],
     }
 
 

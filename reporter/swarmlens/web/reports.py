@@ -8,19 +8,21 @@ from flask import Blueprint, Response, redirect, url_for
 
 from swarmlens.reports import common as rc
 from swarmlens.reports import usage as report
-from swarmlens.web.common import arg_choice, arg_text, client, config, page, period_or_400, requires
+from swarmlens.web.common import arg_choice, arg_text, client, config, page, period_or_400, requires, wants_json
 
 bp = Blueprint("reports", __name__)
 
 KINDS = {"weekly": ("week", rc.week_period), "monthly": ("month", rc.month_period)}
 
 
-def _build(kind: str):
+def _build(kind: str, page_only: bool = False):
+    """The report of the request's period. ``page_only``: the HTML page, which lists only the
+    first report.USERS_ON_PAGE users (the JSON, CSV and PDF have them all)."""
     if kind == "custom":
-        return _build_custom()
+        return _build_custom(page_only)
     param, parse = KINDS[kind]
     period = period_or_400(parse, arg_text(param, 10))
-    ctx = report.build(client(), config(), period, kind)
+    ctx = report.build(client(), config(), period, kind, _users_limit(page_only))
     prev_p, next_p = period.previous(), parse(None, period.end)
     ctx["nav"] = {"param": param, "previous": prev_p.key if kind == "monthly" else
                   rc.week_period(None, period.start - timedelta(days=7)).key,
@@ -31,7 +33,11 @@ def _build(kind: str):
     return period, ctx
 
 
-def _build_custom():
+def _users_limit(page_only: bool) -> int | None:
+    return report.USERS_ON_PAGE if page_only and not wants_json() else None
+
+
+def _build_custom(page_only: bool = False):
     """A report of any from/to range (both days included, at most filters.MAX_RANGE_DAYS), compared
     with as many days before."""
     from swarmlens.web import filters
@@ -40,7 +46,7 @@ def _build_custom():
     period = filters.custom_range() or rc.date_range(None, None, 30)
     last = period.end - timedelta(days=1)
     period = rc.Period(f"{period.start.isoformat()}..{last.isoformat()}", period.label, period.start, period.end)
-    ctx = report.build(client(), config(), period, "custom")
+    ctx = report.build(client(), config(), period, "custom", _users_limit(page_only))
     ctx["nav"] = {"param": None}
     ctx["period_args"] = {"from": period.start.isoformat(), "to": last.isoformat()}
     ctx["last_day"] = last.isoformat()
@@ -51,7 +57,7 @@ def _build_custom():
 @bp.route("/reports/custom")
 @requires("ops")
 def custom():
-    return page("report.html", _build("custom")[1])
+    return page("report.html", _build("custom", page_only=True)[1])
 
 
 @bp.route("/reports/")
@@ -63,13 +69,13 @@ def index():
 @bp.route("/reports/weekly")
 @requires("ops")
 def weekly():
-    return page("report.html", _build("weekly")[1])
+    return page("report.html", _build("weekly", page_only=True)[1])
 
 
 @bp.route("/reports/monthly")
 @requires("ops")
 def monthly():
-    return page("report.html", _build("monthly")[1])
+    return page("report.html", _build("monthly", page_only=True)[1])
 
 
 @bp.route("/reports/<any(weekly, monthly, custom):kind>.csv")

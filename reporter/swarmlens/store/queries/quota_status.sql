@@ -1,6 +1,7 @@
 -- This month's task-level usage of every configured or active user against their plan's quota, with
 -- the month's cost (agent level, prices applied now). {user} = '' means every user; {alerts_only} = 1
 -- keeps only the users at or over their plan's warning level (the rule of common.quota_level).
+-- {with_cost} = 0 leaves the cost out (0), the larger part of the work, for a list that does not show it.
 SELECT
     if(t.user_id != '', t.user_id, u.user_id) AS user_id,
     u.display_name AS display_name,
@@ -34,7 +35,8 @@ LEFT JOIN (
     FROM {db:Identifier}.usage_daily AS d
     LEFT JOIN (SELECT model, usd_per_1m_input, usd_per_1m_output FROM {db:Identifier}.model_prices FINAL) AS pr
         ON pr.model = d.model
-    WHERE d.day >= {start:Date} AND d.day < {end:Date} AND ({user:String} = '' OR d.user_id = {user:String})
+    WHERE {with_cost:UInt8} = 1 AND d.day >= {start:Date} AND d.day < {end:Date}
+      AND ({user:String} = '' OR d.user_id = {user:String})
     GROUP BY d.user_id
 ) AS c ON c.user_id = if(t.user_id != '', t.user_id, u.user_id)
 WHERE {alerts_only:UInt8} = 0
