@@ -40,6 +40,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -100,6 +101,7 @@ class Case:
     codes: frozenset | None = None  # the right exception codes of the first response, when it is an error
     may_drop: bool = False  # closing without an answer is right for this case
     head: bool = False  # the first request is HEAD: its response has no body
+    parallel: list[bytes] = field(default_factory=list)  # requests sent at the same time on connections of their own
 
 
 @dataclass
@@ -250,7 +252,7 @@ class Generator:
     about n / len(CATEGORIES) times."""
 
     CATEGORIES = ("compression", "native_blocks", "chunked", "request_line", "headers", "params", "multipart",
-                  "sql", "mutation")
+                  "sql", "mutation", "concurrent")
 
     def __init__(self, corpus: Corpus):
         self.corpus = corpus
@@ -827,6 +829,39 @@ class Generator:
         return Case("", "", kind, [request("POST", "/", body=body, chunked=rng.random() < 0.2)], expect=expect,
                     may_drop=may_drop)
 
+    # -- requests at the same time on several connections -------------------------------------------
+    def _concurrent(self, rng: random.Random) -> Case:
+        """Sessions, query ids, KILL QUERY and the pool under contention: every answer is judged as
+        any other (no 5xx, ClickHouse error bodies), whichever request wins the race."""
+        kind = rng.choice(["same_session", "same_query_id", "replace_query", "kill", "pool", "insert_and_read",
+                           "mutations"])
+        tag = f"{rng.randrange(1 << 30):x}"
+        n = rng.randrange(2, 5)
+        if kind == "same_session":  # one wins, the others get 409 (SESSION_IS_LOCKED) or wait their turn
+            reqs = [request("POST", _q(rng.choice(["SELECT sleep(0.2), getSetting('max_threads')", "SET max_threads = 2",
+                                                   "CREATE TEMPORARY TABLE IF NOT EXISTS tt (x UInt8)", "SELECT 1"]),
+                                       session_id=f"fuzz-conc-{tag}", **({"close_session": "1"} if rng.random() < 0.3 else {})))
+                    for _ in range(n)]
+        elif kind == "same_query_id":  # Code 216 for the one that comes second
+            reqs = [request("GET", _q("SELECT sleep(0.3)", query_id=f"fuzz-q-{tag}")) for _ in range(n)]
+        elif kind == "replace_query":
+            reqs = [request("GET", _q("SELECT sleep(0.5)", query_id=f"fuzz-q-{tag}", replace_running_query=str(k % 2)))
+                    for k in range(n)]
+        elif kind == "kill":
+            # a row every 0.3 s: the result keeps flowing until the KILL lands
+            reqs = [request("GET", _q("SELECT sleepEachRow(0.3) FROM numbers(4) SETTINGS max_block_size = 1",
+                                      query_id=f"fuzz-k-{tag}"))]
+            reqs += [request("POST", "/", body=f"KILL QUERY WHERE query_id = 'fuzz-k-{tag}' "
+                             f"{rng.choice(['SYNC', 'ASYNC', 'TEST'])}".encode()) for _ in range(n - 1)]
+        elif kind == "pool":  # more requests than pooled connections (4)
+            reqs = [request("GET", _q("SELECT sleep(0.2), number FROM numbers(3)")) for _ in range(n + 3)]
+        elif kind == "insert_and_read":
+            reqs = [request("POST", _q(f"INSERT INTO {SCRATCH}.t FORMAT TabSeparated"), body=_tsv_rows(rng, 20))
+                    if k % 2 else request("GET", _q(f"SELECT count() FROM {SCRATCH}.t")) for k in range(n)]
+        else:
+            reqs = [_flip(rng, rng.choice(self.valid_requests(rng))[1], rng.randrange(0, 3)) for _ in range(n)]
+        return Case("", "", kind, [reqs[0]], may_drop=kind == "mutations", parallel=reqs[1:])
+
     # -- mutations of real requests ----------------------------------------------------------------
     def _mutation(self, rng: random.Random) -> Case:
         name, req = rng.choice(self.valid_requests(rng))
@@ -1078,10 +1113,20 @@ class Fuzzer:
         ep.reset_peak()
         out.rss_before = ep.rss()[0]
         started = time.monotonic()
+        sides = [(Case(case.id, case.category, case.kind, [raw], may_drop=True), None) for raw in case.parallel]
+        sides = [(c, Outcome(c)) for c, _ in sides]
+        threads = [threading.Thread(target=self._exchange, args=side, daemon=True) for side in sides]
         try:
+            for t in threads:
+                t.start()
             self._exchange(case, out)
+            for t in threads:
+                t.join(self.case_timeout + 35)
         finally:
             out.seconds = time.monotonic() - started
+        for k, (side_case, side_out) in enumerate(sides):
+            self._judge(side_case, side_out)
+            out.failures += [f"parallel request {k + 1}: {f}" for f in side_out.failures]
         if not ep.alive():
             out.failures.append(f"the endpoint died (exit code {ep.proc.returncode})")
         else:
