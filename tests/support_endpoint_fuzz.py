@@ -1099,6 +1099,10 @@ def guard_checksum(ep: FuzzEndpoint) -> str:
 # -- running cases ----------------------------------------------------------------------------------
 
 _LOG_FAILURE = re.compile(r"Traceback|\bERROR\b|Exception (?:occurred|in thread)")
+# Documented (docs/embedded-clickhouse.md, Protocol): an insert into a table or database that does not exist
+# is retried as the migrations' startup race, then answered by closing the connection, with this line.
+_LOG_ALLOWED = re.compile(r"ERROR insert failed \d+ times for a reason of the server's; closing the connection "
+                          r"without an answer: (?:Table|Database) \S+ does(?:n't| not) exist")
 
 
 class Fuzzer:
@@ -1135,7 +1139,7 @@ class Fuzzer:
                 out.failures.append(f"memory rose by {(out.rss_peak - out.rss_before) >> 20} MiB during the case")
         self._judge(case, out)
         log = ep.new_log()
-        bad = [line for line in log.splitlines() if _LOG_FAILURE.search(line)]
+        bad = [line for line in log.splitlines() if _LOG_FAILURE.search(line) and not _LOG_ALLOWED.search(line)]
         if bad:
             out.failures.append("endpoint log: " + " | ".join(bad[:3]) + "\n" + log[-4000:])
         return out

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from support_endpoint_fuzz import FuzzEndpoint, Fuzzer, Generator, describe, guard_checksum, prepare
+from support_endpoint_fuzz import PASSWORD, USER, FuzzEndpoint, Fuzzer, Generator, describe, guard_checksum, prepare
 from support_polling import wait_until
 
 CASES = 300  # 30 of each category
@@ -250,3 +250,36 @@ def test_a_query_id_already_running_is_409_like_a_locked_session(clickhouse_serv
     t.join(30)
     assert box["r"].status_code == 200
     assert requests.get(url, params={"query": "SELECT 1", "query_id": qid}).text == "1\n"  # free again
+
+
+def test_a_session_closed_by_one_request_is_never_used_by_the_next(make_endpoint, monkeypatch):
+    """close_session=1 closed the session's engine connection after releasing it: a request that took
+    the session in between ran on a closing connection (a 500 AttributeError, or a fatal error of the
+    engine that left it answering Code 236 to everything). The close is slowed down here so that the
+    next request always arrives in between."""
+    from swarmlens.embedded.engine import Engine
+
+    close = Engine.close_session
+
+    def slow_close(self, *args, **kwargs):
+        time.sleep(0.5)
+        return close(self, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "close_session", slow_close)
+    ep = make_endpoint()
+    sid = "closing-" + uuid.uuid4().hex
+    assert requests.get(ep.url, params={"query": "SELECT 1", "session_id": sid}).status_code == 200
+    box: dict = {}
+
+    def closing():
+        box["a"] = requests.get(ep.url, params={"query": "SELECT 1", "session_id": sid, "close_session": "1"})
+
+    t = threading.Thread(target=closing)
+    t.start()
+    time.sleep(0.2)  # the first request is closing the session now
+    r = requests.get(ep.url, params={"query": "SELECT sleep(1), 2", "session_id": sid})
+    t.join(30)
+    assert box["a"].status_code == 200
+    assert r.status_code in (200, 409), r.text  # locked while it closes, or a new session after
+    assert r.status_code == 409 or r.text == "0\t2\n"
+    assert requests.get(ep.url, params={"query": "SELECT 3", "session_id": sid}).text == "3\n"

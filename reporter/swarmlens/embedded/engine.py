@@ -46,6 +46,7 @@ class Connection:
     last_used: float = field(default_factory=time.monotonic)
     timeout: float = 60.0
     readonly: int = 0  # a session's own SET readonly, enforced by the HTTP layer
+    closed: bool = False  # closed (session closed or expired): a request that still holds it must not use it
 
     def run(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None):
         try:
@@ -209,11 +210,14 @@ class Engine:
             c.last_used = time.monotonic()
             return c
 
-    def close_session(self, session_id: str) -> None:
+    def close_session(self, session_id: str, conn: Connection | None = None) -> None:
+        """Closes a session (only `conn`, when given: never a newer session of the same id)."""
         with self._lock:
-            c = self._sessions.pop(session_id, None)
-        if c is not None:
-            _close_quietly(c)
+            c = self._sessions.get(session_id)
+            if c is None or (conn is not None and c is not conn):
+                return
+            del self._sessions[session_id]
+        _close_quietly(c)
 
     def _expire_sessions(self) -> None:
         now = time.monotonic()
@@ -242,6 +246,7 @@ class Engine:
 
 
 def _close_quietly(c: Connection) -> None:
+    c.closed = True
     try:
         c.conn.close()
     except Exception:

@@ -824,9 +824,13 @@ class _Execution:
                     conn.run(f"DROP TEMPORARY TABLE IF EXISTS {_quote_ident(name)}", "TabSeparated")
                 except ClickHouseError:
                     pass
+            try:
+                close = _int_param(self.params, "close_session") == 1
+            except ClickHouseError:
+                close = False
+            if close:  # before the lock is released: a request waiting for it must not get a closing connection
+                ep.engine.close_session(self.params.get("session_id"), conn)
             conn.lock.release()
-            if _int_param(self.params, "close_session") == 1:
-                ep.engine.close_session(self.params.get("session_id"))
         else:
             # a failed request may have left the connection mid-change: never pool it
             discard = self._discard or self.spoilt or not ok or (st is not None and st.stateful)
@@ -842,10 +846,16 @@ class _Execution:
         if not math.isfinite(timeout):  # nan would compare false with everything: a session never expiring
             raise ClickHouseError(36, "BAD_ARGUMENTS", "Invalid session timeout")
         timeout = min(max(timeout, 1.0), 3600.0)
-        conn = self.ep.engine.session(session_id, timeout, self.params.get("session_check") == "1")
-        if not conn.lock.acquire(blocking=False):
-            raise ClickHouseError(373, "SESSION_IS_LOCKED", f"Session {session_id[:100]} is locked by a concurrent client")
-        return conn, True
+        for _ in range(3):
+            conn = self.ep.engine.session(session_id, timeout, self.params.get("session_check") == "1")
+            if not conn.lock.acquire(blocking=False):
+                raise ClickHouseError(373, "SESSION_IS_LOCKED",
+                                      f"Session {session_id[:100]} is locked by a concurrent client")
+            if not conn.closed:
+                return conn, True
+            # closed by the request that held it just before (close_session=1): the id starts a new session
+            conn.lock.release()
+        raise ClickHouseError(373, "SESSION_IS_LOCKED", f"Session {session_id[:100]} is being closed and reopened")
 
     def _check_readonly(self, conn: Connection, st: Statement, settings: dict) -> None:
         level = max(_int_param(self.params, "readonly"), conn.readonly)
