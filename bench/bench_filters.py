@@ -4,7 +4,8 @@ generate.py, against the same pages unfiltered (and whole-word search) in the sa
     .venv/bin/python bench/generate.py --preset full --data-dir /tmp/swarmlens-bench --migrate
     .venv/bin/python bench/bench_filters.py --data-dir /tmp/swarmlens-bench --reps 20
 
-The pages go through the Flask test client with an ops API token, as bench_reports.py times them;
+The pages go through the Flask test client with an ops API token, against the embedded endpoint in
+a process of its own (as `swarmlens up` runs it), with reuse of results off;
 the cases take turns within each repetition (the order rotates), so the noise of a shared machine
 hits them alike. Prints p50 and p95 per page in milliseconds and the page-time target it is held to.
 """
@@ -14,13 +15,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import secrets
 import statistics
+import subprocess
 import sys
 import time
+import urllib.request
 from datetime import timedelta
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 from benchlib import progress  # noqa: E402
+from support_ports import free_port  # noqa: E402  (one port never handed out twice)
 
 TARGET_PAGE_P95_MS = 150
 
@@ -53,14 +59,31 @@ def main(argv: list[str] | None = None) -> int:
 
     from swarmlens import auth
     from swarmlens.app import create_app
-    from swarmlens.embedded.server import EmbeddedClickHouse
     from swarmlens.reports.common import today
     from swarmlens.store.client import connect
 
-    ep = EmbeddedClickHouse(args.data_dir, port=0).start()
+    # The endpoint in a process of its own, as `swarmlens up` runs it (in this process its threads
+    # would take turns on one GIL with the app's).
+    port = free_port()
+    password = secrets.token_urlsafe(16)
+    ep = subprocess.Popen([sys.executable, "-m", "swarmlens.cli", "clickhouse", "--data-dir", args.data_dir,
+                           "--host", "127.0.0.1", "--port", str(port)],
+                          env={**os.environ, "SWARMLENS_CLICKHOUSE_PASSWORD": password},
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
     try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/ping", timeout=2):
+                    break
+            except OSError:
+                if ep.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the endpoint did not start: {ep.stderr.read().decode()[-2000:]}")
+                time.sleep(0.2)
         # Every repetition computes its page: no reuse of results (each run reads the same data).
-        app = create_app({"SWARMLENS_CLICKHOUSE_URL": ep.url, "SWARMLENS_REPORTER_CACHE_BYTES": 0, "TESTING": True})
+        app = create_app({"SWARMLENS_CLICKHOUSE_URL": url, "SWARMLENS_CLICKHOUSE_PASSWORD": password,
+                          "SWARMLENS_REPORTER_CACHE_BYTES": 0, "TESTING": True})
         cfg = app.config["SWARMLENS"]
         client = connect(cfg)
         try:
@@ -96,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {label} | `{path}` | {statistics.median(ts):.1f} | {p95:.1f} | "
                   f"{'met' if p95 <= TARGET_PAGE_P95_MS else 'NOT met'} |")
     finally:
-        ep.stop()
+        ep.terminate()
+        try:
+            ep.wait(60)
+        except subprocess.TimeoutExpired:
+            ep.kill()
     return 0
 
 

@@ -54,6 +54,38 @@ def test_a_new_task_shows_at_once_and_other_users_pages_never_mix(app, seeded, h
     assert c.get("/api/v1/users/bob/tasks?limit=200", headers=bob).get_json() == bob_before
 
 
+def test_new_spans_leave_results_of_other_tables_reusable(app, seeded, h):
+    c = app.test_client()
+    alice = h.bearer(seeded.tokens["alice"])
+    path = "/api/v1/users/alice/tasks?limit=3"
+    c.get(path, headers=alice)
+    insert_spans(seeded.client, task_spans(user_id="alice", stretches=[Stretch("Triage Agent")]),
+                 database=seeded.config["SWARMLENS_OTEL_DATABASE"])
+    before = _cache(app).stats()
+    newest = c.get(path, headers=alice).get_json()["tasks"][0]
+    after = _cache(app).stats()
+    # The token check reads api_tokens only: reused. The history reads the new task: computed.
+    assert after["hits"] == before["hits"] + 1 and after["misses"] > before["misses"]
+    assert newest["task_id"] == seeded.raw(
+        "SELECT TraceId FROM {otel:Identifier}.otel_traces WHERE SpanAttributes['enduser.id'] = 'alice' "
+        "AND ParentSpanId = '' ORDER BY Timestamp DESC LIMIT 1")[0][0]
+
+
+def test_which_tables_a_query_reads(seeded):
+    from swarmlens.store import readcache
+    from swarmlens.store.client import read_query
+
+    cache = readcache.ReadCache(1 << 20, 60)
+    cache.version(seeded.client, seeded.config)
+    db, otel = seeded.config["SWARMLENS_DATABASE"], seeded.config["SWARMLENS_OTEL_DATABASE"]
+    assert cache.tables_of(read_query("tasks_by_user"), seeded.config) == tuple(sorted(
+        [f"{db}.tasks_daily", f"{db}.usage_daily", f"{db}.model_prices"]))
+    assert cache.tables_of(read_query("token_lookup"), seeded.config) == (f"{db}.api_tokens",)
+    # A view over other tables, or a table named another way: keyed on every table.
+    assert cache.tables_of("SELECT * FROM {db:Identifier}.trace_spans", seeded.config) is None
+    assert cache.tables_of(f"SELECT * FROM {otel}.otel_traces", seeded.config) is None
+
+
 def test_a_mutation_changes_the_version_and_a_merge_does_not(seeded):
     from swarmlens.store import readcache
 
@@ -125,8 +157,8 @@ def test_requests_that_miss_together_compute_once():
     got = []
 
     def reader():
-        snap = readcache.Snapshot(cache, {})
-        snap._version = (1, 1)
+        snap = readcache.Snapshot(cache, {"SWARMLENS_DATABASE": "d", "SWARMLENS_OTEL_DATABASE": "o"})
+        snap._version = readcache.DataVersion({"d.t": 1})
         token = readcache.begin(snap)
         try:
             got.append(readcache.cached_query(None, "SELECT 42 AS n", {}, {}, run).result_rows)

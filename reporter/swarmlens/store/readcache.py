@@ -6,8 +6,11 @@ same questions: everyone on the ops dashboard, a user's page reloaded, the sign-
 request. So a GET request first takes one cheap *version* of the data, probed after the request began (from ``system.parts``: per
 partition of every table in swarmlens' two databases, the newest block number or mutation it
 holds), and a read-only query whose text, parameters, settings and version match a stored one is
-answered from memory instead of the server. Requests that miss the same result at once wait for
-the first of them, so a change of the data costs one computation per result, not one per reader.
+answered from memory instead of the server. A query file names its tables (``{db:Identifier}.tasks``),
+so its result is keyed on the versions of those tables only: the spans of a new task change the
+raw spans and the rollups, not the accounts, prices, plans or votes. Requests that miss the same
+result at once wait for the first of them, so a change of the data costs one computation per
+result, not one per reader.
 
 Why this is exact, not a time-to-live cache: an insert, a mutation (ALTER UPDATE/DELETE, a
 lightweight DELETE), DROP PARTITION or TRUNCATE on a MergeTree table changes its entry, and so the
@@ -46,15 +49,17 @@ log = logging.getLogger("swarmlens.readcache")
 # as changes. DROP PARTITION and TRUNCATE take the partition's entry away. Rows are counted too
 # for plain MergeTree tables, where only a TTL removes them (merges of Replacing, Summing and
 # Aggregating tables fold rows without changing what a query over them reads).
-VERSION_SQL = ("SELECT count() AS partitions, groupBitXor(cityHash64(database, table, partition_id, v, r)) AS hash "
+VERSION_SQL = ("SELECT concat(database, '.', table) AS name, groupBitXor(cityHash64(partition_id, v, r)) AS hash "
                "FROM (SELECT database, table, partition_id, max(greatest(max_block_number, data_version)) AS v, "
                "if(has({plain:Array(String)}, concat(database, '.', table)), sum(rows), 0) AS r "
                "FROM system.parts WHERE active AND database IN ({db:String}, {otel:String}) "
-               "GROUP BY database, table, partition_id)")
+               "GROUP BY database, table, partition_id) GROUP BY database, table")
 # Engines whose data lives in parts; views and Null tables (a view's input) hold none.
 TABLES_SQL = ("SELECT database, name, engine FROM system.tables WHERE database IN ({db:String}, {otel:String}) "
               "AND engine NOT IN ('MaterializedView', 'View', 'Null')")
 
+# How query files name tables: {db:Identifier}.tasks, {otel:Identifier}.otel_traces.
+_TABLE_REF = re.compile(r"\{(db|otel):Identifier\}\.`?([A-Za-z_][A-Za-z0-9_]*)")
 _LEADING = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 _READ = re.compile(r"(?:SELECT|WITH)\b", re.IGNORECASE)
 
@@ -78,6 +83,7 @@ class ReadCache:
         self._lock = threading.Lock()
         self._watchable: bool | None = None  # unknown until the first probe
         self._plain: list[str] = []  # plain MergeTree tables, whose row counts are part of the version
+        self._watched: frozenset[str] = frozenset()  # "database.table" of every table with parts
         self._inflight: dict[Any, Any] = {}  # (key, version) -> Future of the one request computing it
         self._probes: list[tuple[float, Any]] = []  # (start, Future) of the probes under way
         self._recent: tuple[float, Any] | None = None  # (start, version) of the newest finished probe
@@ -92,7 +98,7 @@ class ReadCache:
         with self._lock:
             return {"entries": len(self._entries), "bytes": self._bytes, "hits": self.hits, "misses": self.misses}
 
-    def version_since(self, client, config: Mapping[str, Any], since: float) -> tuple[int, int] | None:
+    def version_since(self, client, config: Mapping[str, Any], since: float) -> "DataVersion | None":
         """A data version probed no earlier than ``since`` (time.monotonic()), so it sees every
         write that ended before then; None when results cannot be reused. Requests that began
         before a probe started share it, so a busy process probes a few times per probe's
@@ -122,7 +128,7 @@ class ReadCache:
             own.set_result(version)
         return version
 
-    def version(self, client, config: Mapping[str, Any]) -> tuple[int, int] | None:
+    def version(self, client, config: Mapping[str, Any]) -> "DataVersion | None":
         """The data version now, or None when results cannot be reused (reuse is off, a table
         of another engine, or the server would not tell)."""
         if not self.enabled:
@@ -136,14 +142,24 @@ class ReadCache:
                     log.warning("query results are not reused: %s keep data outside MergeTree parts",
                                 ", ".join(unwatched[:5]))
                 self._plain = [f"{d}.{n}" for d, n, e in tables if e == "MergeTree"]
+                self._watched = frozenset(f"{d}.{n}" for d, n, e in tables if e.endswith("MergeTree"))
                 self._watchable = not unwatched
                 if unwatched:
                     return None
-            row = client.query(VERSION_SQL, parameters={**params, "plain": self._plain}).result_rows[0]
+            rows = client.query(VERSION_SQL, parameters={**params, "plain": self._plain}).result_rows
         except Exception as exc:  # no access to system tables, or the server is down: ask it directly
             log.debug("no data version (%s); this request reads from the server", exc)
             return None
-        return int(row[0]), int(row[1])
+        return DataVersion({name: int(h) for name, h in rows})
+
+    def tables_of(self, sql: str, config: Mapping[str, Any]) -> tuple[str, ...] | None:
+        """The tables a query file reads, or None when that is not known for sure (a table named
+        another way, or a view over other tables): then the query is keyed on every table."""
+        names = {"db": config["SWARMLENS_DATABASE"], "otel": config["SWARMLENS_OTEL_DATABASE"]}
+        found = {f"{names[kind]}.{table}" for kind, table in _TABLE_REF.findall(sql)}
+        if not found or not found <= self._watched or "FROM system." in sql or "JOIN system." in sql:
+            return None
+        return tuple(sorted(found))
 
     wait_seconds = 60.0  # longest a request waits for another one computing the same result
 
@@ -200,6 +216,29 @@ class ReadCache:
                 self._bytes -= len(dropped[2]) + 200
 
 
+class DataVersion:
+    """Per table ("database.table"), a hash of its partitions' newest blocks and mutations."""
+
+    __slots__ = ("tables", "_all")
+
+    def __init__(self, tables: dict[str, int]):
+        self.tables = tables
+        self._all = tuple(sorted(tables.items()))
+
+    def of(self, names: tuple[str, ...] | None) -> tuple:
+        """The part of the version a query reading ``names`` depends on (all of it for None); a
+        table without parts counts as 0, so its first insert changes the key."""
+        if names is None:
+            return ("*", self._all)
+        return tuple((n, self.tables.get(n, 0)) for n in names)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, DataVersion) and self._all == other._all
+
+    def __hash__(self) -> int:
+        return hash(self._all)
+
+
 class Snapshot:
     """One GET request's view of the cache: the data version is probed once, by the first query of
     the request, and shared by every query of it (also those run side by side in other threads)."""
@@ -235,11 +274,14 @@ def cached_query(client, sql: str, params: Mapping[str, Any], kwargs: Mapping[st
     snap = _current.get()
     if snap is None or not snap.cache.enabled or not is_read(sql):
         return run()
-    version = snap.version(client)
-    if version is None:
+    data = snap.version(client)
+    if data is None:
         return run()
-    key = (sql, repr(sorted(params.items())), repr(sorted(kwargs.items())))
     cache = snap.cache
+    # Keyed on the versions of the tables the query reads only: an insert into the raw spans and
+    # today's rollups leaves the sign-in check, prices, plans and votes reusable.
+    version = data.of(cache.tables_of(sql, snap.config))
+    key = (sql, repr(sorted(params.items())), repr(sorted(kwargs.items())))
     hit = cache.get(key, version)
     if hit is not None:
         return hit
