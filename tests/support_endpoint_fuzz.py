@@ -1119,11 +1119,11 @@ class Fuzzer:
         started = time.monotonic()
         sides = [(Case(case.id, case.category, case.kind, [raw], may_drop=True), None) for raw in case.parallel]
         sides = [(c, Outcome(c)) for c, _ in sides]
-        threads = [threading.Thread(target=self._exchange, args=side, daemon=True) for side in sides]
+        threads = [threading.Thread(target=self._guarded, args=side, daemon=True) for side in sides]
         try:
             for t in threads:
                 t.start()
-            self._exchange(case, out)
+            self._guarded(case, out)
             for t in threads:
                 t.join(self.case_timeout + 35)
         finally:
@@ -1143,6 +1143,13 @@ class Fuzzer:
         if bad:
             out.failures.append("endpoint log: " + " | ".join(bad[:3]) + "\n" + log[-4000:])
         return out
+
+    def _guarded(self, case: Case, out: Outcome) -> None:
+        try:
+            self._exchange(case, out)
+        except OSError as exc:  # refused or broken before any answer: the endpoint is not serving
+            out.end = "error"
+            out.failures.append(f"connection failed: {type(exc).__name__}: {exc}")
 
     def _exchange(self, case: Case, out: Outcome) -> None:
         deadline = time.monotonic() + self.case_timeout
