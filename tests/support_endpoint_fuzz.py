@@ -146,15 +146,9 @@ _BOMBS: dict[tuple[str, int], bytes] = {}
 
 
 def _compress(data: bytes, enc: str) -> bytes:
-    if enc == "gzip":
-        return gzip.compress(data, 6)
-    if enc == "deflate":
-        return zlib.compress(data, 6)
-    if enc == "lz4":
-        return lz4.frame.compress(data)
-    if enc == "zstd":
-        return _zstd.compress(data)
-    raise ValueError(enc)
+    from swarmlens.embedded.codecs import http_encode  # the endpoint's own encoder of each Content-Encoding
+
+    return http_encode(data, enc)
 
 
 def bomb(enc: str, size: int) -> bytes:
