@@ -48,7 +48,7 @@ def build(client, config, period: Period, kind: str, users_limit: int | None = N
     big = 1_000_000
 
     def by_model(p: Period):
-        return q(client, config, "usage_by_model", start=p.start, end=p.end, user="")
+        return q(client, config, "usage_by_model", start=p.start_ts, end=p.end_ts, user="")
 
     # Every query of the report at once (thirteen; the pool runs eight side by side). Of the
     # previous period the tables show only each row's tokens, so its user and agent queries
