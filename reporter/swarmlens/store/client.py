@@ -136,7 +136,8 @@ def query_file(client, name: str | Path, parameters: Mapping[str, Any] | None = 
     Queries name tables as ``{db:Identifier}.tasks`` and ``{otel:Identifier}.otel_traces``; those two
     parameters are filled from ``config`` (the configured database names) unless given. Every other
     value is a ``{name:Type}`` parameter the server binds. ``kwargs`` go to ``client.query``
-    (``settings=``, ``column_formats=``...).
+    (``settings=``, ``column_formats=``...). Within a reporter GET request a read-only query may be
+    answered from memory while nothing it reads has changed (swarmlens.store.readcache).
     """
     sql = read_query(name)
     params = dict(parameters or {})
