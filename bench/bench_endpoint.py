@@ -16,7 +16,6 @@ import argparse
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,7 +23,7 @@ import time
 
 import requests
 
-from benchlib import progress, write_section
+from benchlib import progress, start_endpoint, stop_endpoint, write_section
 
 SECTION = "## Embedded endpoint: streaming"
 PASSWORD = "bench-endpoint"
@@ -33,28 +32,6 @@ PASSWORD = "bench-endpoint"
 def rss(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) * 1024
-
-
-def start_endpoint(data_dir: str) -> tuple[subprocess.Popen, str]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "SWARMLENS_DATA_DIR": data_dir, "SWARMLENS_CLICKHOUSE_PASSWORD": PASSWORD}
-    proc = subprocess.Popen([sys.executable, "-m", "swarmlens.cli", "clickhouse", "--data-dir",
-                             os.path.join(data_dir, "ch"), "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    proc.stdout.readline()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/ping", timeout=1).ok:
-                return proc, url
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise SystemExit("the endpoint did not start")
 
 
 def stream_rss(url: str, pid: int, rows: int, wait_end: bool) -> dict:
@@ -112,15 +89,14 @@ def main() -> None:
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
     data_dir = tempfile.mkdtemp(prefix="swarmlens-bench-endpoint-")
-    proc, url = start_endpoint(data_dir)
+    proc, url = start_endpoint(os.path.join(data_dir, "ch"), PASSWORD, data_dir)
     try:
         streamed = stream_rss(url, proc.pid, args.rows, wait_end=False)
         buffered = stream_rss(url, proc.pid, args.rows, wait_end=True)
         t_stream = ttfb(url, wait_end=False)
         t_buffered = ttfb(url, wait_end=True)
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        stop_endpoint(proc)
         shutil.rmtree(data_dir, ignore_errors=True)
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "

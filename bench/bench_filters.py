@@ -17,16 +17,12 @@ import os
 import platform
 import secrets
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from datetime import timedelta
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-from benchlib import progress  # noqa: E402
-from support_ports import free_port  # noqa: E402  (one port never handed out twice)
+from benchlib import progress, start_endpoint, stop_endpoint  # noqa: E402
 
 TARGET_PAGE_P95_MS = 150
 
@@ -64,23 +60,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # The endpoint in a process of its own, as `swarmlens up` runs it (in this process its threads
     # would take turns on one GIL with the app's).
-    port = free_port()
     password = secrets.token_urlsafe(16)
-    ep = subprocess.Popen([sys.executable, "-m", "swarmlens.cli", "clickhouse", "--data-dir", args.data_dir,
-                           "--host", "127.0.0.1", "--port", str(port)],
-                          env={**os.environ, "SWARMLENS_CLICKHOUSE_PASSWORD": password},
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
+    ep, url = start_endpoint(args.data_dir, password)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/ping", timeout=2):
-                    break
-            except OSError:
-                if ep.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the endpoint did not start: {ep.stderr.read().decode()[-2000:]}")
-                time.sleep(0.2)
         # Every repetition computes its page: no reuse of results (each run reads the same data).
         app = create_app({"SWARMLENS_CLICKHOUSE_URL": url, "SWARMLENS_CLICKHOUSE_PASSWORD": password,
                           "SWARMLENS_REPORTER_CACHE_BYTES": 0, "TESTING": True})
@@ -119,11 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {label} | `{path}` | {statistics.median(ts):.1f} | {p95:.1f} | "
                   f"{'met' if p95 <= TARGET_PAGE_P95_MS else 'NOT met'} |")
     finally:
-        ep.terminate()
-        try:
-            ep.wait(60)
-        except subprocess.TimeoutExpired:
-            ep.kill()
+        stop_endpoint(ep)
     return 0
 
 

@@ -1,10 +1,15 @@
-"""What every benchmark script shares: a progress bar on stderr and the rewrite of one `## `
-section of docs/benchmarks.md, so each script owns its section and leaves the others alone."""
+"""What every benchmark script shares: a progress bar on stderr, the rewrite of one `## ` section
+of docs/benchmarks.md (so each script owns its section and leaves the others alone), and the
+embedded ClickHouse endpoint in a process of its own, as `swarmlens up` runs it."""
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 
 
 def progress(done: int, total: int, label: str) -> None:
@@ -38,3 +43,40 @@ def cpu_model() -> str:
     except OSError:
         pass
     return "unknown CPU"
+
+
+def start_endpoint(ch_dir: str, password: str, data_dir: str | None = None) -> tuple[subprocess.Popen, str]:
+    """`swarmlens clickhouse` serving ``ch_dir`` on a free loopback port with ``password``;
+    returns the process and its URL once it answers /ping. Its log goes to a file beside
+    ``ch_dir`` (a pipe nobody reads could fill and stop it). ``data_dir``: its SWARMLENS_DATA_DIR."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "SWARMLENS_CLICKHOUSE_PASSWORD": password}
+    if data_dir:
+        env["SWARMLENS_DATA_DIR"] = data_dir
+    log_path = os.path.abspath(ch_dir).rstrip("/") + "-endpoint.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "swarmlens.cli", "clickhouse", "--data-dir", ch_dir,
+                                 "--host", "127.0.0.1", "--port", str(port)],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/ping", timeout=2):
+                return proc, url
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop_endpoint(proc)
+                raise SystemExit(f"the endpoint did not start:\n{open(log_path).read()[-2000:]}")
+            time.sleep(0.1)
+
+
+def stop_endpoint(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
