@@ -132,6 +132,8 @@ class RecentRequests:
                     os.unlink(path)
             except OSError:
                 pass
+
+
 STATUS_FILE = "status.json"
 
 

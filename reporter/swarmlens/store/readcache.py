@@ -33,6 +33,7 @@ SWARMLENS_REPORTER_CACHE_BYTES per reporter process, the least recently used dro
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import pickle
 import re
@@ -64,14 +65,24 @@ _LEADING = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 _READ = re.compile(r"(?:SELECT|WITH)\b", re.IGNORECASE)
 
 
+# The texts are the package's query files, a few dozen: each is looked at once, not per request.
+@functools.lru_cache(maxsize=512)
 def is_read(sql: str) -> bool:
     """A statement that only reads: its first word, after comments, is SELECT or WITH."""
     return bool(_READ.match(sql, _LEADING.match(sql).end()))
 
 
+@functools.lru_cache(maxsize=512)
+def _table_refs(sql: str) -> tuple[frozenset[tuple[str, str]], bool]:
+    """The ({db|otel}, table) names a query file reads, and whether it reads system tables."""
+    return frozenset(_TABLE_REF.findall(sql)), "FROM system." in sql or "JOIN system." in sql
+
+
 class ReadCache:
     """Results of read-only queries by (statement, parameters, options), each kept with the data
     version it was read at. One per reporter process; thread-safe."""
+
+    wait_seconds = 60.0  # longest a request waits for a probe or a result another one is computing
 
     def __init__(self, max_bytes: int, max_age_seconds: float):
         self.max_bytes = max(0, int(max_bytes))
@@ -155,13 +166,12 @@ class ReadCache:
     def tables_of(self, sql: str, config: Mapping[str, Any]) -> tuple[str, ...] | None:
         """The tables a query file reads, or None when that is not known for sure (a table named
         another way, or a view over other tables): then the query is keyed on every table."""
+        refs, reads_system = _table_refs(sql)
         names = {"db": config["SWARMLENS_DATABASE"], "otel": config["SWARMLENS_OTEL_DATABASE"]}
-        found = {f"{names[kind]}.{table}" for kind, table in _TABLE_REF.findall(sql)}
-        if not found or not found <= self._watched or "FROM system." in sql or "JOIN system." in sql:
+        found = {f"{names[kind]}.{table}" for kind, table in refs}
+        if not found or not found <= self._watched or reads_system:
             return None
         return tuple(sorted(found))
-
-    wait_seconds = 60.0  # longest a request waits for another one computing the same result
 
     def join_flight(self, key: Any, version: Any):
         """(True, future) for the request that computes a result, (False, future) for the others."""
