@@ -11,8 +11,9 @@ time, against `swarmlens up --demo` (started here on free loopback ports, in a f
 Each client signs in as the ops admin (its own session), then cycles through a mix of pages: the
 dashboard, the users list, search, the agents page, the monthly report, feedback, a user's page, a
 task's page and the API's task history; the user, the task and the search word differ from client
-to client (spread over the demo's users and tasks). A response other than 200 counts as an error. It prints
-requests, errors, requests/s and latency percentiles, with a live count while it runs; --write-docs
+to client (spread over the demo's users and tasks). Clients keep their connections alive, as browsers
+do (--connection-close: one per request). A response other than 200 counts as an error. It prints
+requests, errors, requests/s and latency percentiles, overall and per page, with a live count while it runs; --write-docs
 puts the table in docs/benchmarks.md under its own heading. Loopback only: the URL must be local.
 """
 
@@ -107,7 +108,8 @@ def page_mixes(base: str, s: requests.Session, clients: int) -> list[list[str]]:
     return mixes
 
 
-def run_load(base: str, login: str, password: str, clients: int, seconds: float) -> dict:
+def run_load(base: str, login: str, password: str, clients: int, seconds: float,
+             connection_close: bool = False) -> dict:
     first = sign_in(base, login, password)
     mixes = page_mixes(base, first, clients)
     token = None
@@ -123,6 +125,7 @@ def run_load(base: str, login: str, password: str, clients: int, seconds: float)
         mixes = [[p for p in mix if not p.startswith("/api/")] for mix in mixes]
 
     latencies: list[float] = []
+    by_page: dict[str, list[float]] = {}
     errors: list[str] = []
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
@@ -133,9 +136,9 @@ def run_load(base: str, login: str, password: str, clients: int, seconds: float)
             mix = mixes[i]
             path = mix[n % len(mix)]
             n += 1
-            # One connection per request, as the sync workers always did: an idle keep-alive
-            # connection the server has just closed would count as a client-side error.
-            headers = {"Connection": "close"}
+            # Keep-alive connections, as browsers use them (a client is never idle long enough
+            # for the server to close one); --connection-close opens one per request instead.
+            headers = {"Connection": "close"} if connection_close else {}
             if path.startswith("/api/"):
                 headers["Authorization"] = f"Bearer {token}"
             t0 = time.perf_counter()
@@ -148,6 +151,7 @@ def run_load(base: str, login: str, password: str, clients: int, seconds: float)
             elapsed = time.perf_counter() - t0
             with lock:
                 latencies.append(elapsed)
+                by_page.setdefault(page_kind(path), []).append(elapsed)
                 if not ok:
                     errors.append(what)
 
@@ -165,13 +169,30 @@ def run_load(base: str, login: str, password: str, clients: int, seconds: float)
     sys.stderr.write("\n")
     lat = sorted(latencies)
 
-    def pct(p: float) -> float:
-        return lat[min(len(lat) - 1, int(p * len(lat)))] if lat else 0.0
-
     return {"clients": clients, "seconds": round(wall, 1), "requests": len(lat), "errors": len(errors),
             "error_kinds": sorted(set(errors))[:10], "rps": len(lat) / wall if wall else 0.0,
-            "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99), "max": lat[-1] if lat else 0.0,
-            "mean": statistics.fmean(lat) if lat else 0.0, "pages": mixes[0]}
+            "p50": percentile(lat, 0.50), "p95": percentile(lat, 0.95), "p99": percentile(lat, 0.99), "max": lat[-1] if lat else 0.0,
+            "mean": statistics.fmean(lat) if lat else 0.0, "pages": mixes[0],
+            "by_page": {kind: (len(v), percentile(sorted(v), 0.50), percentile(sorted(v), 0.95))
+                        for kind, v in sorted(by_page.items())}}
+
+
+def percentile(values: list[float], p: float) -> float:
+    return values[min(len(values) - 1, int(p * len(values)))] if values else 0.0
+
+
+def page_kind(path: str) -> str:
+    """The page a path shows, without the user, task or search word it names."""
+    path = path.split("?")[0]
+    for prefix in ("/users/", "/tasks/", "/api/v1/users/"):
+        if path.startswith(prefix) and path != prefix:
+            return prefix + "<id>" + ("/tasks" if path.endswith("/tasks") and prefix.startswith("/api") else "")
+    return path
+
+
+def print_pages(r: dict) -> None:
+    print("  per page: " + "; ".join(f"{kind} {n} req p50 {p50 * 1000:.0f} p95 {p95 * 1000:.0f} ms"
+                                     for kind, (n, p50, p95) in r["by_page"].items()))
 
 
 def row(label: str, r: dict) -> str:
@@ -193,6 +214,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="10 clients for 10 s")
     ap.add_argument("--no-reuse", action="store_true", help="start the stack with SWARMLENS_REPORTER_CACHE_BYTES=0 "
                                                             "(every page computed by ClickHouse)")
+    ap.add_argument("--connection-close", action="store_true",
+                    help="one connection per request (Connection: close) instead of keep-alive connections")
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
     if args.quick:
@@ -206,8 +229,10 @@ def main() -> int:
             ap.error("the load test runs against a loopback address only")
         if not args.password:
             ap.error("--password is required with --url")
-        r = run_load(args.url.rstrip("/"), args.login, args.password, args.clients, args.seconds)
+        r = run_load(args.url.rstrip("/"), args.login, args.password, args.clients, args.seconds,
+                     args.connection_close)
         print(row(f"{args.url}", r))
+        print_pages(r)
         if r["error_kinds"]:
             print("  errors:", ", ".join(r["error_kinds"]))
         return 0 if r["errors"] == 0 else 1
@@ -238,12 +263,13 @@ def main() -> int:
             wait_for("the demo's backfill", lambda: demo_log.exists() and "running a task every" in demo_log.read_text(),
                      600, proc)
             sys.stderr.write("\n")
-            r = run_load(base, args.login, password, args.clients, args.seconds)
+            r = run_load(base, args.login, password, args.clients, args.seconds, args.connection_close)
             label = f"{args.workers} workers x {threads} thread{'s' if threads > 1 else ''}" + \
                     (" (gthread)" if threads > 1 else " (sync)") + \
                     (", results reused while the data is unchanged" if reuse else ", every page computed")
             results.append((label, r))
             print(row(label, r), flush=True)
+            print_pages(r)
             if r["error_kinds"]:
                 print("  errors:", ", ".join(r["error_kinds"]))
         except SystemExit:

@@ -110,6 +110,13 @@ USING_ROTEL = os.environ.get("SWARMLENS_COLLECTOR", "").strip().lower() == "rote
 COLLECTOR_LABEL = "rotel" if USING_ROTEL else "the swarmlens OTLP receiver"
 
 
+def batch_ms() -> int:
+    """The receiver's insert period the started stack uses (its default: the stack gets no SWARMLENS_ settings)."""
+    from swarmlens import config
+
+    return config.load(environ={}).SWARMLENS_INGEST_BATCH_MS
+
+
 # -- the stack ------------------------------------------------------------------------------------
 
 class Up:
@@ -514,7 +521,8 @@ def main() -> int:
         f"`count()` of otel_traces reaches the number sent (the senders finished after {ing['send_s']:.1f} s). "
         + (" rotel uses collector_config/rotel.env unchanged." if USING_ROTEL else
            " The receiver acknowledges a request once it is in its write-ahead log on disk (fsync) and inserts "
-           "the log every 200 ms (docs/reliability.md); `SWARMLENS_COLLECTOR=rotel` runs rotel instead.") +
+           f"the log every {batch_ms()} ms (SWARMLENS_INGEST_BATCH_MS, docs/reliability.md); "
+           "`SWARMLENS_COLLECTOR=rotel` runs rotel instead.") +
         " Freshness: a Swarm app with the zero-config import and "
         "OTEL_BSP_SCHEDULE_DELAY=500, one task every 0.3 s, each finished task polled every 50 ms through "
         "`GET /api/v1/users/<user>/tasks` with an ops token until it is listed"
