@@ -209,8 +209,11 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--threads", type=int, default=None, help="gunicorn threads per worker of the started stack "
                                                               "(default: SWARMLENS_REPORTER_THREADS)")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--compare", action="store_true", help="run with --threads 1 first, then with the default")
+    ap.add_argument("--workers", type=int, default=None, help="gunicorn workers of the started stack "
+                                                              "(default: SWARMLENS_REPORTER_WORKERS)")
+    ap.add_argument("--compare", action="store_true",
+                    help="run the earlier layouts first (2 sync workers and 2 x 8 threads computing every page, "
+                         "2 x 8 threads reusing results), then the default")
     ap.add_argument("--quick", action="store_true", help="10 clients for 10 s")
     ap.add_argument("--no-reuse", action="store_true", help="start the stack with SWARMLENS_REPORTER_CACHE_BYTES=0 "
                                                             "(every page computed by ClickHouse)")
@@ -239,16 +242,17 @@ def main() -> int:
 
     from swarmlens import config as config_mod
 
-    default_threads = config_mod.load(environ={}).SWARMLENS_REPORTER_THREADS
-    threads_now = args.threads or default_threads
-    # (threads, reuse of results): the former sync workers and today's threads, each computing
-    # every page, then today's default, which reuses results while the data is unchanged.
-    plans = ([(1, False), (threads_now, False), (threads_now, True)] if args.compare
-             else [(threads_now, not args.no_reuse)])
+    defaults = config_mod.load(environ={})
+    workers_now = args.workers or defaults.SWARMLENS_REPORTER_WORKERS
+    threads_now = args.threads or defaults.SWARMLENS_REPORTER_THREADS
+    # (workers, threads, reuse of results): the earlier layouts (sync workers, then 2 x 8 threads,
+    # each computing every page; 2 x 8 threads reusing results), then today's default.
+    plans = ([(2, 1, False), (2, 8, False), (2, 8, True), (workers_now, threads_now, True)] if args.compare
+             else [(workers_now, threads_now, not args.no_reuse)])
     results = []
-    for threads, reuse in plans:
+    for workers, threads, reuse in plans:
         data_dir = tempfile.mkdtemp(prefix="swarmlens-load-")
-        proc, base = start_stack(data_dir, threads, args.workers, reuse)
+        proc, base = start_stack(data_dir, threads, workers, reuse)
         try:
             wait_for("the reporter", lambda: requests.get(base + "/healthz", timeout=2).status_code == 200
                      or requests.get(base + "/login", timeout=2).status_code == 200, 300, proc)
@@ -264,7 +268,7 @@ def main() -> int:
                      600, proc)
             sys.stderr.write("\n")
             r = run_load(base, args.login, password, args.clients, args.seconds, args.connection_close)
-            label = f"{args.workers} workers x {threads} thread{'s' if threads > 1 else ''}" + \
+            label = f"{workers} worker{'s' if workers > 1 else ''} x {threads} thread{'s' if threads > 1 else ''}" + \
                     (" (gthread)" if threads > 1 else " (sync)") + \
                     (", results reused while the data is unchanged" if reuse else ", every page computed")
             results.append((label, r))

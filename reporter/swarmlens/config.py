@@ -107,9 +107,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Address `swarmlens up` serves the reporter on (gunicorn)."),
     Setting("SWARMLENS_REPORTER_PORT", 8000, int,
             "Port `swarmlens up` serves the reporter on."),
-    Setting("SWARMLENS_REPORTER_WORKERS", 2, int,
-            "gunicorn worker processes of the reporter under `swarmlens up`."),
-    Setting("SWARMLENS_REPORTER_THREADS", 8, int,
+    Setting("SWARMLENS_REPORTER_WORKERS", 1, int,
+            "gunicorn worker processes of the reporter under `swarmlens up`. One by default: results are reused within a process, and a second process computes every page again for itself (see docs/reporter.md, \"Workers\"); more pay off where ClickHouse has cores of its own."),
+    Setting("SWARMLENS_REPORTER_THREADS", 16, int,
             "Threads per gunicorn worker of the reporter under `swarmlens up` (pages wait on ClickHouse, so threads serve them concurrently)."),
     # The reporter itself (web pages, JSON API, PDFs)
     Setting("SWARMLENS_SECRET_KEY", "", str,

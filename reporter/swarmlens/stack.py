@@ -428,11 +428,17 @@ class Stack:
                                        # them concurrently where sync workers queued every request.
                                        "--threads", str(max(1, cfg.SWARMLENS_REPORTER_THREADS)),
                                        "--graceful-timeout", "20", "--timeout", "120",
+                                       # Browsers keep connections open between pages; with gunicorn's
+                                       # 2 s a connection could be closed just as its next request
+                                       # arrived (a reset the client sees; 0-2 per 4,000 requests
+                                       # under bench/bench_load.py, none with 15 s).
+                                       "--keep-alive", "15",
                                        "--access-logfile", "-", "--error-logfile", "-",
                                        DEFAULT_WSGI_APP], self._env(), grace=30)
         _wait(app, lambda: _http_ok(app_url + "/") is not None, "serving HTTP", timeout=60)
         self.urls["reporter"] = app_url
-        self.say(f"  reporter     {app_url}  (gunicorn, {cfg.SWARMLENS_REPORTER_WORKERS} workers x "
+        workers = cfg.SWARMLENS_REPORTER_WORKERS
+        self.say(f"  reporter     {app_url}  (gunicorn, {workers} worker{'s' if workers != 1 else ''} x "
                  f"{max(1, cfg.SWARMLENS_REPORTER_THREADS)} threads)")
         self.say(f"  admin        {note}; username and password in {cred_path} (mode 0600)")
 

@@ -13,3 +13,6 @@ WHERE TraceId = {task:String}
 ORDER BY start_time, span_id
 LIMIT 1 BY span_id
 LIMIT 2000
+-- Each attribute above read from the whole map, not from its keys and values apart: 10 against
+-- 20 ms for a task's spans (the rewrite to subcolumns reads them once per attribute).
+SETTINGS optimize_functions_to_subcolumns = 0
