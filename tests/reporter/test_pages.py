@@ -169,6 +169,34 @@ def test_user_page_has_history_chart_agents_recommendation_and_quota_warning(ops
     assert ops.get("/users/nobody-at-all").status_code == 404
 
 
+def test_a_users_figures_summed_from_their_days_match_the_raw_spans_and_the_period_queries(ops, seeded, h):
+    # A user's page sums its 30-day figures from the daily rows it draws (dashboard.user_figures_of)
+    # instead of running the period's two total queries: both ways, and the raw spans, agree.
+    from swarmlens.reports import common as rc
+    from swarmlens.reports import dashboard
+
+    start, end = period_bounds("30d", seeded.today)
+    period = rc.Period("30d", "Last 30 days", start, end)
+    unpriced = 0
+    for user in sorted(seeded.tasks_by_user) + ["nobody-at-all"]:
+        f = dashboard.user_figures_of(
+            rc.q(seeded.client, seeded.config, "task_daily", start=start, end=end, user=user),
+            rc.q(seeded.client, seeded.config, "cost_daily", start=start, end=end, user=user))
+        two_queries = dashboard.figures(seeded.client, seeded.config, period, user)
+        assert {k: v for k, v in f.items() if k != "cost_usd"} == \
+            {k: v for k, v in two_queries.items() if k != "cost_usd"}, user
+        assert f["cost_usd"] == pytest.approx(two_queries["cost_usd"], rel=1e-12, abs=1e-12)
+        want = raw_tasks(seeded, start, end, user)
+        assert (f["tasks"], f["tokens"], f["active_users"]) == (want["tasks"], want["tokens"], want["active_users"])
+        assert f["cost_usd"] == pytest.approx(raw_cost(seeded, h, start, end, user).get("", 0.0), rel=1e-9, abs=1e-12)
+        unpriced += f["unpriced_tokens"]
+        if user in ("alice", "bob"):
+            page = ops.get(f"/users/{user}?format=json").get_json()
+            assert page["figures_30d"]["tasks"] == want["tasks"]
+            assert page["figures_30d"]["cost_usd"] == pytest.approx(f["cost_usd"], rel=1e-12)
+    assert unpriced > 0  # the seed's unpriced model is counted on its user's figures
+
+
 def test_task_page_shows_waterfall_path_and_cost_per_agent(ops, seeded, h):
     task = seeded.task_ids["handoff"]
     d = ops.get(f"/tasks/{task}?format=json").get_json()

@@ -39,7 +39,6 @@ def user_month_context(client, config: Mapping[str, Any], user_id: str, month: r
 
     r = rc.parallel(
         quota=lambda: rc.quota_rows(client, config, month, user=user_id),
-        **dashboard.figure_calls(client, config, month, user=user_id),
         **dashboard.daily_calls(client, config, month, user=user_id),
         agents=lambda: rc.q(client, config, "usage_by_agent", start=month.start, end=month.end, user=user_id,
                             limit=15),
@@ -47,7 +46,7 @@ def user_month_context(client, config: Mapping[str, Any], user_id: str, month: r
     )
     return {"user_id": user_id, "month": month.as_dict(),
             "quota": users_report.quota_status_of(user_id, month, r["quota"]),
-            "figures": dashboard.figures_of(r["totals"], r["cost"]),
+            "figures": dashboard.user_figures_of(r["days"], r["costs"]),
             "daily": dashboard.daily_of(month, r["days"], r["costs"]), "agents": r["agents"], "models": r["models"]}
 
 

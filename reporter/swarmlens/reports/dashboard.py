@@ -8,6 +8,7 @@ model and the user together.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 from swarmlens.reports.common import (DASHBOARD_PERIODS, Period, change, fill_days, parallel, q, q1, quota_rows,
@@ -62,6 +63,21 @@ def daily_calls(client, config, period: Period, user: str = "") -> dict[str, Cal
         "days": lambda: q(client, config, "task_daily", start=period.start, end=period.end, user=user),
         "costs": lambda: q(client, config, "cost_daily", start=period.start, end=period.end, user=user),
     }
+
+
+def user_figures_of(days: list[dict[str, Any]], costs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One user's figures of a period from the rows of daily_calls(..., user=...) (not the all-user
+    rows): the same sums as figure_calls' two queries, which a user's page then need not run.
+    The user was active when any day has a task (uniqExactIf of one user id); the cost is the
+    correctly rounded sum of the days' costs."""
+    tasks = sum(int(r["tasks"] or 0) for r in days)
+    totals = {"tasks": tasks, "tokens": sum(int(r["tokens"] or 0) for r in days),
+              "input_tokens": sum(int(r["input_tokens"] or 0) for r in days),
+              "output_tokens": sum(int(r["output_tokens"] or 0) for r in days),
+              "errors": sum(int(r["errors"] or 0) for r in days), "active_users": 1 if tasks > 0 else 0}
+    cost = {"cost_usd": math.fsum(float(r["cost_usd"] or 0) for r in costs),
+            "unpriced_tokens": sum(int(r["unpriced_tokens"] or 0) for r in costs)}
+    return figures_of(totals, cost)
 
 
 def daily_of(period: Period, days: list[dict[str, Any]], costs: list[dict[str, Any]]) -> list[dict[str, Any]]:

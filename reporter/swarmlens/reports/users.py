@@ -127,13 +127,12 @@ def user_page(client, config, user_id: str, *, limit: int, cursor_params: dict[s
         ratings=lambda: q(client, config, "agent_ratings", start=ratings_window.start_ts, end=ratings_window.end_ts),
         all_agents=lambda: q(client, config, "usage_by_agent", start=ratings_window.start, end=ratings_window.end,
                              user="", limit=10_000),
-        **dashboard.figure_calls(client, config, chart_period, user=user_id),
         **dashboard.daily_calls(client, config, chart_period, user=user_id),
     )
     return {
         "user_id": user_id,
         "quota": quota_status_of(user_id, month, r["quota"]),
-        "figures_30d": dashboard.figures_of(r["totals"], r["cost"]),
+        "figures_30d": dashboard.user_figures_of(r["days"], r["costs"]),
         "chart_period": chart_period.as_dict(),
         "daily": dashboard.daily_of(chart_period, r["days"], r["costs"]),
         "agents_period": usage_window.as_dict(),

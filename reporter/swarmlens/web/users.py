@@ -58,7 +58,6 @@ def user_pdf(user_id: str):
     c, cfg, this_month = client(), config(), rc.this_month()
     r = rc.parallel(
         quota=lambda: rc.quota_rows(c, cfg, this_month, user=user_id),
-        **dashboard.figure_calls(c, cfg, month, user=user_id),
         **dashboard.daily_calls(c, cfg, month, user=user_id),
         agents=lambda: rc.q(c, cfg, "usage_by_agent", start=month.start, end=month.end, user=user_id, limit=15),
         models=lambda: rc.q(c, cfg, "usage_by_model", start=month.start_ts, end=month.end_ts, user=user_id),
@@ -67,7 +66,7 @@ def user_pdf(user_id: str):
         "user_id": user_id,
         "month": month.as_dict(),
         "quota": report.quota_status_of(user_id, this_month, r["quota"]),
-        "figures": dashboard.figures_of(r["totals"], r["cost"]),
+        "figures": dashboard.user_figures_of(r["days"], r["costs"]),
         "daily": dashboard.daily_of(month, r["days"], r["costs"]),
         "agents": r["agents"],
         "models": r["models"],

@@ -1,6 +1,8 @@
--- Cost per day (agent level: usage_daily x model prices as they are now), optionally of one user.
+-- Cost per day (agent level: usage_daily x model prices as they are now), optionally of one user, and
+-- the tokens of models without a price.
 SELECT d.day AS day,
-       sum(d.input_tokens * toFloat64(p.usd_per_1m_input) + d.output_tokens * toFloat64(p.usd_per_1m_output)) / 1e6 AS cost_usd
+       sum(d.input_tokens * toFloat64(p.usd_per_1m_input) + d.output_tokens * toFloat64(p.usd_per_1m_output)) / 1e6 AS cost_usd,
+       sumIf(d.input_tokens + d.output_tokens, p.model = '') AS unpriced_tokens
 FROM {db:Identifier}.usage_daily AS d
 LEFT JOIN (SELECT model, usd_per_1m_input, usd_per_1m_output FROM {db:Identifier}.model_prices FINAL) AS p
     ON p.model = d.model
