@@ -100,6 +100,8 @@ def seed_all(cfg, client, today: date) -> Seed:
     s.task_ids["error"] = add("carol", midnight + timedelta(seconds=230), ["Triage Agent", "Refunds Agent"], error=True)
     s.task_ids["handoff"] = add("bob", midnight + timedelta(seconds=240), ["Triage Agent", "Refunds Agent", "Triage Agent"])
     s.task_ids["billing"] = add("bob", midnight + timedelta(seconds=250), ["Billing Agent"])
+    # Active this month, never configured: no plan, no quota.
+    s.task_ids["unconfigured"] = add("erin", midnight + timedelta(seconds=260), ["Triage Agent"])
     insert_spans(client, spans, database=cfg["SWARMLENS_OTEL_DATABASE"])
 
     for model, (pin, pout) in PRICES.items():

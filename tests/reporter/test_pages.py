@@ -113,16 +113,17 @@ def test_users_list_shows_this_months_usage_against_quota_and_sorts(ops, seeded,
     d = ops.get("/users?format=json").get_json()
     start, end = month_bounds(seeded.today)
     by_user = {u["user_id"]: u for u in d["users"]}
-    assert set(by_user) == {"alice", "bob", "carol", "dave"}
-    for user in ("alice", "bob", "carol"):
+    assert set(by_user) == {"alice", "bob", "carol", "dave", "erin"}
+    for user in ("alice", "bob", "carol", "erin"):
         want = raw_tasks(seeded, start, end, user)
         assert by_user[user]["tokens"] == want["tokens"] and by_user[user]["tasks"] == want["tasks"]
         assert by_user[user]["cost_usd"] == pytest.approx(raw_cost(seeded, h, start, end, user)[""])
     assert by_user["alice"]["level"] == "warn" and by_user["bob"]["level"] == "over"
     assert by_user["carol"]["level"] == "ok" and by_user["dave"]["tokens"] in (0, None)
+    assert by_user["erin"]["plan"] == "" and by_user["erin"]["level"] == "none"  # active, never configured
     assert [u["user_id"] for u in d["users"]] == sorted(by_user, key=lambda u: -(by_user[u]["tokens"] or 0))
     asc = ops.get("/users?sort=user&dir=asc&format=json").get_json()["users"]
-    assert [u["user_id"] for u in asc] == ["alice", "bob", "carol", "dave"]
+    assert [u["user_id"] for u in asc] == ["alice", "bob", "carol", "dave", "erin"]
     pct = ops.get("/users?sort=percent&format=json").get_json()["users"]
     assert pct[0]["user_id"] == "bob"
     assert ops.get("/users?sort=password").status_code == 400
@@ -132,7 +133,7 @@ def test_users_list_shows_this_months_usage_against_quota_and_sorts(ops, seeded,
 def test_users_list_pages_through_every_user_once(ops, seeded):
     everyone = [u["user_id"] for u in ops.get("/users?sort=user&dir=asc&format=json").get_json()["users"]]
     seen = []
-    for page in (1, 2, 3, 4):
+    for page in range(1, len(everyone) + 1):
         d = ops.get(f"/users?sort=user&dir=asc&limit=1&page={page}&format=json").get_json()
         assert d["per_page"] == 1 and d["pages"] == len(everyone) and d["page"] == page
         seen += [u["user_id"] for u in d["users"]]
@@ -195,6 +196,33 @@ def test_a_users_figures_summed_from_their_days_match_the_raw_spans_and_the_peri
             assert page["figures_30d"]["tasks"] == want["tasks"]
             assert page["figures_30d"]["cost_usd"] == pytest.approx(f["cost_usd"], rel=1e-12)
     assert unpriced > 0  # the seed's unpriced model is counted on its user's figures
+
+
+def test_a_users_quota_from_their_account_and_days_is_what_quota_status_says(ops, seeded):
+    # A user's page builds the month's quota status from the user's account row (user_plan) and the
+    # daily rows it draws, instead of quota_status: for every user, configured or not, with tasks
+    # or not, and one nobody knows, both give the same row.
+    from swarmlens.reports import common as rc
+    from swarmlens.reports import users as report
+
+    month = rc.this_month()
+    configured = [r[0] for r in seeded.client.query(
+        f"SELECT user_id FROM {seeded.config['SWARMLENS_DATABASE']}.users FINAL").result_rows]
+    assert "dave" in configured and "erin" not in configured and "erin" in seeded.tasks_by_user
+    for user in sorted(set(seeded.tasks_by_user) | set(configured)) + ["nobody-at-all"]:
+        want = report.quota_status(seeded.client, seeded.config, user)
+        got = report.user_quota_of(
+            user, month, rc.q(seeded.client, seeded.config, "user_plan", user=user),
+            # rows from before the month too, as the page draws them (the 30 days of its chart)
+            rc.q(seeded.client, seeded.config, "task_daily", start=month.start - timedelta(days=40), end=month.end,
+                 user=user),
+            rc.q(seeded.client, seeded.config, "cost_daily", start=month.start - timedelta(days=40), end=month.end,
+                 user=user))
+        assert got.pop("cost_usd") == pytest.approx(want.pop("cost_usd"), rel=1e-12, abs=1e-12), user
+        assert got == want, user
+    page = ops.get("/users/alice?format=json").get_json()
+    assert page["quota"]["level"] == "warn" and page["quota"]["tokens"] == report.quota_status(
+        seeded.client, seeded.config, "alice")["tokens"]
 
 
 def test_task_page_shows_waterfall_path_and_cost_per_agent(ops, seeded, h):

@@ -7,7 +7,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from swarmlens.reports import dashboard
-from swarmlens.reports.common import Period, parallel, q, quota_rows, ratio, this_month, today
+import math
+
+from swarmlens.reports.common import Period, parallel, q, quota_rows, ratio, this_month, today, with_quota
 
 SORTS = {
     "user": lambda r: r["user_id"],
@@ -48,6 +50,32 @@ def users_list(client, config, sort: str = "tokens", direction: str = "desc", pa
                        "cost_usd": sum(r["cost_usd"] or 0 for r in rows),
                        "over": sum(1 for r in rows if r["level"] == "over"),
                        "warn": sum(1 for r in rows if r["level"] == "warn")}}
+
+
+def within(rows: list[dict[str, Any]], period: Period) -> list[dict[str, Any]]:
+    """The rows (with a ``day``) of the days of ``period``."""
+    return [r for r in rows if period.start <= r["day"] < period.end]
+
+
+def user_quota_of(user_id: str, month: Period, account: list[dict[str, Any]], days: list[dict[str, Any]],
+                  costs: list[dict[str, Any]]) -> dict[str, Any]:
+    """What quota_status says of one user, from their user_plan row and their task_daily and
+    cost_daily rows (which may span more than the month): a row when the user is configured or has
+    tasks in the month, with the month's tasks, tokens, errors and cost (a correctly rounded sum of
+    the days' costs), and the plan's defaults when either is missing, as quota_status's joins give."""
+    month_days, month_costs = within(days, month), within(costs, month)
+    rows = []
+    if account or month_days:
+        a = account[0] if account else {}
+        rows.append(with_quota({
+            "user_id": user_id, "display_name": a.get("display_name", ""), "email": a.get("email", ""),
+            "plan": a.get("plan", ""), "plan_name": a.get("plan_name") or "", "quota": int(a.get("quota") or 0),
+            "warn_at_percent": int(a.get("warn_at_percent") or 0),
+            "tasks": sum(int(r["tasks"] or 0) for r in month_days),
+            "tokens": sum(int(r["tokens"] or 0) for r in month_days),
+            "errors": sum(int(r["errors"] or 0) for r in month_days),
+            "cost_usd": math.fsum(float(r["cost_usd"] or 0) for r in month_costs)}))
+    return quota_status_of(user_id, month, rows)
 
 
 def quota_status(client, config, user_id: str) -> dict[str, Any]:
@@ -118,21 +146,24 @@ def user_page(client, config, user_id: str, *, limit: int, cursor_params: dict[s
     usage_window = Period("90d", "Last 90 days", d - timedelta(days=89), d + timedelta(days=1))
     month = this_month()
     ratings_window = recommendation_window()
+    # The days of the chart and of the month at once: the 30 days' figures and the month's quota
+    # are summed from them (the account and its plan, which rarely change, come apart).
+    days = Period("days", "", min(chart_period.start, month.start), max(chart_period.end, month.end))
     # Every query of the page at once (eight).
     r = parallel(
         tasks=lambda: q(client, config, "user_tasks", user=user_id, limit=limit + 1, **cursor_params),
         agents=lambda: q(client, config, "usage_by_agent", start=usage_window.start, end=usage_window.end,
                          user=user_id, limit=20),
-        quota=lambda: quota_rows(client, config, month, user=user_id),
+        account=lambda: q(client, config, "user_plan", user=user_id),
         ratings=lambda: q(client, config, "agent_ratings", start=ratings_window.start_ts, end=ratings_window.end_ts),
         all_agents=lambda: q(client, config, "usage_by_agent", start=ratings_window.start, end=ratings_window.end,
                              user="", limit=10_000),
-        **dashboard.daily_calls(client, config, chart_period, user=user_id),
+        **dashboard.daily_calls(client, config, days, user=user_id),
     )
     return {
         "user_id": user_id,
-        "quota": quota_status_of(user_id, month, r["quota"]),
-        "figures_30d": dashboard.user_figures_of(r["days"], r["costs"]),
+        "quota": user_quota_of(user_id, month, r["account"], r["days"], r["costs"]),
+        "figures_30d": dashboard.user_figures_of(within(r["days"], chart_period), within(r["costs"], chart_period)),
         "chart_period": chart_period.as_dict(),
         "daily": dashboard.daily_of(chart_period, r["days"], r["costs"]),
         "agents_period": usage_window.as_dict(),
