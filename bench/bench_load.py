@@ -1,9 +1,10 @@
 """Load on the reporter: N signed-in clients request pages as fast as they get answers, for a fixed
 time, against `swarmlens up --demo` (started here on free loopback ports, in a fresh data directory).
 
-    .venv/bin/python bench/bench_load.py                      # 50 clients, 60 s, default threads
-    .venv/bin/python bench/bench_load.py --compare            # sync workers and threads computing every
-                                                              # page, then the default (results reused)
+    .venv/bin/python bench/bench_load.py                      # 50 clients, 60 s, the default layout
+    .venv/bin/python bench/bench_load.py --repeat 3           # three runs, each on a stack of its own
+    .venv/bin/python bench/bench_load.py --compare            # the earlier layouts (sync workers, 2 x 8
+                                                              # threads), then the default
     .venv/bin/python bench/bench_load.py --no-reuse           # SWARMLENS_REPORTER_CACHE_BYTES=0
     .venv/bin/python bench/bench_load.py --quick              # 10 clients, 10 s
     .venv/bin/python bench/bench_load.py --url http://127.0.0.1:8000 --login admin --password ...
@@ -215,6 +216,9 @@ def main() -> int:
                     help="run the earlier layouts first (2 sync workers and 2 x 8 threads computing every page, "
                          "2 x 8 threads reusing results), then the default")
     ap.add_argument("--quick", action="store_true", help="10 clients for 10 s")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each layout this many times, each on a stack of its own (figures on this "
+                         "2-core machine vary by up to a third from run to run)")
     ap.add_argument("--no-reuse", action="store_true", help="start the stack with SWARMLENS_REPORTER_CACHE_BYTES=0 "
                                                             "(every page computed by ClickHouse)")
     ap.add_argument("--connection-close", action="store_true",
@@ -249,6 +253,7 @@ def main() -> int:
     # each computing every page; 2 x 8 threads reusing results), then today's default.
     plans = ([(2, 1, False), (2, 8, False), (2, 8, True), (workers_now, threads_now, True)] if args.compare
              else [(workers_now, threads_now, not args.no_reuse)])
+    plans = [plan for plan in plans for _ in range(max(1, args.repeat))]
     results = []
     for workers, threads, reuse in plans:
         data_dir = tempfile.mkdtemp(prefix="swarmlens-load-")
