@@ -15,7 +15,7 @@ task's page and the API's task history; the user, the task and the search word d
 to client (spread over the demo's users and tasks). Clients keep their connections alive, as browsers
 do (--connection-close: one per request). A response other than 200 counts as an error. It prints
 requests, errors, requests/s and latency percentiles, overall and per page, with a live count while it runs; --write-docs
-puts the table in docs/benchmarks.md under its own heading. Loopback only: the URL must be local.
+puts the table in docs/benchmarks.md under its own heading (not the "Reporter under load" analysis). Loopback only: the URL must be local.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ import requests
 from benchlib import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTION = "## Reporter under load"
+# Its own section: "## Reporter under load" holds every run and what they show, written by hand,
+# which --write-docs must not replace.
+SECTION = "## Reporter under load: latest bench_load.py --write-docs run"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 

@@ -430,8 +430,8 @@ class Stack:
                                        "--graceful-timeout", "20", "--timeout", "120",
                                        # Browsers keep connections open between pages; with gunicorn's
                                        # 2 s a connection could be closed just as its next request
-                                       # arrived (a reset the client sees; 0-2 per 4,000 requests
-                                       # under bench/bench_load.py, none with 15 s).
+                                       # arrived (a reset the client sees; 0-3 a run of
+                                       # bench/bench_load.py, none in 18 runs with 15 s).
                                        "--keep-alive", "15",
                                        "--access-logfile", "-", "--error-logfile", "-",
                                        DEFAULT_WSGI_APP], self._env(), grace=30)

@@ -7,8 +7,6 @@ from datetime import date, timedelta
 from typing import Any
 
 from swarmlens.reports import dashboard
-import math
-
 from swarmlens.reports.common import Period, parallel, q, quota_rows, ratio, this_month, today, with_quota
 
 SORTS = {
@@ -61,20 +59,18 @@ def user_quota_of(user_id: str, month: Period, account: list[dict[str, Any]], da
                   costs: list[dict[str, Any]]) -> dict[str, Any]:
     """What quota_status says of one user, from their user_plan row and their task_daily and
     cost_daily rows (which may span more than the month): a row when the user is configured or has
-    tasks in the month, with the month's tasks, tokens, errors and cost (a correctly rounded sum of
-    the days' costs), and the plan's defaults when either is missing, as quota_status's joins give."""
-    month_days, month_costs = within(days, month), within(costs, month)
+    tasks in the month, with the month's tasks, tokens, errors and cost (summed as a user's figures
+    are), and the plan's defaults when either is missing, as quota_status's joins give."""
+    month_days = within(days, month)
     rows = []
     if account or month_days:
         a = account[0] if account else {}
+        f = dashboard.user_figures_of(month_days, within(costs, month))
         rows.append(with_quota({
             "user_id": user_id, "display_name": a.get("display_name", ""), "email": a.get("email", ""),
             "plan": a.get("plan", ""), "plan_name": a.get("plan_name") or "", "quota": int(a.get("quota") or 0),
             "warn_at_percent": int(a.get("warn_at_percent") or 0),
-            "tasks": sum(int(r["tasks"] or 0) for r in month_days),
-            "tokens": sum(int(r["tokens"] or 0) for r in month_days),
-            "errors": sum(int(r["errors"] or 0) for r in month_days),
-            "cost_usd": math.fsum(float(r["cost_usd"] or 0) for r in month_costs)}))
+            "tasks": f["tasks"], "tokens": f["tokens"], "errors": f["errors"], "cost_usd": f["cost_usd"]}))
     return quota_status_of(user_id, month, rows)
 
 

@@ -92,7 +92,7 @@ class ReadCache:
         self._bytes = 0
         self._lock = threading.Lock()
         self._watchable: bool | None = None  # unknown until the first probe
-        self._plain: list[str] = []  # plain MergeTree tables, whose row counts are part of the version
+        self._plain: frozenset[str] = frozenset()  # plain MergeTree tables, whose row counts are part of the version
         self._watched: frozenset[str] = frozenset()  # "database.table" of every table with parts
         self._inflight: dict[Any, Any] = {}  # (key, version) -> Future of the one request computing it
         self._probes: list[tuple[float, Any]] = []  # (start, Future) of the probes under way
@@ -151,7 +151,7 @@ class ReadCache:
                 if unwatched:
                     log.warning("query results are not reused: %s keep data outside MergeTree parts",
                                 ", ".join(unwatched[:5]))
-                self._plain = [f"{d}.{n}" for d, n, e in tables if e == "MergeTree"]
+                self._plain = frozenset(f"{d}.{n}" for d, n, e in tables if e == "MergeTree")
                 self._watched = frozenset(f"{d}.{n}" for d, n, e in tables if e.endswith("MergeTree"))
                 self._watchable = not unwatched
                 if unwatched:
@@ -235,7 +235,7 @@ class DataVersion:
         self._all = tuple(sorted(tables.items()))
 
     @classmethod
-    def of_parts(cls, parts, plain: frozenset[str] | list[str]) -> "DataVersion":
+    def of_parts(cls, parts, plain: frozenset[str]) -> "DataVersion":
         """From the active parts (database, table, partition, max block, data version, rows): per
         table, each partition's newest block or mutation, and its row count for plain MergeTree
         tables. Kept as they are (sorted), not hashed, so two versions are equal only when they are."""
@@ -244,7 +244,6 @@ class DataVersion:
             entry = newest.setdefault((f"{database}.{table}", partition), [0, 0])
             entry[0] = max(entry[0], int(max_block), int(data_version))
             entry[1] += int(rows)
-        plain = frozenset(plain)
         tables: dict[str, list[tuple[str, int, int]]] = {}
         for (name, partition), (block, rows) in newest.items():
             tables.setdefault(name, []).append((partition, block, rows if name in plain else 0))
