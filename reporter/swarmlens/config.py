@@ -42,6 +42,19 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _layers(value: str) -> str:
+    layers = [p.strip().lower() for p in value.split(",") if p.strip()]
+    unknown = set(layers) - {"kernel", "engine", "statements"}
+    if unknown:
+        raise ValueError(f"unknown layers {sorted(unknown)}: choose from kernel, engine, statements")
+    return ",".join(sorted(set(layers)))
+
+
+def layers(value: str) -> frozenset[str]:
+    """The confinement layers a SWARMLENS_CLICKHOUSE_CONFINEMENT value names."""
+    return frozenset(_layers(value).split(",")) - {""}
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -77,6 +90,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SWARMLENS_CLICKHOUSE_USER_FILES_PATH", "", str,
             "Directory the embedded endpoint's file(), INTO OUTFILE and FROM INFILE may use (literal paths inside it only); "
             "empty keeps the engine away from every file outside its data directory."),
+    Setting("SWARMLENS_CLICKHOUSE_CONFINEMENT", "kernel,engine,statements", _layers,
+            "Layers that confine the embedded endpoint to its data directory: `kernel` (the process restricts itself "
+            "with Landlock: no file outside the data directory and SWARMLENS_CLICKHOUSE_USER_FILES_PATH, no TCP connect "
+            "or bind), `engine` (input formats read values, not expressions), `statements` (each statement judged from "
+            "the engine's parse, answering Code 497). Leave out a layer only to test the others "
+            "(docs/embedded-clickhouse.md)."),
+    Setting("SWARMLENS_CLICKHOUSE_MAX_QUERIES_PER_USER", 0, int,
+            "Queries one ClickHouse user may run at once on the embedded endpoint (sessions included); 0 means the "
+            "pool size minus 2, so that one user never holds every engine connection. Others wait their turn."),
+    Setting("SWARMLENS_CLICKHOUSE_QUEUE_SECONDS", 10.0, _seconds,
+            "How long a query waits for its turn (the user's limit or a free engine connection) before the embedded "
+            "endpoint answers 503 with Code 202 (TOO_MANY_SIMULTANEOUS_QUERIES)."),
     Setting("SWARMLENS_CLICKHOUSE_CORS_ORIGIN", "", str,
             "Origin the embedded endpoint allows in Access-Control-Allow-Origin (for a browser client on another "
             "origin); empty sends no CORS headers, as a server does."),

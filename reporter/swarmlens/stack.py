@@ -315,6 +315,7 @@ class Stack:
         self._lock_fd: int | None = None
         self._previous_end_unclean = False
         self.events: list[str] = []
+        self.service_users: dict[str, tuple[str, str]] = {}
 
     # -- helpers ---------------------------------------------------------------------------------
     def _log(self, name: str) -> str:
@@ -327,6 +328,15 @@ class Stack:
         env.update({k: str(v) for k, v in extra.items()})
         env["PYTHONUNBUFFERED"] = "1"
         return env
+
+    def _env_as(self, component: str) -> dict[str, str]:
+        """The environment of a child that signs in to ClickHouse as the component's own user."""
+        user, password = self.service_users[component]
+        return self._env(SWARMLENS_CLICKHOUSE_USER=user, SWARMLENS_CLICKHOUSE_PASSWORD=password)
+
+    def _cfg_as(self, cfg: config_mod.Config, component: str) -> config_mod.Config:
+        user, password = self.service_users[component]
+        return config_mod.Config({**cfg, "SWARMLENS_CLICKHOUSE_USER": user, "SWARMLENS_CLICKHOUSE_PASSWORD": password})
 
     def _child(self, name: str, argv: list[str], env: dict[str, str], grace: float = 30.0) -> Child:
         child = Child(name, argv, env, self._log(name), stop_grace=grace).start()
@@ -399,6 +409,18 @@ class Stack:
         applied = migrate_from_config(cfg)
         self.say(f"  schema       up to date: {len(load_migrations())} migrations, {len(applied)} applied now "
                  f"({time.monotonic() - started:.1f} s)")
+        # each component signs in as its own ClickHouse user, with only its role
+        from swarmlens.store import dbusers
+        from swarmlens.store.client import connect as ch_connect
+
+        client = ch_connect(cfg)
+        try:
+            self.service_users = dbusers.ensure_service_users(client, self.data_dir)
+        finally:
+            client.close()
+        self.say("  users        " + ", ".join(f"{component} as {user}" for component, (user, _)
+                                                 in self.service_users.items())
+                 + f" (passwords in {os.path.join(self.data_dir, 'clickhouse-users')})")
 
         # 3. the OTLP receiver
         otlp_connect = _connect_host(otlp_host)
@@ -434,7 +456,7 @@ class Stack:
                                        # bench/bench_load.py, none in 18 runs with 15 s).
                                        "--keep-alive", "15",
                                        "--access-logfile", "-", "--error-logfile", "-",
-                                       DEFAULT_WSGI_APP], self._env(), grace=30)
+                                       DEFAULT_WSGI_APP], self._env_as("reporter"), grace=30)
         _wait(app, lambda: _http_ok(app_url + "/") is not None, "serving HTTP", timeout=60)
         self.urls["reporter"] = app_url
         workers = cfg.SWARMLENS_REPORTER_WORKERS
@@ -620,13 +642,13 @@ class Stack:
         if cfg.get("SWARMLENS_COLLECTOR", "swarmlens") == "rotel":
             from swarmlens.embedded.collector import Rotel
 
-            rotel_env = Rotel.from_config(cfg).env
-            env = {**{k: v for k, v in self._env().items() if not k.startswith("ROTEL_")}, **rotel_env}
+            rotel_env = Rotel.from_config(self._cfg_as(cfg, "ingest")).env
+            env = {**{k: v for k, v in self._env_as("ingest").items() if not k.startswith("ROTEL_")}, **rotel_env}
             return self._child("rotel", [_rotel_binary(), "start"], env, grace=60)
         return self._child("ingest", [sys.executable, "-m", "swarmlens.cli", "ingest",
                                       "--data-dir", os.path.join(self.data_dir, "ingest"), "--host", host,
                                       "--grpc-port", str(grpc_port), "--http-port", str(http_port)],
-                           self._env(), grace=60)
+                           self._env_as("ingest"), grace=60)
 
     def _collector_note(self, cfg: config_mod.Config) -> str:
         if cfg.get("SWARMLENS_COLLECTOR", "swarmlens") == "rotel":

@@ -78,6 +78,7 @@ def gather(data_dir: str) -> dict:
     ch_url = facts["up"]["urls"].get("clickhouse")
     if ch_url and not _ping(ch_url):
         facts["problems"].append(f"ClickHouse at {ch_url} does not answer /ping")
+    facts["confinement"] = _confinement(data_dir, facts["problems"])
     if ingest:
         counts = ingest.get("counts", {})
         facts["ingest"] = {"alive": _alive(ingest.get("pid")), "backlog_bytes": ingest.get("backlog_bytes", 0),
@@ -101,6 +102,22 @@ def gather(data_dir: str) -> dict:
             facts["problems"].append(f"{counts['segments_rejected']} segment(s) refused by ClickHouse, kept in "
                                      f"{os.path.join(data_dir, 'ingest', 'rejected')}")
     return facts
+
+
+def _confinement(data_dir: str, problems: list) -> dict | None:
+    """What confines the embedded endpoint, as it recorded at start (embedded/command.py)."""
+    from swarmlens.embedded.command import CONFINEMENT_FILE
+
+    try:
+        with open(os.path.join(data_dir, "clickhouse", CONFINEMENT_FILE), encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return None
+    kernel = (doc.get("kernel") or {}).get("kernel")
+    if kernel != "landlock":
+        problems.append("the embedded ClickHouse runs without the kernel's confinement "
+                        f"({doc.get('summary', 'kernel layer off')}); see docs/embedded-clickhouse.md")
+    return doc
 
 
 def run(args) -> int:
@@ -131,6 +148,8 @@ def run(args) -> int:
             print("  repaired    " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(ing["repairs"].items())))
         if ing.get("last_error"):
             print(f"  last error  {ing['last_error']} ({_ago(ing.get('last_error_at'))})")
+    if facts.get("confinement"):
+        print(f"  confinement {facts['confinement'].get('summary', '')}")
     for line in up.get("events", [])[-5:]:
         print(f"  event       {line}")
     for p in facts["problems"]:

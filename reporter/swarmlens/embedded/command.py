@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -32,7 +33,8 @@ def run(args) -> int:
     pw_note = f"password from ${args.password_env}"
     try:
         if args.password_env in os.environ:
-            password = os.environ[args.password_env]
+            # read, then gone from the environment the engine could otherwise be asked about
+            password = os.environ.pop(args.password_env)
         else:
             pw_path = config_mod.clickhouse_password_path(cfg.SWARMLENS_DATA_DIR)
             password = config_mod.clickhouse_password(cfg.SWARMLENS_DATA_DIR)
@@ -44,14 +46,48 @@ def run(args) -> int:
             max_query_bytes=cfg.SWARMLENS_CLICKHOUSE_MAX_QUERY_BYTES,
             user_files_path=cfg.SWARMLENS_CLICKHOUSE_USER_FILES_PATH,
             cors_origin=cfg.SWARMLENS_CLICKHOUSE_CORS_ORIGIN,
+            layers=config_mod.layers(cfg.SWARMLENS_CLICKHOUSE_CONFINEMENT), confine=True,
+            max_queries_per_user=cfg.SWARMLENS_CLICKHOUSE_MAX_QUERIES_PER_USER,
+            queue_seconds=cfg.SWARMLENS_CLICKHOUSE_QUEUE_SECONDS,
+            raw_db=cfg.SWARMLENS_OTEL_DATABASE, app_db=cfg.SWARMLENS_DATABASE,
         ).start(background=False)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         print(f"swarmlens clickhouse: {exc}", file=sys.stderr)
         return 1
     if not password:
         pw_note = "no password (explicitly empty)"
     print(f"embedded ClickHouse {ep.engine.version} serving {data_dir} at {ep.url}", flush=True)
     print(f"user {ep.user}, {pw_note}", flush=True)
-    ep.serve_forever()
+    print(f"confinement: {describe_layers(ep)}", flush=True)
+    write_confinement(data_dir, ep)
+    closed = ep.serve_forever()
     print("embedded ClickHouse stopped", flush=True)
+    if not closed:
+        # the engine's threads did not finish: end the process instead of waiting on them (every
+        # acknowledged insert is already on disk)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
+
+
+CONFINEMENT_FILE = "swarmlens-confinement.json"
+
+
+def describe_layers(ep) -> str:
+    kernel = ep.confinement.detail if ep.confinement else "off (SWARMLENS_CLICKHOUSE_CONFINEMENT)"
+    return (f"kernel: {kernel}; engine: {'on' if 'engine' in ep.layers else 'off'}; "
+            f"statements: {'on' if 'statements' in ep.layers else 'off'}")
+
+
+def write_confinement(data_dir: str, ep) -> None:
+    """What confines the endpoint, for `swarmlens status` (written inside the data directory, the
+    one place the endpoint may write)."""
+    doc = {"layers": sorted(ep.layers), "pid": os.getpid(),
+           "kernel": ep.confinement.as_dict() if ep.confinement else {"kernel": "off"},
+           "summary": describe_layers(ep)}
+    try:
+        with open(os.path.join(data_dir, CONFINEMENT_FILE), "w", encoding="utf-8") as f:
+            json.dump(doc, f)
+    except OSError as exc:
+        print(f"could not record the confinement: {exc}", file=sys.stderr)

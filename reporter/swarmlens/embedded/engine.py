@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
-import chdb
-
 from swarmlens.embedded.errors import ClickHouseError
 
 # Settings every connection starts with. Inserts are synchronous so that an acknowledged
@@ -25,11 +23,20 @@ from swarmlens.embedded.errors import ClickHouseError
 BASE_SETTINGS = {"async_insert": "0", "wait_for_async_insert": "1",
                  # a server's defaults, where chDB (clickhouse-local) differs
                  "implicit_select": "0", "allow_introspection_functions": "0"}
+# The engine layer of the confinement: input formats read values, not expressions. With these the
+# Values format (INSERT ... VALUES, a Values body, external data, format(Values, ...)) refuses
+# `file(...)` or any other function call where a literal belongs; clients send literals there.
+HARDENED_SETTINGS = {"input_format_values_interpret_expressions": "0",
+                     "input_format_values_deduce_templates_of_expressions": "0"}
 IGNORED_SETTINGS = {"async_insert", "wait_for_async_insert", "async_insert_deduplicate",
                     "async_insert_busy_timeout_ms", "async_insert_max_data_size",
                     # enforced by the HTTP layer, never by the engine: a chDB connection cannot leave
                     # readonly mode once in it, and its readonly does not stop INTO OUTFILE
-                    "readonly"}
+                    "readonly",
+                    # each engine connection carries its own, which names its queries for KILL QUERY
+                    "log_comment"}
+# The engine's own query ids are not the HTTP ones; a connection's log_comment names what runs on it.
+TAG_SETTING = "log_comment"
 
 _SET_RE = re.compile(r"^\s*SET\s+(?!ROLE\b)(.+?)\s*;?\s*$", re.IGNORECASE | re.DOTALL)
 _USE_RE = re.compile(r"^\s*USE\s+(`[^`]+`|\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_]*)\s*;?\s*$", re.IGNORECASE)
@@ -47,6 +54,9 @@ class Connection:
     timeout: float = 60.0
     readonly: int = 0  # a session's own SET readonly, enforced by the HTTP layer
     closed: bool = False  # closed (session closed or expired): a request that still holds it must not use it
+    tag: str = ""  # its log_comment: KILL QUERY finds what runs on this connection by it
+    current: object = None  # the request's query running on it now, which a kill may target
+    kill_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None):
         try:
@@ -120,8 +130,15 @@ SETTING_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 class Engine:
     """The chDB engine on one data directory, shared by every request of the endpoint."""
 
-    def __init__(self, data_dir: str, pool_size: int = 8, max_sessions: int = 512):
+    def __init__(self, data_dir: str, pool_size: int = 8, max_sessions: int = 512, hardened: bool = True,
+                 acquire_timeout: float = 10.0):
         os.makedirs(data_dir, exist_ok=True)
+        self._base = dict(BASE_SETTINGS, **(HARDENED_SETTINGS if hardened else {}))
+        self._tag_prefix = f"swarmlens-{os.getpid()}-{id(self):x}-"
+        self._control: Connection | None = None
+        self._control_lock = threading.Lock()
+        self._opened = 0
+        self._tag_lock = threading.Lock()
         self.data_dir = os.path.abspath(data_dir)
         self._path = self.data_dir
         self._pool: queue.LifoQueue[Connection] = queue.LifoQueue()
@@ -132,15 +149,39 @@ class Engine:
         self._sessions: dict[str, Connection] = {}
         self._parsers: queue.LifoQueue[Connection] = queue.LifoQueue()
         self._max_sessions = max_sessions
+        self._acquire_timeout = acquire_timeout
         self._closed = False
         first = self._new_connection()  # fails fast on a bad or locked data directory
         self.version, self.timezone = first.run("SELECT version(), timezone()", "TSV").bytes().decode().strip().split("\t")
         self._pool.put(first)
 
     def _open(self) -> Connection:
+        # imported here: loading the engine starts its threads, and the endpoint restricts itself
+        # (embedded/confine.py) while it has one thread
+        import chdb
+
         c = Connection(chdb.connect(self._path))
-        c.run("SET " + ", ".join(f"{k} = {v}" for k, v in BASE_SETTINGS.items()))
+        with self._tag_lock:  # not self._lock: session() opens connections while holding it
+            self._opened += 1
+            c.tag = f"{self._tag_prefix}{self._opened}"
+        settings = {**self._base, TAG_SETTING: c.tag}
+        c.run("SET " + ", ".join(f"{k} = {_quote_literal(v)}" for k, v in settings.items()))
         return c
+
+    # -- cancellation ----------------------------------------------------------------------------
+    def kill(self, tags: list[str] | None = None) -> None:
+        """Cancels what runs on the connections with these tags (every connection of this engine when
+        None) with the engine's own KILL QUERY, which stops a query wherever it is (an aggregate
+        mid-block, a sleep, a join, an INSERT ... SELECT) and returns without waiting for it."""
+        with self._control_lock:
+            if self._control is None:
+                self._control = self._open()
+            if tags is None:
+                self._control.run(f"KILL QUERY WHERE startsWith(Settings['{TAG_SETTING}'], {{p:String}}) ASYNC",
+                                  "TabSeparated", {"p": self._tag_prefix})
+            elif tags:
+                self._control.run(f"KILL QUERY WHERE Settings['{TAG_SETTING}'] IN {{t:Array(String)}} ASYNC",
+                                  "TabSeparated", {"t": "[" + ",".join(_quote_literal(t) for t in tags) + "]"})
 
     def _new_connection(self) -> Connection:
         c = self._open()
@@ -150,7 +191,7 @@ class Engine:
         return c
 
     # -- sessionless -------------------------------------------------------------------------
-    def acquire(self, timeout: float = 60.0) -> Connection:
+    def acquire(self, timeout: float | None = None) -> Connection:
         if self._closed:
             raise ClickHouseError(210, "NETWORK_ERROR", "Server is shutting down", http_status=503)
         try:
@@ -162,7 +203,7 @@ class Engine:
         if grow:
             return self._new_connection()
         try:
-            return self._pool.get(timeout=timeout)
+            return self._pool.get(timeout=self._acquire_timeout if timeout is None else timeout)
         except queue.Empty:
             raise ClickHouseError(202, "TOO_MANY_SIMULTANEOUS_QUERIES",
                                   f"Too many simultaneous queries. Maximum: {self._pool_size}") from None
@@ -200,7 +241,7 @@ class Engine:
             c = self._sessions.get(session_id)
             if c is None:
                 if check:
-                    raise ClickHouseError(372, "SESSION_NOT_FOUND", f"Session {session_id} not found")
+                    raise ClickHouseError(372, "SESSION_NOT_FOUND", f"Session {session_id.partition(chr(0))[0]} not found")
                 if len(self._sessions) >= self._max_sessions:
                     raise ClickHouseError(202, "TOO_MANY_SIMULTANEOUS_QUERIES",
                                           f"Too many open sessions. Maximum: {self._max_sessions}")
@@ -238,6 +279,9 @@ class Engine:
                 break
         with self._lock:
             conns = list(self._all) + list(self._sessions.values())
+            if self._control is not None:
+                conns.append(self._control)
+                self._control = None
             self._sessions.clear()
             self._all.clear()
         for c in conns:

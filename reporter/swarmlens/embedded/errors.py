@@ -40,6 +40,10 @@ SERVER_ERROR_CODES = frozenset({
 _SERVER_STD_EXCEPTION = re.compile(r"bad_alloc|system_error|filesystem|Cannot allocate|No space left", re.I)
 
 
+# What the engine says when the kernel denied it an open, a directory or a connect (EACCES).
+_SANDBOX_DENIAL = re.compile(r"errno: 13\b|Permission denied", re.I)
+
+
 def is_data_error(code: int) -> bool:
     return code not in SERVER_ERROR_CODES
 
@@ -103,6 +107,11 @@ class ClickHouseError(Exception):
                 msg = msg[:repeated].rstrip()
         elif code == 1001:
             name = "STD_EXCEPTION"
+        if _SANDBOX_DENIAL.search(msg):
+            # The kernel refused the engine a file or a connection outside its data directory (the
+            # endpoint's Landlock confinement): the request asked for what no user may have.
+            return cls(497, "ACCESS_DENIED", "Not enough privileges: the endpoint reaches no file outside its data "
+                       f"directory and opens no connection ({msg.rstrip('. ')[:500]})")
         server_side = None
         if code == 1001 and not _SERVER_STD_EXCEPTION.search(msg):
             server_side = False

@@ -65,11 +65,18 @@ SAFE_SYSTEM_PREFIXES = (
     ("DROP", "FORMAT"), ("DROP", "PAGE"), ("STOP", "MERGES"), ("START", "MERGES"), ("STOP", "TTL"),
     ("START", "TTL"), ("SYNC", "REPLICA"), ("RELOAD", "DICTIONARY"), ("RELOAD", "DICTIONARIES"),
     ("WAIT", "LOADING"), ("STOP", "FETCHES"), ("START", "FETCHES"),
+    # the engine's current names of the cache drops (it prints SYSTEM DROP ... CACHE as SYSTEM CLEAR ...)
+    ("CLEAR", "MARK"), ("CLEAR", "UNCOMPRESSED"), ("CLEAR", "QUERY"), ("CLEAR", "COMPILED"), ("CLEAR", "MMAP"),
+    ("CLEAR", "INDEX"), ("CLEAR", "PRIMARY"), ("CLEAR", "SCHEMA"), ("CLEAR", "FORMAT"), ("CLEAR", "PAGE"),
 )
 
-# Settings that name files the engine would read or write.
+# Settings that name files the engine would read or write, or hold expressions the engine evaluates
+# outside the statement's syntax tree.
 DENIED_SETTINGS = frozenset({"format_schema", "output_format_schema", "format_template_resultset",
-                             "format_template_row", "format_schema_source"})
+                             "format_template_row", "format_schema_source", "additional_result_filter",
+                             "additional_table_filters"})
+# Settings whose values the verdict reads: a statement naming one is judged by its exact text.
+_VALUE_CHECKED = DENIED_SETTINGS | {"dialect", "log_comment"}
 
 
 def setting_allowed(name: str, value: str | None) -> bool:
@@ -83,6 +90,12 @@ def setting_allowed(name: str, value: str | None) -> bool:
     if n == "dialect":
         return (value or "").lower() == "clickhouse"
     return True
+
+
+def statement_setting_allowed(name: str, value: str | None) -> bool:
+    """A setting in a SET statement or a SETTINGS clause: as a URL parameter, and log_comment is the
+    endpoint's own (it names the engine connection's queries for KILL QUERY)."""
+    return name.lower() != "log_comment" and setting_allowed(name, value)
 
 # Statement kinds (the root node of the tree) that only read.
 _READ_ROOTS = ("SelectWithUnionQuery", "SelectIntersectExceptQuery", "Show", "Describe", "Exists", "Explain",
@@ -106,6 +119,10 @@ class Statement:
     stateful: bool = False  # changes the connection (SET, USE, temporary tables, transactions)
     denied: str | None = None  # why the sandbox refuses it
     output_format: str | None = None  # the name in its top-level FORMAT clause
+    by_shape: bool = False  # its verdict holds for every statement of its shape (literals aside)
+    tables: list = field(default_factory=list)  # every table it names (db.table or table), for the roles
+    target: str | None = None  # the table it writes, creates, changes or drops
+    table_functions: list = field(default_factory=list)  # table functions in table positions
 
     def check(self) -> None:
         if self.denied:
@@ -133,25 +150,36 @@ class Policy:
 
 
 class Sandbox:
-    """Parses statements with the engine and caches what it learnt, per statement text."""
+    """Parses statements with the engine and caches what it learnt: per statement text, and per
+    shape (the text with its literals taken out) for statements whose verdict reads no literal, so
+    that clients that inline their values pay the engine's parse once per shape."""
 
     def __init__(self, policy: Policy | None = None, cache_size: int = 4096):
         self.policy = policy or Policy()
         self._cache: OrderedDict[str, Statement] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._outward: frozenset[str] | None = None
 
     def inspect(self, engine, sql: str, params: dict | None = None) -> Statement:
         """The verdict for one statement, parsed on one of the engine's pristine connections."""
+        key = shape(sql)
         with self._lock:
             hit = self._cache.get(sql)
+            if hit is None and key is not None:
+                hit = self._cache.get(key)
+                if hit is not None and not hit.by_shape:
+                    hit = None
             if hit is not None:
-                self._cache.move_to_end(sql)
+                self._cache.move_to_end(sql if sql in self._cache else key)
                 return hit
+        if self._outward is None:
+            self._outward = engine.parse(_outward_table_functions)
         st = engine.parse(lambda conn: self._inspect(conn, sql, params or {}))
+        st.by_shape = key is not None and _shape_safe(st)
         with self._lock:
-            self._cache[sql] = st
-            if len(self._cache) > self._cache_size:
+            self._cache[key if st.by_shape else sql] = st
+            while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return st
 
@@ -168,7 +196,41 @@ class Sandbox:
         # The formatting parsed the whole text as one statement (it refuses multi-statements), so the
         # tree of the text as sent is the tree of that one statement.
         tree = conn.run("EXPLAIN AST " + sql, "TabSeparatedRaw", params).bytes().decode("utf-8", "replace")
-        return judge(canonical, tree, self.policy)
+        return judge(canonical, tree, self.policy, self._outward or frozenset())
+
+
+def _outward_table_functions(conn) -> frozenset[str]:
+    """Table functions that reach outside the data directory and are not also ordinary functions:
+    refused wherever they stand in a tree (inside loop(), view(), merge() or any argument list)."""
+    rows = conn.run("SELECT name FROM system.table_functions WHERE name NOT IN (SELECT name FROM system.functions)",
+                    "TabSeparatedRaw").bytes().decode().split("\n")
+    return frozenset(n.lower() for n in rows if n) - SAFE_TABLE_FUNCTIONS
+
+
+# quoted identifiers (kept), string literals and numbers (taken out), in the order the lexer sees them
+_SHAPE_TOKEN = re.compile(r"`(?:[^`\\]|``)*`|\"(?:[^\"\\]|\"\")*\"|'(?:[^'\\]|'')*'|\b\d[\w.]*")
+_SHAPE_UNSURE = re.compile(r"--|/\*|#|\$|\\")
+
+
+def shape(sql: str) -> str | None:
+    """The statement with every string and number literal replaced by `?`, or None when the text has
+    anything a plain scan could misread (comments, heredocs, backslashes): those are judged by their
+    exact text only. Two texts of one shape differ only inside literals."""
+    outside = _SHAPE_TOKEN.sub(lambda m: m.group(0) if m.group(0)[0] in "`\"" else "?", sql)
+    if _SHAPE_UNSURE.search(outside) or "'" in _SHAPE_TOKEN.sub("", outside) or "\x00" in sql:
+        return None
+    return "\x00shape\x00" + outside
+
+
+def _shape_safe(st: Statement) -> bool:
+    """A verdict holds for the whole shape when it read no literal: no paths (file(), INTO OUTFILE,
+    FROM INFILE), no setting values, no connection state (SET, USE, KILL's condition)."""
+    if st.stateful or st.root in ("Set", "UseQuery", "KillQueryQuery") or st.set_values:
+        return False
+    if any(n.lower() in _VALUE_CHECKED for n, _ in st.query_setting_values):
+        return False
+    up = st.canonical.upper()
+    return not any(w in up for w in ("OUTFILE", "INFILE", "FILE(", "SOURCE("))
 
 
 def escape_param(value: str) -> str:
@@ -192,7 +254,7 @@ def _nodes(tree: str):
         yield depth, kind, rest
 
 
-def judge(canonical: str, tree: str, policy: Policy) -> Statement:
+def judge(canonical: str, tree: str, policy: Policy, outward: frozenset[str] = frozenset()) -> Statement:
     nodes = list(_nodes(tree))
     # most roots are one word; SYSTEM and MOVE USER print as "SYSTEM query" / "MOVE USER query"
     root = nodes[0][1] if nodes else ""
@@ -210,9 +272,13 @@ def judge(canonical: str, tree: str, policy: Policy) -> Statement:
         while stack and stack[-1][0] >= depth:
             stack.pop()
         parent = stack[-1][1] if stack else ""
+        if kind == "TableIdentifier" and name:
+            st.tables.append(name.replace("`", ""))
         if kind in ("Function", "FunctionWithKeyValueArguments"):
             lname = name.lower()
             table_position = parent in ("TableExpression", "InsertQuery", "CreateQuery", "BackupQuery")
+            if table_position:
+                st.table_functions.append(name)
             if kind == "FunctionWithKeyValueArguments" and parent == "Dictionary":
                 pass  # checked from the canonical text below, with its keys
             elif parent == "Storage":
@@ -226,25 +292,54 @@ def judge(canonical: str, tree: str, policy: Policy) -> Statement:
                     denied.append(f"table function {name}() reaches outside the database")
             elif lname in DENIED_FUNCTIONS and not (lname == "file" and policy.user_files_path):
                 denied.append(f"function {name}() reaches outside the database")
+            elif lname in outward:
+                # a table function nested where no table expression shows it (loop(url(...)), ...)
+                denied.append(f"table function {name}() reaches outside the database")
         stack.append((depth, kind))
 
+    st.target = _target(nodes)
     st.output_format = sqltext.output_format(canonical)
     _check_canonical(canonical, st, policy, denied, first)
     if root in ("BackupQuery", "RestoreQuery") or first in ("BACKUP", "RESTORE"):
         denied.append("BACKUP and RESTORE write or read files outside the database")
     if first == "MOVE":
         denied.append("access management is not available")
+    if "NAMED" in words[:4] and "COLLECTION" in words[:5]:
+        denied.append("named collections hold connection details for sources outside the database")
     if root == "Set":
         st.stateful = True
     if root in ("UseQuery", "SetRoleQuery", "ASTTransactionControl") or \
             (root == "CreateQuery" and words[:2] == ["CREATE", "TEMPORARY"]):
         st.stateful = True
     for name, value in st.set_values + st.query_setting_values:
-        if not setting_allowed(name, value):
+        if not statement_setting_allowed(name, value):
             denied.append(f"setting {name} = {value!r} is not allowed here")
     if denied:
         st.denied = "Not enough privileges: " + "; ".join(dict.fromkeys(denied))
     return st
+
+
+def _target(nodes) -> str | None:
+    """The table a statement writes: the identifiers under its root (INSERT) or on its root's line
+    (ALTER, DROP, TRUNCATE, CREATE, OPTIMIZE, DELETE, ...)."""
+    if not nodes:
+        return None
+    depth0, root, rest = nodes[0]
+    if root == "InsertQuery":
+        idents = []
+        for depth, kind, name in nodes[1:]:
+            if depth != depth0 + 1 or kind != "Identifier":
+                break
+            idents.append(name.replace("`", ""))
+        return ".".join(idents[:2]) or None
+    if root in ("SelectWithUnionQuery", "SelectIntersectExceptQuery", "Set", "Explain", "SYSTEM"):
+        return None
+    parts = rest.split()
+    if parts and root.endswith("Query") and 1 <= len(parts) <= 2:
+        if root == "OptimizeQuery" and parts[-1].endswith("_final"):
+            parts[-1] = parts[-1][:-len("_final")]
+        return ".".join(p.replace("`", "") for p in parts)
+    return None
 
 
 def _check_canonical(text: str, st: Statement, policy: Policy, denied: list[str], first: str) -> None:
@@ -267,6 +362,8 @@ def _check_canonical(text: str, st: Statement, policy: Policy, denied: list[str]
         elif up == "ENGINE" and nxt[1] == "=" and nxt2[0] in ("word", "ident"):
             if nxt2[1].lower() not in SAFE_ENGINES:
                 denied.append(f"engine {nxt2[1]} reaches outside the database")
+            elif nxt2[1].lower() == "embeddedrocksdb" and _argument_count(toks, i + 3) > 1:
+                denied.append("EmbeddedRocksDB keeps its files in the data directory: give it no path")
         elif up == "DISK" and nxt[1] == "(":
             denied.append("disk() places data outside the data directory")
         elif up == "SOURCE" and nxt[1] == "(" and nxt2[0] == "word":
@@ -376,6 +473,21 @@ def _assignments(toks, start: int) -> list[tuple[str, str | None]]:
             continue
         break
     return pairs
+
+
+def _argument_count(toks, start: int) -> int:
+    """How many arguments the parenthesis at `start` holds (0 when there is none)."""
+    if start >= len(toks) or toks[start][1] != "(":
+        return 0
+    inner, count, seen = toks[start][2] + 1, 0, False
+    for kind, val, d in toks[start + 1:]:
+        if d < inner:
+            break
+        if d == inner and kind == "punct" and val == ",":
+            count += 1
+        else:
+            seen = True
+    return count + 1 if seen else 0
 
 
 def _source_keys(toks, start: int) -> list[str]:

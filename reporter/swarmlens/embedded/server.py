@@ -32,11 +32,11 @@ What the endpoint guarantees beyond the engine:
 from __future__ import annotations
 
 import base64
-import hmac
 import ipaddress
 import json
 import logging
 import math
+import os
 import re
 import secrets
 import select
@@ -53,9 +53,11 @@ from urllib.parse import parse_qsl, urlsplit
 import h11
 
 from swarmlens import sqltext
-from swarmlens.embedded import codecs
+from swarmlens.embedded import access, codecs
+from swarmlens.embedded.access import Principal
 from swarmlens.embedded.engine import SETTING_NAME_RE, Connection, Engine
 from swarmlens.embedded.errors import ClickHouseError
+from swarmlens.embedded.admission import Admission
 from swarmlens.embedded.sandbox import Policy, Sandbox, Statement, escape_param, setting_allowed
 
 log = logging.getLogger("swarmlens.clickhouse")
@@ -100,6 +102,15 @@ _STREAMABLE_FORMATS = frozenset(f.lower() for f in (
 ))
 
 
+# The layers that confine the endpoint (docs/embedded-clickhouse.md): the kernel's Landlock
+# restriction of the process, the engine's own settings, the statement check of the engine's parse.
+LAYERS = frozenset({"kernel", "engine", "statements"})
+
+
+# A server's max_session_timeout: a longer session_timeout is refused (Code 374), not shortened.
+MAX_SESSION_TIMEOUT = 3600
+
+
 def is_loopback(host: str) -> bool:
     if host in ("localhost", "localhost.localdomain"):
         return True
@@ -125,7 +136,8 @@ class _EngineStream:
     after its header. This reads the engine's chunks itself: the stream ends when the engine has
     nothing more to give (no chunk, or an empty one with no bytes)."""
 
-    def __init__(self, conn: Connection, sql: str, fmt: str, params: dict):
+    def __init__(self, engine: Engine, conn: Connection, sql: str, fmt: str, params: dict):
+        self.engine, self.tag = engine, conn.tag
         self._low = conn.conn._conn  # the engine binding under chdb's Python wrapper
         self._res = self._low.send_query(sql, fmt, params=params or {})
         self.finished = False
@@ -144,8 +156,12 @@ class _EngineStream:
         return r
 
     def cancel(self) -> None:
+        """Ends the stream on the request's own thread. The query is killed in the engine first,
+        since the stream's own cancel waits for the next block, which an aggregate yields only at
+        its end."""
         if not self.finished:
             self.finished = True
+            _kill_quietly(self.engine, [self.tag])
             self._low.streaming_cancel_query(self._res)
 
 
@@ -157,20 +173,36 @@ class _Running:
     started: float
     sock: socket.socket
     watch: bool  # cancel when the client disconnects (a read whose result nobody can receive)
+    engine: Engine | None = None
+    conn: Connection | None = None  # the engine connection it runs on, whose tag KILL QUERY finds
     stream: object = None
     cancelled: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
 
     def cancel(self) -> None:
+        """Asks the engine to stop the query, from any thread, without waiting for it: the engine's
+        KILL QUERY runs on a connection of its own and the request's thread sees its query end with
+        Code 394. It never touches the request's engine connection (not thread-safe)."""
         if self.cancelled.is_set():
             return
         self.cancelled.set()
-        s = self.stream
-        if s is not None:
-            try:
-                s.cancel()
-            except Exception:
-                pass
+        if self.engine is not None and self.conn is not None:
+            threading.Thread(target=self._kill, name="swarmlens-clickhouse-kill", daemon=True).start()
+
+    def _kill(self) -> None:
+        conn = self.conn
+        # Under the connection's kill lock, which the request takes to let go of the connection: the
+        # kill can never reach a later query that reuses the connection.
+        with conn.kill_lock:
+            if conn.current is self:
+                _kill_quietly(self.engine, [conn.tag])
+
+
+def _kill_quietly(engine: Engine, tags: list[str] | None) -> None:
+    try:
+        engine.kill(tags)
+    except Exception as exc:
+        log.warning("KILL QUERY failed: %s", str(exc)[:300])
 
 
 class _Registry:
@@ -492,8 +524,8 @@ class _Handler(socketserver.BaseRequestHandler):
             query_id = params.get("query_id") or str(uuid.uuid4())
             if params.get("enable_http_compression") in ("1", "true"):
                 self.error_encoding = codecs.choose_http_encoding(req.header("accept-encoding"))
-            user = self._authenticate(req, params)
-            _Execution(self, req, params, query_id, user).run()
+            who = self._authenticate(req, params)
+            _Execution(self, req, params, query_id, who).run()
         except ClickHouseError as exc:
             if req.has_body and not req.body_done:
                 self.close_after = True  # the rest of the body is unread
@@ -509,7 +541,7 @@ class _Handler(socketserver.BaseRequestHandler):
             except Exception:
                 self.drop()
 
-    def _authenticate(self, req: _Request, params: dict[str, str]) -> str:
+    def _authenticate(self, req: _Request, params: dict[str, str]) -> Principal:
         user = password = None
         auth = req.header("authorization", "") or ""
         if auth.lower().startswith("basic "):
@@ -525,14 +557,12 @@ class _Handler(socketserver.BaseRequestHandler):
             password = params.get("password", "")
         user = user or "default"
         password = password or ""
-        ep = self.ep
-        ok_user = hmac.compare_digest(user.encode(), ep.user.encode())
-        ok_password = hmac.compare_digest(password.encode(), ep.password.encode())
-        if not (ok_user and ok_password):
+        who = self.ep.users.authenticate(user, password)
+        if who is None:
             raise ClickHouseError(516, "AUTHENTICATION_FAILED",
                                   f"{user[:100]}: Authentication failed: password is incorrect, or there is no user "
                                   "with such name")
-        return user
+        return who
 
 
 def _encode_headers(hs) -> list[tuple[bytes, bytes]]:
@@ -560,17 +590,19 @@ def _int_param(params: dict, name: str, default: int = 0) -> int:
 class _Execution:
     """Everything one query needs: its settings, connection, statement, result and headers."""
 
-    def __init__(self, handler: _Handler, req: _Request, params: dict[str, str], query_id: str, user: str):
+    def __init__(self, handler: _Handler, req: _Request, params: dict[str, str], query_id: str, who: Principal):
         self.h = handler
         self.ep = handler.ep
         self.req = req
         self.params = params
         self.query_id = query_id
-        self.user = user
+        self.who = who
+        self.user = who.name
         self.external: list[tuple[str, dict, _Spool]] = []
         self.progress: list[dict] = []
         self.summary: dict = {}
         self.spoilt = False  # the engine connection saw a stream fail or cancelled: never pool it
+        self._admitted = False  # counted against the user's concurrent queries
 
     # -- parsing -------------------------------------------------------------------------------
     def run(self) -> None:
@@ -627,7 +659,7 @@ class _Execution:
             else:
                 if not SETTING_NAME_RE.match(k):
                     raise ClickHouseError(115, "UNKNOWN_SETTING", f"Unknown setting '{k[:100]}'")
-                if not setting_allowed(k, v):
+                if self.ep.check_statements and not setting_allowed(k, v):
                     raise ClickHouseError(497, "ACCESS_DENIED",
                                           f"Not enough privileges: setting {k} = {v[:100]!r} is not allowed here")
                 settings[k] = v
@@ -761,15 +793,34 @@ class _Execution:
     def _execute(self, sql: str, head, data: _Spool | None, settings: dict, qparams: dict) -> None:
         ep, params, req = self.ep, self.params, self.req
         session_id = params.get("session_id")
-        conn, session = self._connection(session_id)
+        # One user's queries wait their turn here, never holding an engine connection while they wait.
+        # KILL QUERY does not wait: a user at the limit must be able to stop its own queries.
+        counted = head is not None or next(iter(sqltext.tokens(sql[:100])), ("",))[0] != "KILL"
+        if counted:
+            ep.admission.enter(self.user)
+        try:
+            conn, session = self._connection(session_id)
+        except BaseException:
+            if counted:
+                ep.admission.leave(self.user)
+            raise
         self._conn, self._session, self._st, self._running = conn, session, None, None
         self._released = False
+        self._admitted = counted
         self._discard = False
         try:
-            conn.prepare(params.get("database") or req.header("x-clickhouse-database") or None, settings)
+            database = params.get("database") or req.header("x-clickhouse-database") or None
+            if head is None and access.is_access_statement(sql):
+                conn.prepare(database, {})
+                return self._access(conn, sql)
             check_text = sql if head is None else f"{head.statement} FORMAT {head.format}"
             st = ep.sandbox.inspect(ep.engine, check_text, qparams)
-            st.check()
+            if ep.check_statements:
+                st.check()
+            # the user's roles, from the same parse (whatever the confinement layers)
+            ep.users.authorize(self.who, st, database or conn.home)
+            ep.users.limits(self.who, settings, st)
+            conn.prepare(database, settings)
             self._check_readonly(conn, st, settings)
             fmt = None
             if st.returns_rows:
@@ -785,9 +836,10 @@ class _Execution:
                 return self._finish_empty(fmt=None)
             self._st = st
             running = _Running(self.query_id, self.user, sql[:1000], time.time(), self.h.sock,
-                               watch=st.reads_only)
+                               watch=st.reads_only, engine=ep.engine, conn=conn)
             ep.registry.add(running, replace=_int_param(params, "replace_running_query") == 1)
             self._running = running
+            conn.current = running
             if st.root == "KillQueryQuery":
                 self._kill(conn, st, fmt, qparams)
             elif head is not None:
@@ -814,8 +866,13 @@ class _Execution:
             conn.conn.set_progress_callback(None)
         except Exception:
             pass
+        with conn.kill_lock:
+            conn.current = None
         if self._running is not None:
             ep.registry.remove(self._running)
+        if self._admitted:
+            self._admitted = False
+            ep.admission.leave(self.user)
         if self._session:
             if ok and st is not None and st.stateful:
                 conn.note_statement(st.canonical)
@@ -829,7 +886,7 @@ class _Execution:
             except ClickHouseError:
                 close = False
             if close:  # before the lock is released: a request waiting for it must not get a closing connection
-                ep.engine.close_session(self.params.get("session_id"), conn)
+                ep.engine.close_session(self._session_key(self.params.get("session_id")), conn)
             conn.lock.release()
         else:
             # a failed request may have left the connection mid-change: never pool it
@@ -845,9 +902,15 @@ class _Execution:
             timeout = math.nan
         if not math.isfinite(timeout):  # nan would compare false with everything: a session never expiring
             raise ClickHouseError(36, "BAD_ARGUMENTS", "Invalid session timeout")
-        timeout = min(max(timeout, 1.0), 3600.0)
+        if timeout > MAX_SESSION_TIMEOUT:
+            raise ClickHouseError(374, "INVALID_SESSION_TIMEOUT",
+                                  f"Session timeout '{timeout:g}' is larger than max_session_timeout: "
+                                  f"{MAX_SESSION_TIMEOUT}. Maximum session timeout could be modified in configuration "
+                                  "file")
+        timeout = max(timeout, 1.0)
         for _ in range(3):
-            conn = self.ep.engine.session(session_id, timeout, self.params.get("session_check") == "1")
+            conn = self.ep.engine.session(self._session_key(session_id), timeout,
+                                          self.params.get("session_check") == "1")
             if not conn.lock.acquire(blocking=False):
                 raise ClickHouseError(373, "SESSION_IS_LOCKED",
                                       f"Session {session_id[:100]} is locked by a concurrent client")
@@ -856,6 +919,11 @@ class _Execution:
             # closed by the request that held it just before (close_session=1): the id starts a new session
             conn.lock.release()
         raise ClickHouseError(373, "SESSION_IS_LOCKED", f"Session {session_id[:100]} is being closed and reopened")
+
+    def _session_key(self, session_id: str | None) -> str | None:
+        """Sessions belong to their user, as on a server: another user's request with the same id
+        opens a session of its own."""
+        return None if session_id is None else f"{session_id}\x00{self.user}"
 
     def _check_readonly(self, conn: Connection, st: Statement, settings: dict) -> None:
         level = max(_int_param(self.params, "readonly"), conn.readonly)
@@ -904,7 +972,9 @@ class _Execution:
                                       f"Neither structure nor types have not been provided for external table {name[:100]}. "
                                       f"Use fields {name}_structure or {name}_types to do so.")
             ddl = f"CREATE TEMPORARY TABLE {_quote_ident(name)} ({structure}) ENGINE = Memory"
-            self.ep.sandbox.inspect(self.ep.engine, ddl).check()
+            verdict = self.ep.sandbox.inspect(self.ep.engine, ddl)
+            if self.ep.check_statements:
+                verdict.check()
             conn.run(ddl, "TabSeparated")
             if not _FORMAT_NAME_RE.match(fmt):
                 raise ClickHouseError(73, "UNKNOWN_FORMAT", f"Unknown format {fmt[:50]}")
@@ -1041,7 +1111,7 @@ class _Execution:
         stream = None
         try:
             try:
-                stream = _EngineStream(conn, sql, fmt, qparams)
+                stream = _EngineStream(self.ep.engine, conn, sql, fmt, qparams)
                 running.stream = stream
                 if running.cancelled.is_set():
                     stream.cancel()
@@ -1187,7 +1257,9 @@ class _Execution:
             if depth == 0 and start > where[2] and word in ("SYNC", "ASYNC", "TEST", "FORMAT", "ON"):
                 end = min(end, start)
         cond = st.canonical[where[2]:end].strip()
-        mine = [r for r in self.ep.registry.snapshot() if r.query_id != self.query_id]
+        # a user's own queries; an admin's KILL reaches everyone's
+        mine = [r for r in self.ep.registry.snapshot() if r.query_id != self.query_id
+                and (self.who.admin or r.user == self.user)]
         rows = "\n".join(json.dumps({"query_id": r.query_id, "user": r.user, "query": r.query,
                                      "elapsed": time.time() - r.started}) for r in mine)
         select = ("SELECT query_id FROM format(JSONEachRow, 'query_id String, user String, query String, "
@@ -1212,6 +1284,52 @@ class _Execution:
                           "query String', {__kill_rows:String})", fmt, {"__kill_rows": escape_param(out_rows)})
         out = bytes(result.bytes())
         self._send_whole(out, fmt, self._headers(fmt, len(matched), len(out), 0))
+
+
+    def _access(self, conn: Connection, sql: str) -> None:
+        """The access statements (users, roles, grants), answered by the endpoint from its users file."""
+        users = self.ep.users
+        st = access.parse_access(sql)
+        mine = st.verb in ("SHOW_GRANTS", "SHOW_ROLES") and (not st.names or st.names == [self.user])
+        if not (self.who.admin or mine):
+            raise ClickHouseError(497, "ACCESS_DENIED", f"{self.user}: Not enough privileges. To execute this query, "
+                                  "it's necessary to have the grant ACCESS MANAGEMENT ON *.* (the admin role)")
+        rows: list[dict] = []
+        columns = ""
+        if st.verb == "CREATE_USER":
+            users.create(st.names[0], st.password, st.roles or [], st.if_not_exists, st.replace)
+        elif st.verb == "ALTER_USER":
+            users.alter(st.names[0], st.password, st.roles, st.if_exists)
+        elif st.verb == "DROP_USER":
+            users.drop(st.names, st.if_exists)
+        elif st.verb in ("GRANT", "REVOKE"):
+            users.grant(st.roles, st.names, revoke=st.verb == "REVOKE")
+        elif st.verb == "SHOW_USERS":
+            columns, rows = "name String", [{"name": n} for n in users.names()]
+        elif st.verb == "SHOW_ROLES":
+            columns, rows = "name String", [{"name": r} for r in
+                                             (access.ROLES if self.who.admin else users.roles_of(self.user))]
+        elif st.verb in ("SHOW_GRANTS", "SHOW_ACCESS"):
+            names = st.names or ([self.user] if st.verb == "SHOW_GRANTS" else users.names())
+            for name in names:
+                if name not in users.names():
+                    raise ClickHouseError(192, "UNKNOWN_USER", f"There is no user `{name[:64]}` in user directories")
+                roles = users.roles_of(name)
+                if roles:
+                    grant = f"GRANT {', '.join(roles)} TO {_quote_ident(name) if not name.isidentifier() else name}"
+                    rows.append({"GRANTS": grant})
+            columns = "GRANTS String"
+        if not columns:
+            return self._finish_empty(fmt=None)
+        fmt = st.output_format or self.params.get("default_format") or \
+            self.req.header("x-clickhouse-format") or "TabSeparated"
+        if not _FORMAT_NAME_RE.match(fmt):
+            raise ClickHouseError(73, "UNKNOWN_FORMAT", f"Unknown format {fmt[:100]!r}")
+        body = "\n".join(json.dumps(r) for r in rows)
+        result = conn.run(f"SELECT * FROM format(JSONEachRow, {{__c:String}}, {{__rows:String}})", fmt,
+                          {"__c": columns, "__rows": escape_param(body)})
+        out = bytes(result.bytes())
+        self._send_whole(out, fmt, self._headers(fmt, len(rows), len(out), 0))
 
 
 def _progress_json(p: dict) -> dict:
@@ -1246,17 +1364,33 @@ class EmbeddedClickHouse:
 
     def __init__(self, data_dir: str, host: str = "127.0.0.1", port: int = 8123, user: str = "default",
                  password: str = "", pool_size: int = 8, max_body_bytes: int = 1 << 30,
-                 max_query_bytes: int = 16 << 20, user_files_path: str = "", cors_origin: str = ""):
+                 max_query_bytes: int = 16 << 20, user_files_path: str = "", cors_origin: str = "",
+                 layers: frozenset[str] = LAYERS, confine: bool = False, max_queries_per_user: int = 0,
+                 queue_seconds: float = 10.0, raw_db: str = "otel", app_db: str = "swarmlens"):
         if not is_loopback(host) and not password:
             raise ValueError(f"refusing to listen on {host} without a password: set SWARMLENS_CLICKHOUSE_PASSWORD "
                              "or bind to 127.0.0.1")
         self.data_dir = data_dir
         self.host, self.port = host, port
         self.user, self.password = user or "default", password or ""
+        self.users = access.Users(os.path.join(data_dir, "access", "users.json"), self.user, self.password,
+                                  raw_db=raw_db, app_db=app_db)
         self.pool_size = pool_size
         self.max_body_bytes = max_body_bytes
         self.max_query_bytes = max_query_bytes
         self.cors_origin = cors_origin
+        unknown = set(layers) - LAYERS
+        if unknown:
+            raise ValueError(f"unknown confinement layers {sorted(unknown)}: choose from {sorted(LAYERS)}")
+        self.layers = frozenset(layers)
+        self.check_statements = "statements" in self.layers
+        # The kernel layer restricts the whole process, so only a process that is the endpoint and
+        # nothing else (`swarmlens clickhouse`) asks for it.
+        self.confine = confine and "kernel" in self.layers
+        self.confinement = None
+        self.user_files_path = user_files_path
+        self.admission = Admission(max_queries_per_user or max(1, pool_size - 2), queue_seconds)
+        self.queue_seconds = queue_seconds
         self.sandbox = Sandbox(Policy(user_files_path=user_files_path))
         self.engine: Engine | None = None
         self.registry: _Registry | None = None
@@ -1280,12 +1414,30 @@ class EmbeddedClickHouse:
         return self.engine.timezone if self.engine else "UTC"
 
     def start(self, background: bool = True) -> "EmbeddedClickHouse":
-        self.engine = Engine(self.data_dir, pool_size=self.pool_size)
+        # The listening socket is bound first: the kernel layer then denies every bind and connect.
         try:
             self._httpd = _Server((self.host, self.port), self)
         except OSError as exc:
-            self.engine.close()
             raise OSError(exc.errno, f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+        try:
+            if self.confine:
+                from swarmlens.embedded.confine import confine
+
+                os.makedirs(self.data_dir, exist_ok=True)
+                scratch = os.path.join(self.data_dir, "tmp")
+                os.makedirs(scratch, exist_ok=True)
+                os.environ["TMPDIR"] = scratch  # the engine's and this process's temporary files
+                tempfile.tempdir = scratch
+                writable = [self.data_dir] + ([self.user_files_path] if self.user_files_path else [])
+                self.confinement = confine(writable)
+                if not self.confinement.enforced:
+                    log.warning("kernel confinement: %s", self.confinement.detail)
+            self.engine = Engine(self.data_dir, pool_size=self.pool_size, hardened="engine" in self.layers,
+                                 acquire_timeout=self.queue_seconds)
+        except BaseException:
+            self._httpd.server_close()
+            self._httpd = None
+            raise
         self.registry = _Registry()
         self.port = self._httpd.server_address[1]
         if background:
@@ -1294,7 +1446,7 @@ class EmbeddedClickHouse:
             self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
+    def serve_forever(self) -> bool:
         """Serves until SIGTERM or SIGINT, then shuts down cleanly."""
         if self._httpd is None:
             self.start(background=False)
@@ -1307,19 +1459,49 @@ class EmbeddedClickHouse:
             signal.signal(sig, on_signal)
         t = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
         t.start()
-        while not stop.wait(0.5):
+        while not stop.wait(0.2):
             pass
-        self.stop()
+        # within 10 s in all: 3 s for requests in flight, 2 s for killed ones to answer, 3 s to close
+        return self.stop(grace=3.0, idle_grace=0.5, kill_grace=2.0, close_timeout=3.0)
 
-    def stop(self, grace: float = 30.0, idle_grace: float = 2.0) -> None:
+    def stop(self, grace: float = 5.0, idle_grace: float = 1.0, kill_grace: float = 2.0,
+             close_timeout: float = 5.0) -> bool:
         """Stops accepting, serves what arrives on open connections for `idle_grace` seconds
         (answering with Connection: close), lets requests in flight finish for up to `grace`
-        seconds, then closes the remaining idle connections and the engine."""
+        seconds, then has the engine kill every query still running, gives their requests
+        `kill_grace` seconds to answer, closes the remaining connections and the engine. Returns
+        False when the engine did not close in time (the caller then ends the process)."""
         if self._httpd is None:
-            return
+            return True
         self._stopping = True
         self._httpd.shutdown()
         self._httpd.server_close()  # new connections are refused from here on
+        self.admission.close()
+        busy, idle = self._wait_handlers(grace, idle_grace)
+        if busy and self.engine is not None:
+            log.info("stopping: killing %d queries still running", len(busy))
+            for r in self.registry.snapshot() if self.registry else []:
+                r.cancelled.set()
+            _kill_quietly(self.engine, None)
+            busy, idle = self._wait_handlers(kill_grace, 0.0)
+        for h in idle + busy:
+            h.drop()
+        if self._thread is not None:
+            self._thread.join(timeout=1)
+        if self.registry is not None:
+            self.registry.close()
+        closed = True
+        if self.engine is not None:
+            closer = threading.Thread(target=self.engine.close, name="swarmlens-clickhouse-close", daemon=True)
+            closer.start()
+            closer.join(timeout=close_timeout)
+            closed = not closer.is_alive()
+            if not closed:
+                log.error("the engine did not close within %.0f s", close_timeout)
+        self._httpd = None
+        return closed
+
+    def _wait_handlers(self, grace: float, idle_grace: float):
         started = time.monotonic()
         while True:
             waited = time.monotonic() - started
@@ -1327,19 +1509,10 @@ class EmbeddedClickHouse:
                 busy = [h for h, b in self._handlers.items() if b]
                 idle = [h for h, b in self._handlers.items() if not b]
             if not busy and (not idle or waited >= idle_grace):
-                break
+                return busy, idle
             if waited >= grace:
-                break
+                return busy, idle
             time.sleep(0.02)
-        for h in idle + busy:
-            h.drop()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self.registry is not None:
-            self.registry.close()
-        if self.engine is not None:
-            self.engine.close()
-        self._httpd = None
 
     def __enter__(self) -> "EmbeddedClickHouse":
         return self.start() if self._httpd is None else self

@@ -125,6 +125,7 @@ def start_in_stack(stack) -> None:
     """Starts ``swarmlens notify run`` as a child of `swarmlens up` (stopped before the reporter)."""
     import sys
 
-    child = stack._child("notifier", [sys.executable, "-m", "swarmlens.cli", "notify", "run"], stack._env(), grace=20)
+    child = stack._child("notifier", [sys.executable, "-m", "swarmlens.cli", "notify", "run"],
+                         stack._env_as("reporter"), grace=20)
     stack.say(f"  notifier     quota alerts and monthly reports, checked every {stack.cfg.SWARMLENS_NOTIFY_INTERVAL:g} s "
               f"(channels: `swarmlens notify set` or /admin/quotas; log {child.log_path})")

@@ -7,6 +7,7 @@ import sys
 import time
 
 from swarmlens import config as config_module
+from swarmlens.store import dbusers
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +30,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                    "that differs from its source and swap it in, then compare again.")
     _common(c)
     c.add_argument("--repair", action="store_true", help="rebuild the partitions that differ, and say which")
+    u = sub.add_parser("users", help="ClickHouse users and their roles (admin, reporter, ingest, analyst)",
+                       description="Manage the ClickHouse users with CREATE USER / GRANT / DROP USER over the HTTP "
+                                   "interface (the embedded endpoint keeps them in its data directory). Roles: "
+                                   "admin (everything), reporter (reads; writes the application's tables), ingest "
+                                   "(inserts spans), analyst (reads with limits, never the credential tables).")
+    _common(u)
+    usub = u.add_subparsers(dest="users_command", metavar="ACTION")
+    usub.add_parser("list", help="every user and its roles")
+    a = usub.add_parser("add", help="create a user; prints a generated password unless --password-stdin")
+    a.add_argument("name")
+    a.add_argument("--role", action="append", required=True, choices=dbusers.ROLES, help="a role (repeatable)")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    r = usub.add_parser("remove", help="drop a user")
+    r.add_argument("name")
+    pw = usub.add_parser("password", help="set a new password; prints a generated one unless --password-stdin")
+    pw.add_argument("name")
+    pw.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    for verb in ("grant", "revoke"):
+        g = usub.add_parser(verb, help=f"{verb} a role")
+        g.add_argument("name")
+        g.add_argument("role", choices=dbusers.ROLES)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -40,8 +62,11 @@ def run(args: argparse.Namespace) -> int:
     from swarmlens.store.client import StoreError, connect
 
     action = getattr(args, "db_command", None)
-    if action not in ("migrate", "status", "check"):
-        print("usage: swarmlens db {migrate,status,check} [--url URL]", file=sys.stderr)
+    if action not in ("migrate", "status", "check", "users"):
+        print("usage: swarmlens db {migrate,status,check,users} [--url URL]", file=sys.stderr)
+        return 2
+    if action == "users" and getattr(args, "users_command", None) is None:
+        print("usage: swarmlens db users {list,add,remove,password,grant,revoke}", file=sys.stderr)
         return 2
     from swarmlens.cli import clickhouse_overrides
 
@@ -59,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
                 return _status(client, target)
             if action == "check":
                 return _check(client, cfg, args.repair)
+            if action == "users":
+                return _users(client, args)
             where = f"{cfg.SWARMLENS_CLICKHOUSE_URL}, databases {target.otel_database} and {target.database}"
             print(f"migrating {where}" + (f" on cluster {target.cluster}" if target.cluster else ""), flush=True)
             started = time.monotonic()
@@ -72,6 +99,56 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"swarmlens db {action}: {exc}", file=sys.stderr)
         return 1
+
+
+def _new_password(args) -> tuple[str, bool]:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if not password:
+            raise ValueError("no password on standard input")
+        return password, False
+    import secrets
+
+    return secrets.token_urlsafe(24), True
+
+
+def _users(client, args) -> int:
+    what = args.users_command
+    try:
+        if what == "list":
+            rows = dbusers.list_users(client)
+            width = max([len(n) for n, _ in rows] + [4])
+            print(f"{'user':<{width}}  roles")
+            for name, roles in rows:
+                print(f"{name:<{width}}  {', '.join(roles) or '(none)'}")
+        elif what == "add":
+            password, generated = _new_password(args)
+            dbusers.create_user(client, args.name, password, args.role)
+            print(f"created {args.name} ({', '.join(args.role)})")
+            if generated:
+                print(f"password: {password}")
+        elif what == "remove":
+            dbusers.drop_user(client, args.name)
+            print(f"removed {args.name}")
+        elif what == "password":
+            password, generated = _new_password(args)
+            dbusers.set_password(client, args.name, password)
+            print(f"new password for {args.name}" + (f": {password}" if generated else " set"))
+        else:
+            dbusers.grant(client, args.name, [args.role], revoke=what == "revoke")
+            print(f"{what}ed {args.role} {'to' if what == 'grant' else 'from'} {args.name}")
+    except ValueError as exc:
+        print(f"swarmlens db users {what}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the server's answer (clickhouse-connect's DatabaseError)
+        from swarmlens.store.client import StoreError, raise_as_store_error
+
+        try:
+            raise_as_store_error(exc)
+        except StoreError as err:
+            print(f"swarmlens db users {what}: {str(err).strip().splitlines()[0][:300]}", file=sys.stderr)
+            return 1
+    return 0
 
 
 def _status(client, target) -> int:
