@@ -14,4 +14,12 @@ echo "==> installing opentelemetry-instrumentation-openai-swarm and swarmlens (p
     -c constraints.txt -e ./instrumentation -e '.[all]' 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c "import swarmlens, chdb, clickhouse_connect, swarm" \
     || { echo "setup failed: swarmlens did not import" >&2; exit 1; }
+# mcp-clickhouse, the official MCP server, for the test that an analyst uses it (its own venv: it
+# needs newer clickhouse-connect and mcp releases than swarmlens pins)
+if [ ! -x .venv-mcp/bin/mcp-clickhouse ]; then
+    echo "==> installing mcp-clickhouse into .venv-mcp (pinned by scripts/mcp-clickhouse-constraints.txt)"
+    "$PY" -m venv .venv-mcp
+    .venv-mcp/bin/python -m pip install --disable-pip-version-check -q --progress-bar off \
+        -r scripts/mcp-clickhouse-constraints.txt 2>&1 | grep -v '^WARNING: Location' || true
+fi
 echo "==> ready: .venv/bin/swarmlens"

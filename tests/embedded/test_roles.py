@@ -56,6 +56,8 @@ def _matrix(d):
         (f"SELECT * FROM view(SELECT * FROM {app}.api_tokens)", {"rep"}),
         ("SELECT count() FROM system.one", {"ing", "rep", "ana"}),
         (f"DESCRIBE TABLE {raw}.otel_traces", {"ing", "rep", "ana"}),
+        (f"CHECK TABLE {app}.tasks", {"rep", "ana"}),
+        (f"CHECK TABLE {app}.api_tokens", {"rep"}),
         (f"INSERT INTO {raw}.otel_traces VALUES ('x')", {"ing"}),
         (f"INSERT INTO {app}.tasks VALUES ('x')", {"rep"}),
         (f"INSERT INTO {app}.tasks SELECT s FROM {raw}.otel_traces", {"rep"}),

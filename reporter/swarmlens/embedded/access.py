@@ -232,6 +232,8 @@ class Users:
             db = target.partition(".")[0]
             if not ((db == self.raw_db and "ingest" in roles) or (db == self.app_db and "reporter" in roles)):
                 raise _denied(who.name, f"INSERT ON {target}")
+        elif root == "CheckQuery":
+            reads = [_qualify(st.target, database)]  # CHECK TABLE reads the table it names
         elif not st.reads_only:
             what = root.replace("Query", "").upper() or "this statement"
             on = f" ON {_qualify(st.target, database)}" if st.target else ""

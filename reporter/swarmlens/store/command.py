@@ -35,20 +35,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                    "interface (the embedded endpoint keeps them in its data directory). Roles: "
                                    "admin (everything), reporter (reads; writes the application's tables), ingest "
                                    "(inserts spans), analyst (reads with limits, never the credential tables).")
-    _common(u)
     usub = u.add_subparsers(dest="users_command", metavar="ACTION")
-    usub.add_parser("list", help="every user and its roles")
+    _common(usub.add_parser("list", help="every user and its roles"))
     a = usub.add_parser("add", help="create a user; prints a generated password unless --password-stdin")
+    _common(a)
     a.add_argument("name")
     a.add_argument("--role", action="append", required=True, choices=dbusers.ROLES, help="a role (repeatable)")
     a.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     r = usub.add_parser("remove", help="drop a user")
+    _common(r)
     r.add_argument("name")
     pw = usub.add_parser("password", help="set a new password; prints a generated one unless --password-stdin")
+    _common(pw)
     pw.add_argument("name")
     pw.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     for verb in ("grant", "revoke"):
         g = usub.add_parser(verb, help=f"{verb} a role")
+        _common(g)
         g.add_argument("name")
         g.add_argument("role", choices=dbusers.ROLES)
 
