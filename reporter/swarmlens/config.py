@@ -103,6 +103,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Milliseconds between inserts of the OTLP receiver under `swarmlens up` (freshness against insert size)."),
     Setting("SWARMLENS_INGEST_MAX_BACKLOG_BYTES", 1 << 30, int,
             "Largest write-ahead log the OTLP receiver keeps while ClickHouse is behind; beyond it senders get 503 and retry."),
+    # Reliability of the write-ahead log, health and sign-in (issue 19)
+    Setting("SWARMLENS_INGEST_MIN_FREE_BYTES", 128 << 20, int,
+            "Free space the OTLP receiver keeps on the write-ahead log's disk: below it, requests get 503 with Retry-After before anything is written (0 turns the check off)."),
     Setting("SWARMLENS_REPORTER_HOST", "127.0.0.1", str,
             "Address `swarmlens up` serves the reporter on (gunicorn)."),
     Setting("SWARMLENS_REPORTER_PORT", 8000, int,
