@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import threading
 import time
 import zlib
@@ -53,6 +54,7 @@ _POISON_ATTEMPTS = 5
 
 PAUSE_FILE = "pause"
 INFLIGHT_FILE = "inflight.json"
+INFLIGHT_BYTES = 4096
 QUARANTINE_DIR = "quarantine"
 DIGEST_BYTES = 16
 INSERT_ROWS = 20_000
@@ -319,7 +321,12 @@ class Ingest:
         pending = self.wal.sealed()
         # Without a record of the batch in flight, the first segment may have been in flight alone (a
         # version that inserted one segment at a time): it goes in alone, with its own token.
-        self._first_alone = bool(pending) and not os.path.exists(self._inflight_path)
+        self._first_alone = bool(pending) and self._read_inflight() is None
+        if not os.path.exists(self._inflight_path):
+            try:
+                self._put_inflight(b"", sync=True)  # its block, taken now rather than on a full disk
+            except OSError as exc:
+                log.warning("cannot create %s: %s", self._inflight_path, exc)
         last_of_run: dict[str, int] = {}
         for segment in pending:
             last_of_run[segment.run] = segment.seq
@@ -385,7 +392,15 @@ class Ingest:
             while pending:
                 if self._hold_back(stopping):
                     break
-                picked = self._next_batch(pending, singles_through)
+                try:
+                    picked = self._next_batch(pending, singles_through)
+                except OSError as exc:
+                    self.stats.error(f"cannot prepare an insert: {exc}")
+                    log.warning("cannot prepare an insert (will retry in %.1f s): %s", pause, exc)
+                    if self._stop.wait(pause):
+                        return
+                    pause = min(pause * 2, 10.0)
+                    continue
                 if picked is None:  # the batch in flight at a crash had committed: its segments are gone
                     pending = self.wal.sealed()
                     continue
@@ -437,28 +452,37 @@ class Ingest:
 
     # The batch in flight: its segments and token are on disk before its insert is sent, so that after
     # a crash the same segments go again with the same token (ClickHouse drops the repeat), never
-    # another grouping of them whose token it does not know.
+    # another grouping of them whose token it does not know. The file keeps its size and is written
+    # in place, so recording a batch needs no free block even on a full disk (the batch is what
+    # frees the disk). A torn write of it was never followed by its insert, so it reads as no batch.
     def _read_inflight(self) -> dict | None:
         try:
-            with open(self._inflight_path, encoding="utf-8") as f:
-                doc = json.load(f)
-            return doc if isinstance(doc.get("segments"), list) and doc.get("token") else None
-        except (OSError, ValueError, AttributeError):
-            return None
+            with open(self._inflight_path, "rb") as f:
+                doc = json.loads(f.read().strip() or b"null")
+            if isinstance(doc, dict) and doc.get("token") and doc.get("first") and doc.get("last"):
+                return doc
+        except (OSError, ValueError):
+            pass
+        return None
+
+    def _put_inflight(self, content: bytes, sync: bool) -> None:
+        fd = os.open(self._inflight_path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.pwrite(fd, content.ljust(INFLIGHT_BYTES, b" "), 0)
+            if sync:
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
 
     def _write_inflight(self, batch: list[Segment], token: str) -> None:
-        tmp = self._inflight_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"token": token, "segments": [s.name for s in batch]}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._inflight_path)
+        doc = json.dumps({"token": token, "first": batch[0].name, "last": batch[-1].name,
+                          "count": len(batch)}).encode()
+        self._put_inflight(doc, sync=True)
 
     def _clear_inflight(self) -> None:
-        try:
-            os.unlink(self._inflight_path)
-        except FileNotFoundError:
-            pass
+        # No sync: a clear lost in a crash names segments that are gone, which reads as nothing in flight.
+        if os.path.exists(self._inflight_path):
+            self._put_inflight(b"", sync=False)
 
     def batch_token(self, batch: list[Segment]) -> str:
         if len(batch) == 1:
@@ -469,13 +493,14 @@ class Ingest:
     def _next_batch(self, pending: list[Segment], singles_through: int = 0) -> tuple[list[Segment], str] | None:
         inflight = self._read_inflight()
         if inflight is not None:
-            by_name = {s.name: s for s in pending}
-            present = [by_name[n] for n in inflight["segments"] if n in by_name]
-            if present and len(present) == len(inflight["segments"]):
+            first, last = int(inflight["first"][:20]), int(inflight["last"][:20])
+            present = [s for s in pending if first <= s.seq <= last]
+            if present and len(present) == inflight.get("count") and present[0].name == inflight["first"] \
+                    and present[-1].name == inflight["last"]:
                 return present, inflight["token"]
             if present:  # some were deleted, so the insert had committed: finish what the crash cut off
                 digests = [r[:DIGEST_BYTES] for s in present for r in self._read(s).records]
-                self.recent.remember_inserted(present[0], digests)
+                self._remember(present[0], digests)
                 self.wal.remove_many(present)
             self._clear_inflight()
             return None
@@ -511,42 +536,78 @@ class Ingest:
 
         from swarmlens.store.client import raise_as_store_error
 
-        rows: list[list[Any]] = []
         digests: list[bytes] = []
         inserted = chunk = 0
         columns = list(otlp.COLUMNS)
+        chunks: queue.Queue = queue.Queue(maxsize=1)
+        cancelled = threading.Event()
 
-        def flush() -> None:
+        def decode() -> None:
+            # Runs beside the inserts: the next chunk's rows are built while ClickHouse takes the last.
             # A large batch goes in as several inserts of at most INSERT_ROWS rows, which bounds this
             # process's memory. The chunks fall at the same record boundaries on every attempt, so each
             # keeps its own token across a crash.
-            nonlocal rows, inserted, chunk
-            try:
-                client.insert("otel_traces", rows, column_names=columns, database=self.database,
-                              settings={"insert_deduplicate": 1,
-                                        "insert_deduplication_token": token + (f"-{chunk}" if chunk else ""),
-                                        "deduplicate_blocks_in_dependent_materialized_views": 1,
-                                        "async_insert": 0})
-            except Exception as exc:
-                raise_as_store_error(exc)
-            inserted += len(rows)
-            chunk += 1
-            rows = []
+            def send(item) -> bool:
+                while not cancelled.is_set():
+                    try:
+                        chunks.put(item, timeout=0.2)
+                        return True
+                    except queue.Full:
+                        continue
+                return False
 
-        for segment in batch:
-            for record in self._read(segment).records:
-                digests.append(record[:DIGEST_BYTES])
-                rows.extend(otlp.to_rows(ExportTraceServiceRequest.FromString(record[DIGEST_BYTES:])))
-                if len(rows) >= INSERT_ROWS:
-                    flush()
-        if rows:
-            flush()
-        self.recent.remember_inserted(batch[0], digests)
+            try:
+                rows: list[list[Any]] = []
+                for segment in batch:
+                    for record in self._read(segment).records:
+                        digests.append(record[:DIGEST_BYTES])
+                        rows.extend(otlp.to_rows(ExportTraceServiceRequest.FromString(record[DIGEST_BYTES:])))
+                        if len(rows) >= INSERT_ROWS:
+                            if not send(rows):
+                                return
+                            rows = []
+                if send(rows):
+                    send(None)
+            except BaseException as exc:  # handed to the inserting thread
+                send(exc)
+
+        producer = threading.Thread(target=decode, name="decode", daemon=True)
+        producer.start()
+        try:
+            while True:
+                rows = chunks.get()
+                if isinstance(rows, BaseException):
+                    raise rows
+                if rows is None:
+                    break
+                if not rows:
+                    continue
+                try:
+                    client.insert("otel_traces", rows, column_names=columns, database=self.database,
+                                  settings={"insert_deduplicate": 1,
+                                            "insert_deduplication_token": token + (f"-{chunk}" if chunk else ""),
+                                            "deduplicate_blocks_in_dependent_materialized_views": 1,
+                                            "async_insert": 0})
+                except Exception as exc:
+                    raise_as_store_error(exc)
+                inserted += len(rows)
+                chunk += 1
+        finally:
+            cancelled.set()
+            producer.join()
+        self._remember(batch[0], digests)
         self.wal.remove_many(batch)
         self._clear_inflight()
         with self.stats.lock:
             self.stats.counts.update(spans_inserted=inserted, segments_inserted=len(batch), inserts=max(chunk, 1))
             self.stats.last_insert_at = time.time()
+
+    def _remember(self, segment: Segment, digests: list[bytes]) -> None:
+        try:
+            self.recent.remember_inserted(segment, digests)
+        except OSError as exc:  # a full disk: only a sender's retry of these requests goes unrecognised
+            log.warning("cannot keep the digests of inserted requests (%s); a sender's retry of them within "
+                        "%d s would be stored again", exc, RETRY_WINDOW)
 
     def _reject(self, segment: Segment, why: str) -> None:
         """A segment ClickHouse keeps refusing as data: kept aside (never deleted), counted, logged."""
