@@ -88,6 +88,10 @@ def gather(data_dir: str) -> dict:
                            "insert_failures": counts.get("insert_failures", 0),
                            "segments_rejected": counts.get("segments_rejected", 0),
                            "repairs": {k: v for k, v in ingest.get("repairs", {}).items() if v},
+                           "quarantine": ingest.get("quarantine") or {},
+                           "wal_write_failures": ingest.get("wal_write_failures", 0),
+                           "wal_refused_low_space": ingest.get("wal_refused_low_space", 0),
+                           "free_bytes": ingest.get("free_bytes"), "min_free_bytes": ingest.get("min_free_bytes"),
                            "last_insert_at": ingest.get("last_insert_at"), "last_error": ingest.get("last_error"),
                            "last_error_at": ingest.get("last_error_at"), "updated_at": ingest.get("updated_at")}
         behind = ingest.get("backlog_segments", 0)
@@ -97,6 +101,17 @@ def gather(data_dir: str) -> dict:
                 f"the OTLP receiver is behind: {behind} segment(s), {ingest.get('backlog_bytes', 0)} bytes not yet "
                 f"in ClickHouse; last insert {_ago(ingest.get('last_insert_at'))}"
                 + (f"; last error: {ingest.get('last_error')}" if ingest.get("last_error") else ""))
+        q = ingest.get("quarantine") or {}
+        if q.get("records") or q.get("segments_cut_short"):
+            facts["problems"].append(
+                f"the write-ahead log was damaged: {q.get('records', 0)} record(s), {q.get('bytes', 0)} byte(s) "
+                f"moved to {q.get('directory')}" + (f", {q['segments_cut_short']} segment(s) cut short"
+                                                   if q.get("segments_cut_short") else "")
+                + " (each .why file says where and why; acknowledged spans in them were not stored)")
+        free, reserve = ingest.get("free_bytes"), ingest.get("min_free_bytes") or 0
+        if free is not None and reserve and free < reserve:
+            facts["problems"].append(f"the write-ahead log's disk has {free} bytes free, below the reserve of "
+                                     f"{reserve} (SWARMLENS_INGEST_MIN_FREE_BYTES): requests get 503")
         if counts.get("segments_rejected"):
             facts["problems"].append(f"{counts['segments_rejected']} segment(s) refused by ClickHouse, kept in "
                                      f"{os.path.join(data_dir, 'ingest', 'rejected')}")
@@ -129,6 +144,13 @@ def run(args) -> int:
               f"started; {ing['requests_refused']} request(s) refused")
         if ing["repairs"]:
             print("  repaired    " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(ing["repairs"].items())))
+        q = ing.get("quarantine") or {}
+        if q.get("records") or q.get("torn_records") or q.get("segments_cut_short"):
+            print(f"  quarantine  {q.get('records', 0)} damaged record(s), {q.get('bytes', 0)} bytes; "
+                  f"{q.get('torn_records', 0)} cut short by a crash (never acknowledged); in {q.get('directory')}")
+        if ing.get("wal_write_failures") or ing.get("wal_refused_low_space"):
+            print(f"  disk        {ing.get('wal_write_failures', 0)} write(s) refused by the disk, "
+                  f"{ing.get('wal_refused_low_space', 0)} request(s) refused below the free-space reserve")
         if ing.get("last_error"):
             print(f"  last error  {ing['last_error']} ({_ago(ing.get('last_error_at'))})")
     for line in up.get("events", [])[-5:]:

@@ -237,3 +237,112 @@ def test_a_segment_of_the_layout_before_is_still_read(tmp_path):
     wal = WriteAheadLog(str(tmp_path))
     (segment,) = wal.sealed()
     assert not segment.framed and WriteAheadLog.records(segment) == [b"old1", b"old2"]
+
+
+# -- one bad value costs nothing else --------------------------------------------------------------
+
+def _nested_request(depth: int, good_tasks: int = 10):
+    """A request of ``good_tasks`` spans and one span whose attribute nests ``depth`` maps deep."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    spans = []
+    for n in range(good_tasks + 1):
+        span = Span(trace_id=os.urandom(16), span_id=os.urandom(8), name=f"s{n}", start_time_unix_nano=1)
+        span.attributes.add(key="enduser.id").value.string_value = f"user-{n}"
+        spans.append(span.SerializeToString())
+    # Built from the inside out, as bytes: protobuf's own objects refuse to serialize >100 levels.
+    inner = AnyValue(string_value="bottom").SerializeToString()
+    for _ in range(depth - 1):
+        kv = b"\x0a\x01k" + b"\x12" + _len(inner) + inner                   # KeyValue{key="k", value=inner}
+        kvlist = b"\x0a" + _len(kv) + kv                                    # KeyValueList{values=[kv]}
+        inner = b"\x32" + _len(kvlist) + kvlist                             # AnyValue{kvlist_value}
+    deep_kv = b"\x0a\x04deep\x12" + _len(inner) + inner
+    spans[0] += b"\x4a" + _len(deep_kv) + deep_kv                            # Span.attributes (field 9)
+    scope = b"".join(b"\x12" + _len(sp) + sp for sp in spans)                # ScopeSpans.spans (field 2)
+    rs = b"\x12" + _len(scope) + scope                                       # ResourceSpans.scope_spans
+    return b"\x0a" + _len(rs) + rs                                           # the request's resource_spans
+
+
+def _len(b: bytes) -> bytes:
+    out = bytearray()
+    otlp._put_varint(out, len(b))
+    return bytes(out)
+
+
+def _as_json(depth: int, good_tasks: int = 10) -> bytes:
+    import json
+
+    value = '{"stringValue": "bottom"}'
+    for _ in range(depth - 1):  # as text: json.dumps itself stops at about 1,000 levels
+        value = '{"kvlistValue": {"values": [{"key": "k", "value": ' + value + '}]}}'
+    spans = []
+    for n in range(good_tasks + 1):
+        attrs = [json.dumps({"key": "enduser.id", "value": {"stringValue": f"user-{n}"}})]
+        if n == 0:
+            attrs.append('{"key": "deep", "value": ' + value + '}')
+        spans.append('{"traceId": "%s", "spanId": "%s", "name": "s%d", "startTimeUnixNano": "1", "attributes": [%s]}'
+                     % (os.urandom(16).hex(), os.urandom(8).hex(), n, ", ".join(attrs)))
+    return ('{"resourceSpans": [{"scopeSpans": [{"spans": [' + ", ".join(spans) + ']}]}]}').encode()
+
+
+def _depth_of(av) -> int:
+    kind = av.WhichOneof("value")
+    if kind == "kvlist_value":
+        return 1 + max((_depth_of(kv.value) for kv in av.kvlist_value.values), default=0)
+    if kind == "array_value":
+        return 1 + max((_depth_of(v) for v in av.array_value.values), default=0)
+    return 1
+
+
+@pytest.mark.parametrize("depth", [120, 2000])
+@pytest.mark.parametrize("encoding", ["protobuf", "json"])
+def test_a_deeply_nested_value_costs_only_itself(depth, encoding):
+    if encoding == "protobuf":
+        body = _nested_request(depth)
+        decoded = otlp.decode(body)
+    else:
+        decoded = otlp.decode(_as_json(depth), "application/json")
+    spans = decoded.request.resource_spans[0].scope_spans[0].spans
+    assert decoded.spans == 11 and [s.attributes[0].value.string_value for s in spans] == \
+        [f"user-{n}" for n in range(11)]
+    deep = spans[0].attributes[1]
+    assert deep.key == "deep" and _depth_of(deep.value) == otlp.MAX_VALUE_DEPTH
+    assert decoded.repairs["value_too_deep"] == 1
+    assert otlp.TOO_DEEP in otlp.value_text(deep.value)
+    answer = decoded.response().partial_success
+    assert answer.rejected_spans == 0 and "nested deeper than 16 levels" in answer.error_message
+    # What goes to the log parses back (under protobuf's own limit) and gives its rows.
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    again = ExportTraceServiceRequest.FromString(decoded.request.SerializeToString())
+    assert len(otlp.to_rows(again)) == 11
+
+
+def test_a_value_at_the_limit_is_kept_whole():
+    body = _nested_request(otlp.MAX_VALUE_DEPTH - 1)
+    decoded = otlp.decode(body)
+    assert not +decoded.repairs and not decoded.response().partial_success.error_message
+    assert _depth_of(decoded.request.resource_spans[0].scope_spans[0].spans[0].attributes[1].value) == \
+        otlp.MAX_VALUE_DEPTH - 1
+
+
+def test_too_many_elements_and_attributes_and_a_too_long_string_are_cut_not_refused(monkeypatch):
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    monkeypatch.setattr(otlp, "MAX_VALUE_BYTES", 100)
+    req = ExportTraceServiceRequest()
+    span = req.resource_spans.add().scope_spans.add().spans.add(trace_id=os.urandom(16), span_id=os.urandom(8))
+    arr = span.attributes.add(key="many").value.array_value
+    for n in range(otlp.MAX_VALUE_ITEMS + 5):
+        arr.values.add().int_value = n
+    span.attributes.add(key="long").value.string_value = "é" * 300
+    for n in range(otlp.MAX_ATTRIBUTES):
+        span.attributes.add(key=f"a{n}").value.int_value = n
+    decoded = otlp.decode(req.SerializeToString())
+    s = decoded.request.resource_spans[0].scope_spans[0].spans[0]
+    assert decoded.spans == 1 and len(s.attributes) == otlp.MAX_ATTRIBUTES
+    assert len(s.attributes[0].value.array_value.values) == otlp.MAX_VALUE_ITEMS
+    assert s.attributes[1].value.string_value == "é" * 50
+    assert (decoded.repairs["value_items_dropped"], decoded.repairs["attributes_dropped"],
+            decoded.repairs["value_too_long"]) == (5, 2, 1)
