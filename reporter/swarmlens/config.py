@@ -138,7 +138,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SWARMLENS_LOGIN_FAILURES_PER_ADDRESS", 20, int,
             "Failed sign-ins one client address may make within SWARMLENS_LOGIN_WINDOW_SECONDS before /login answers 429."),
     Setting("SWARMLENS_LOGIN_FAILURES_PER_ACCOUNT", 10, int,
-            "Failed sign-ins to one ops login, from any address, within SWARMLENS_LOGIN_WINDOW_SECONDS before /login answers 429."),
+            "Failed sign-ins to one ops login from one address within SWARMLENS_LOGIN_WINDOW_SECONDS before that address gets 429 for it; past as many from all addresses together, addresses that failed on it wait a delay doubling with each failure (an address with no failure still signs in)."),
     Setting("SWARMLENS_LOGIN_WINDOW_SECONDS", 900, int,
             "Window in which failed sign-ins are counted for the two limits above."),
     # Notifications: quota alerts and monthly reports by webhook and e-mail (`swarmlens notify`)

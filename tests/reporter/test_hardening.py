@@ -201,17 +201,19 @@ def _try(c, login, password):
     return c.post("/login", data={"csrf_token": csrf, "mode": "ops", "login": login, "password": password})
 
 
-def test_sign_in_is_rate_limited_per_account_and_per_address(seeded, tmp_path, h):
+def test_sign_in_is_rate_limited_per_login_and_address_and_per_address(seeded, tmp_path, h):
     app = _app(seeded, tmp_path, SWARMLENS_LOGIN_FAILURES_PER_ACCOUNT=3, SWARMLENS_LOGIN_FAILURES_PER_ADDRESS=5,
                SWARMLENS_LOGIN_WINDOW_SECONDS=600)
-    # Per account: three wrong passwords from three addresses lock the login, even for the right one.
-    for i in range(3):
-        c = _from(app, f"10.0.0.{i + 1}")
+    # Per (login, address): three wrong passwords from one address lock that address out of the login,
+    # even for the right password.
+    c = _from(app, "10.0.0.1")
+    for _ in range(3):
         assert _try(c, h.OPS_LOGIN, "wrong password").status_code == 401
-    c = _from(app, "10.0.0.9")
     r = _try(c, h.OPS_LOGIN, h.OPS_PASSWORD)
     assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 600
     assert "Too many failed sign-ins" in r.get_data(as_text=True)
+    # ... and not the owner at another address.
+    assert _try(_from(app, "10.0.0.9"), h.OPS_LOGIN, h.OPS_PASSWORD).status_code == 302
     # Per address: five failures on five different logins lock that address out, not others.
     c = _from(app, "10.0.1.1")
     for i in range(5):
@@ -220,6 +222,28 @@ def test_sign_in_is_rate_limited_per_account_and_per_address(seeded, tmp_path, h
     other = _from(app, "10.0.1.2")
     _new_ops(seeded, "ops-limit")
     assert _try(other, "ops-limit", "a long password").status_code == 302
+
+
+def test_guesses_from_many_addresses_slow_the_login_down_without_locking_the_owner_out(seeded, tmp_path, h):
+    app = _app(seeded, tmp_path, SWARMLENS_LOGIN_FAILURES_PER_ACCOUNT=3, SWARMLENS_LOGIN_FAILURES_PER_ADDRESS=50,
+               SWARMLENS_LOGIN_WINDOW_SECONDS=600)
+    _new_ops(seeded, "ops-spray")
+    attackers = [_from(app, f"10.2.0.{i}") for i in range(1, 9)]
+    for c in attackers:  # 8 failures from 8 addresses: past the 3 per login, the login is slowed
+        assert _try(c, "ops-spray", "wrong password").status_code == 401
+    waits = []
+    for c in attackers[:3]:  # an address that failed waits, and the wait grows with the failures
+        r = _try(c, "ops-spray", "a long password")
+        assert r.status_code == 429
+        waits.append(int(r.headers["Retry-After"]))
+    assert waits[0] >= 2 ** (8 - 3) - 1 and max(waits) <= 600
+    # The owner, from an address with no failure, signs in with the right password at once.
+    assert _try(_from(app, "10.2.1.1"), "ops-spray", "a long password").status_code == 302
+    # A new address with a wrong guess gets its one guess, then is slowed like the others.
+    newcomer = _from(app, "10.2.1.2")
+    assert _try(newcomer, "ops-spray", "wrong password").status_code == 401
+    r = _try(newcomer, "ops-spray", "wrong password")
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 2 ** (9 - 3) - 1
 
 
 # ---------------------------------------------------------------------------------------------
