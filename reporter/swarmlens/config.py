@@ -106,6 +106,8 @@ SETTINGS: tuple[Setting, ...] = (
     # Reliability of the write-ahead log, health and sign-in (issue 19)
     Setting("SWARMLENS_INGEST_MIN_FREE_BYTES", 128 << 20, int,
             "Free space the OTLP receiver keeps on the write-ahead log's disk: below it, requests get 503 with Retry-After before anything is written (0 turns the check off)."),
+    Setting("SWARMLENS_CLICKHOUSE_SLOW_GRACE_SECONDS", 10.0, float,
+            "How long ClickHouse may keep missing the health check's timeout (SWARMLENS_CLICKHOUSE_PING_SECONDS) before data pages and /readyz answer 503: a slow engine is not a down one. A refused connection counts at once."),
     Setting("SWARMLENS_REPORTER_HOST", "127.0.0.1", str,
             "Address `swarmlens up` serves the reporter on (gunicorn)."),
     Setting("SWARMLENS_REPORTER_PORT", 8000, int,

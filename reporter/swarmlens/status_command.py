@@ -42,16 +42,84 @@ def _ago(ts) -> str:
     return f"{s:.0f} s ago" if s < 120 else f"{s / 60:.0f} min ago" if s < 7200 else f"{s / 3600:.1f} h ago"
 
 
-def _ping(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/ping", timeout=2) as r:
-            return r.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+PING_SECONDS = 0.5     # a slower answer is "unknown", not a failure: the engine may only be loaded
+ENGINE_SECONDS = 0.9   # everything asked of the engine, so that status answers within a second
 
 
-def gather(data_dir: str) -> dict:
-    from swarmlens.ingest.server import read_status
+def _param(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_param(v) if not isinstance(v, str) else
+                              "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in value) + "]"
+    return str(value)
+
+
+def _http_runner(url: str, user: str, password: str, deadline: float):
+    """Runs SQL with typed parameters over the HTTP interface, each query within what is left of
+    ``deadline`` (time.monotonic())."""
+    import urllib.parse
+
+    def run(sql: str, params: dict) -> list[dict]:
+        left = deadline - time.monotonic()
+        if left <= 0.05:
+            raise TimeoutError("no time left")
+        query = {"default_format": "JSONEachRow", "max_execution_time": str(max(1, int(left + 0.999))),
+                 **{f"param_{k}": _param(v) for k, v in params.items()}}
+        req = urllib.request.Request(url.rstrip("/") + "/?" + urllib.parse.urlencode(query), data=sql.encode(),
+                                     headers={"X-ClickHouse-User": user, "X-ClickHouse-Key": password})
+        try:
+            with urllib.request.urlopen(req, timeout=left) as r:  # noqa: S310 (URL from the stack's state)
+                return [json.loads(line) for line in r.read().decode().splitlines() if line.strip()]
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(exc.read().decode(errors="replace")[:500]) from None
+    return run
+
+
+def _engine(url: str, cfg) -> dict:
+    """What the engine says, within ENGINE_SECONDS: "ok", "unknown" (slower than that: loaded, not
+    down), "down" (refused or an error) or "damaged" (with the findings), and a message."""
+    import threading
+
+    from swarmlens.store import health
+
+    out: dict = {"state": "unknown", "message": f"ClickHouse did not answer within {ENGINE_SECONDS:g} s (loaded?)"}
+    deadline = time.monotonic() + ENGINE_SECONDS
+
+    def ask() -> None:
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/ping", timeout=PING_SECONDS) as r:
+                r.read(64)
+        except urllib.error.HTTPError as exc:
+            out.update(state="down", message=f"ClickHouse at {url} answered {exc.code} to /ping")
+            return
+        except Exception as exc:
+            if "timed out" in str(exc) or isinstance(exc, TimeoutError):
+                out.update(state="unknown", message=f"ClickHouse at {url} did not answer /ping within "
+                                                    f"{PING_SECONDS:g} s (loaded, or stalled)")
+            else:
+                out.update(state="down", message=f"ClickHouse at {url} does not answer /ping ({exc})")
+            return
+        out.update(state="ok", message="answers")
+        try:
+            run = _http_runner(url, cfg.SWARMLENS_CLICKHOUSE_USER, cfg.SWARMLENS_CLICKHOUSE_PASSWORD, deadline)
+            findings = health.quick_findings(run, [cfg.SWARMLENS_OTEL_DATABASE, cfg.SWARMLENS_DATABASE])
+        except Exception as exc:  # too slow, or the catalogue not there yet: the ping answered
+            out.update(damage="unknown", damage_message=str(exc)[:200])
+            return
+        out["damage"] = "ok"
+        out["findings"] = [{"table": f.table, "part": f.part, "problem": f.problem, "blocking": f.blocking}
+                           for f in findings]
+        if findings:
+            out.update(state="damaged" if any(f.blocking for f in findings) else "ok",
+                       damage="damaged", message=health.verdict(findings))
+
+    t = threading.Thread(target=ask, daemon=True)
+    t.start()
+    t.join(ENGINE_SECONDS + 0.05)
+    return dict(out)
+
+
+def gather(data_dir: str, cfg=None) -> dict:
+    from swarmlens.ingest.state import read_status
     from swarmlens.stack import read_state
 
     up = read_state(data_dir)
@@ -76,8 +144,10 @@ def gather(data_dir: str) -> dict:
             facts["problems"].append(f"{c['name']} is not running" +
                                      (" (restarting)" if c.get("restarting") else ""))
     ch_url = facts["up"]["urls"].get("clickhouse")
-    if ch_url and not _ping(ch_url):
-        facts["problems"].append(f"ClickHouse at {ch_url} does not answer /ping")
+    if ch_url:
+        engine = facts["clickhouse"] = _engine(ch_url, cfg or config_mod.load({"SWARMLENS_DATA_DIR": data_dir}))
+        if engine["state"] in ("down", "damaged"):
+            facts["problems"].append(engine["message"])
     if ingest:
         counts = ingest.get("counts", {})
         facts["ingest"] = {"alive": _alive(ingest.get("pid")), "backlog_bytes": ingest.get("backlog_bytes", 0),
@@ -121,7 +191,7 @@ def gather(data_dir: str) -> dict:
 def run(args) -> int:
     cfg = config_mod.load({"SWARMLENS_DATA_DIR": args.data_dir})
     data_dir = os.path.abspath(os.path.expanduser(cfg.SWARMLENS_DATA_DIR))
-    facts = gather(data_dir)
+    facts = gather(data_dir, cfg)
     if args.json:
         print(json.dumps(facts, indent=1))
         return 0 if not facts["problems"] else 1
@@ -153,6 +223,9 @@ def run(args) -> int:
                   f"{ing.get('wal_refused_low_space', 0)} request(s) refused below the free-space reserve")
         if ing.get("last_error"):
             print(f"  last error  {ing['last_error']} ({_ago(ing.get('last_error_at'))})")
+    engine = facts.get("clickhouse")
+    if engine:
+        print(f"  clickhouse  {engine['state']}: {engine['message']}")
     for line in up.get("events", [])[-5:]:
         print(f"  event       {line}")
     for p in facts["problems"]:

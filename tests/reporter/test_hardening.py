@@ -53,7 +53,10 @@ def closed_port():
 def test_data_pages_answer_503_within_2s_while_sign_in_page_static_and_healthz_work(
         app, seeded, h, tmp_path, request, kind):
     port = request.getfixturevalue("stalled_port" if kind == "stalled" else "closed_port")
-    app_down = _app(seeded, tmp_path, SWARMLENS_CLICKHOUSE_URL=f"http://127.0.0.1:{port}")
+    # A stall is a timeout that lasts: with no grace it counts at once (tests/unit/test_ping_grace.py
+    # has the grace itself).
+    app_down = _app(seeded, tmp_path, SWARMLENS_CLICKHOUSE_URL=f"http://127.0.0.1:{port}",
+                    SWARMLENS_CLICKHOUSE_SLOW_GRACE_SECONDS=0)
     c = app_down.test_client()
     for path, headers in (("/api/v1/me", h.bearer(seeded.tokens["alice"])), ("/search", h.bearer(seeded.tokens["alice"])),
                           ("/users?format=json", h.bearer(seeded.tokens["ops"]))):
