@@ -20,6 +20,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("llm-server", "swarmlens.scripted_llm.command", "serve the scripted OpenAI-compatible LLM used by tests and the demo"),
     ("ingest", "swarmlens.ingest.command", "receive OTLP traces and insert them into ClickHouse, crash-safe (part of up)"),
     ("up", "swarmlens.stack", "run the whole stack on this machine: embedded ClickHouse, the crash-safe OTLP receiver, the reporter"),
+    ("backup", "swarmlens.backup_command", "a consistent backup of the running stack: every table, the log, the secrets"),
+    ("restore", "swarmlens.restore_command", "a backup back into a stopped data directory, each table checked"),
     ("status", "swarmlens.status_command", "what `swarmlens up` runs on this data directory, and what is behind"),
     ("demo", "swarmlens.demo.command", "run demo Swarm agents against the scripted LLM, sending spans over OTLP"),
     ("demo-agents", "swarmlens.demo.agents_sdk_app", "run the demo's OpenAI Agents SDK app against the scripted LLM, sending spans over OTLP"),
