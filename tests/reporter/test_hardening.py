@@ -304,11 +304,19 @@ def test_deeply_nested_json_input_renders_on_the_page_and_in_the_pdf(app, ops, s
     assert pretty('{"a": [1, {"b": 2}]}')["json"] and not pretty(deep)["json"]
 
 
-@pytest.mark.parametrize("path", ["/search?from=0090-07-25", "/search?from=9999-01-01", "/search?to=9999-12-31",
-                                  "/reports/monthly?month=0001-01", "/reports/weekly?week=9999-W52",
-                                  "/reports/monthly.csv?month=9999-12", "/users/alice/report.pdf?month=0001-01",
-                                  "/api/v1/users/alice/tasks?from=0001-01-01"])
-def test_out_of_range_dates_are_a_clear_400(ops, seeded, h, path):
+def test_a_date_range_beyond_what_the_store_holds_is_taken_as_its_nearest_day(ops, seeded, h):
+    # The OpenAPI document allows any date: before 1970 means "from the start", as it does on the pages.
+    r = ops.get("/api/v1/users/alice/tasks?from=0001-01-01&to=9999-12-31", headers=h.bearer(seeded.tokens["ops"]))
+    assert r.status_code == 200 and (r.get_json()["from"], r.get_json()["to"]) == ("1970-02-01", "2148-12-31")
+    assert r.get_json()["tasks"]
+    assert ops.get("/search?from=0090-07-25").status_code == 200
+    r = ops.get("/search?from=9999-01-01")  # after today's `to`
+    assert r.status_code == 400 and "from must not be after to" in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/reports/monthly?month=0001-01", "/reports/weekly?week=9999-W52",
+                                  "/reports/monthly.csv?month=9999-12", "/users/alice/report.pdf?month=0001-01"])
+def test_out_of_range_months_and_weeks_are_a_clear_400(ops, seeded, h, path):
     headers = h.bearer(seeded.tokens["ops"]) if path.startswith("/api/") else {}
     r = ops.get(path, headers=headers)
     assert r.status_code == 400, (path, r.status_code)
