@@ -286,6 +286,9 @@ class Ingest:
         data = self.wal.read(segment)
         if data.damaged:
             self.quarantine.keep(segment, data, crashed_tail and data.sealed is None)
+        if segment.framed and data.sealed is None and segment.run == self.wal.run \
+                and segment.seq not in self.wal.closed_without_seal:
+            self.quarantine.cut_short(segment, data)  # this run sealed it: its end was cut off since
         return data
 
     # -- receiving ------------------------------------------------------------------------------
@@ -461,6 +464,15 @@ class Ingest:
         token = self.batch_token(batch)
         self._write_inflight(batch, token)
         return batch, token
+
+    def _sealer(self) -> None:
+        """Closes the current segment every batch interval, also while an insert waits on a stalled
+        ClickHouse: a backlog is then many small segments, each findable, not one growing file."""
+        while not self._stop.wait(self.batch_seconds):
+            try:
+                self.wal.seal()
+            except Exception as exc:  # the disk: the next tick tries again
+                log.warning("cannot seal the current segment: %s", exc)
 
     def _hold_back(self, stopping: bool) -> bool:
         """True while `inserts_paused` holds the inserts back (a rollup check runs)."""
@@ -642,7 +654,7 @@ class Ingest:
         self.http_port = self._http.server_address[1]
         self.grpc_port = self._start_grpc(host, grpc_port)
         for target, name in ((self._http.serve_forever, "otlp-http"), (self._inserter, "inserter"),
-                             (self._status_writer, "status")):
+                             (self._sealer, "sealer"), (self._status_writer, "status")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)

@@ -222,6 +222,7 @@ class WriteAheadLog:
         self._broken = False   # a cut-back itself failed: the segment is closed as it is at the next append
         self.write_failures = 0
         self.refused_low_space = 0
+        self.closed_without_seal: set[int] = set()  # this run's segments whose seal record could not be written
         self._open()
 
     # -- setup ----------------------------------------------------------------------------------
@@ -381,8 +382,10 @@ class WriteAheadLog:
                     self._written = self._synced = start
                 except OSError as again:
                     self._cut_back_locked(self._synced, again)
+                self.closed_without_seal.add(self._seq)
                 log.warning("write-ahead log: segment %d closed without its seal record: %s", self._seq, exc)
         elif self._broken:
+            self.closed_without_seal.add(self._seq)
             # The cut-back failed: whatever it left past the last whole record is quarantined by the
             # reader. The whole records before it are kept if they can still be synced.
             try:
