@@ -23,7 +23,6 @@ The process writes its counters to ``DATA_DIR/ingest/status.json`` every second 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 # ClickHouse's codes for data it cannot read back as written.
 DAMAGE_CODES = {32: "ATTEMPT_TO_READ_AFTER_EOF", 33: "CANNOT_READ_ALL_DATA", 40: "CHECKSUM_DOESNT_MATCH",
