@@ -42,8 +42,9 @@ def free_port() -> int:
 class Stack:
     """`swarmlens up` in a subprocess, on its own data directory and ports."""
 
-    def __init__(self, data_dir: Path, log: Path, collector: str = "swarmlens"):
+    def __init__(self, data_dir: Path, log: Path, collector: str = "swarmlens", env: dict | None = None):
         self.data_dir, self.log = data_dir, log
+        self.extra_env = dict(env or {})
         self.ports = {"clickhouse": free_port(), "grpc": free_port(), "http": free_port(), "reporter": free_port()}
         self.collector = collector
         self.proc: subprocess.Popen | None = None
@@ -70,6 +71,7 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWARMLENS_")}
         env.update(SWARMLENS_DATA_DIR=str(self.data_dir), SWARMLENS_CLICKHOUSE_URL=self.clickhouse_url,
                    SWARMLENS_COLLECTOR=self.collector, PYTHONUNBUFFERED="1")
+        env.update(self.extra_env)
         return env
 
     def start(self, timeout: float = 180) -> "Stack":

@@ -19,7 +19,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("db", "swarmlens.store.command", "database schema: migrate, status"),
     ("llm-server", "swarmlens.scripted_llm.command", "serve the scripted OpenAI-compatible LLM used by tests and the demo"),
     ("ingest", "swarmlens.ingest.command", "receive OTLP traces and insert them into ClickHouse, crash-safe (part of up)"),
-    ("up", "swarmlens.stack", "run the whole stack on this machine: embedded ClickHouse, rotel, the reporter"),
+    ("up", "swarmlens.stack", "run the whole stack on this machine: embedded ClickHouse, the crash-safe OTLP receiver, the reporter"),
+    ("backup", "swarmlens.backup_command", "a consistent backup of the running stack: every table, the log, the secrets"),
+    ("restore", "swarmlens.restore_command", "a backup back into a stopped data directory, each table checked"),
     ("status", "swarmlens.status_command", "what `swarmlens up` runs on this data directory, and what is behind"),
     ("demo", "swarmlens.demo.command", "run demo Swarm agents against the scripted LLM, sending spans over OTLP"),
     ("demo-agents", "swarmlens.demo.agents_sdk_app", "run the demo's OpenAI Agents SDK app against the scripted LLM, sending spans over OTLP"),
@@ -85,13 +87,18 @@ def run_store_command(prog: str, args, body, *, usage: str, errors: tuple = ()) 
         client.close()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``chosen``'s module is imported for its arguments (all of them when None),
+    so that `swarmlens status` does not load the demo's OpenAI client, which on a loaded machine
+    took longer than status may."""
     parser = argparse.ArgumentParser(prog="swarmlens", description="Usage history and reporting for OpenAI Swarm apps.")
     parser.add_argument("--version", action="version", version=f"swarmlens {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, help_text in COMMANDS:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
+        if chosen is not None and name != chosen:
+            continue
         try:
             importlib.import_module(module).add_arguments(p)
             if name in CLICKHOUSE_COMMANDS:
@@ -107,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     # clickhouse-connect logs a failed request with its traceback before raising; the commands
     # report the error themselves, on one line.
     logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
-    parser = build_parser()
+    given = sys.argv[1:] if argv is None else argv
+    chosen = next((a for a in given if not a.startswith("-")), None)
+    parser = build_parser(chosen if chosen in {name for name, _, _ in COMMANDS} else "")
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()

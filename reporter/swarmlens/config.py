@@ -128,6 +128,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Milliseconds between inserts of the OTLP receiver under `swarmlens up` (freshness against insert size)."),
     Setting("SWARMLENS_INGEST_MAX_BACKLOG_BYTES", 1 << 30, int,
             "Largest write-ahead log the OTLP receiver keeps while ClickHouse is behind; beyond it senders get 503 and retry."),
+    # Reliability of the write-ahead log, health and sign-in (issue 19)
+    Setting("SWARMLENS_INGEST_MIN_FREE_BYTES", 128 << 20, int,
+            "Free space the OTLP receiver keeps on the write-ahead log's disk: below it, requests get 503 with Retry-After before anything is written (0 turns the check off)."),
+    Setting("SWARMLENS_CLICKHOUSE_SLOW_GRACE_SECONDS", 10.0, float,
+            "How long ClickHouse may keep missing the health check's timeout (SWARMLENS_CLICKHOUSE_PING_SECONDS) before data pages and /readyz answer 503: a slow engine is not a down one. A refused connection counts at once."),
     Setting("SWARMLENS_REPORTER_HOST", "127.0.0.1", str,
             "Address `swarmlens up` serves the reporter on (gunicorn)."),
     Setting("SWARMLENS_REPORTER_PORT", 8000, int,
@@ -160,7 +165,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SWARMLENS_LOGIN_FAILURES_PER_ADDRESS", 20, int,
             "Failed sign-ins one client address may make within SWARMLENS_LOGIN_WINDOW_SECONDS before /login answers 429."),
     Setting("SWARMLENS_LOGIN_FAILURES_PER_ACCOUNT", 10, int,
-            "Failed sign-ins to one ops login, from any address, within SWARMLENS_LOGIN_WINDOW_SECONDS before /login answers 429."),
+            "Failed sign-ins to one ops login from one address within SWARMLENS_LOGIN_WINDOW_SECONDS before that address gets 429 for it; past as many from all addresses together, addresses that failed on it wait a delay doubling with each failure (an address with no failure still signs in)."),
     Setting("SWARMLENS_LOGIN_WINDOW_SECONDS", 900, int,
             "Window in which failed sign-ins are counted for the two limits above."),
     # Notifications: quota alerts and monthly reports by webhook and e-mail (`swarmlens notify`)

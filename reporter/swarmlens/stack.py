@@ -14,8 +14,8 @@ Started in this order, each waited for before the next:
 
 Every child runs in a process group of its own (so a terminal's Ctrl-C reaches only this
 process, which then stops the children in order) and gets SIGTERM if this process dies
-(``PR_SET_PDEATHSIG``). Ctrl-C or SIGTERM stops them in reverse order: demo, reporter, rotel
-(which exports what it holds), ClickHouse last (which finishes the inserts in flight). Whatever
+(``PR_SET_PDEATHSIG``). Ctrl-C or SIGTERM stops them in reverse order: demo, reporter, the receiver
+(which inserts what its log holds), ClickHouse last (which finishes the inserts in flight). Whatever
 is left of a child's process group after that is killed, so nothing survives.
 
 A child that dies on its own is restarted after a pause that doubles with each crash (0.5 s up
@@ -599,7 +599,7 @@ class Stack:
             return 0
 
     def _wait_receiver(self, done: Callable[[dict], bool], timeout: float = 120) -> None:
-        from swarmlens.ingest.server import read_status
+        from swarmlens.ingest.state import read_status
 
         if self.cfg.get("SWARMLENS_COLLECTOR", "swarmlens") == "rotel":
             return
@@ -615,7 +615,7 @@ class Stack:
 
     def _check_rollups(self, why: str) -> None:
         """`db check --repair` while the receiver holds its inserts back (it keeps acknowledging)."""
-        from swarmlens.ingest.server import inserts_paused
+        from swarmlens.ingest.state import inserts_paused
         from swarmlens.store.check import check
         from swarmlens.store.client import StoreError, connect
 

@@ -42,16 +42,84 @@ def _ago(ts) -> str:
     return f"{s:.0f} s ago" if s < 120 else f"{s / 60:.0f} min ago" if s < 7200 else f"{s / 3600:.1f} h ago"
 
 
-def _ping(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/ping", timeout=2) as r:
-            return r.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+PING_SECONDS = 0.5     # a slower answer is "unknown", not a failure: the engine may only be loaded
+ENGINE_SECONDS = 0.9   # everything asked of the engine, so that status answers within a second
 
 
-def gather(data_dir: str) -> dict:
-    from swarmlens.ingest.server import read_status
+def _param(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_param(v) if not isinstance(v, str) else
+                              "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in value) + "]"
+    return str(value)
+
+
+def _http_runner(url: str, user: str, password: str, deadline: float):
+    """Runs SQL with typed parameters over the HTTP interface, each query within what is left of
+    ``deadline`` (time.monotonic())."""
+    import urllib.parse
+
+    def run(sql: str, params: dict) -> list[dict]:
+        left = deadline - time.monotonic()
+        if left <= 0.05:
+            raise TimeoutError("no time left")
+        query = {"default_format": "JSONEachRow", "max_execution_time": str(max(1, int(left + 0.999))),
+                 **{f"param_{k}": _param(v) for k, v in params.items()}}
+        req = urllib.request.Request(url.rstrip("/") + "/?" + urllib.parse.urlencode(query), data=sql.encode(),
+                                     headers={"X-ClickHouse-User": user, "X-ClickHouse-Key": password})
+        try:
+            with urllib.request.urlopen(req, timeout=left) as r:  # noqa: S310 (URL from the stack's state)
+                return [json.loads(line) for line in r.read().decode().splitlines() if line.strip()]
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(exc.read().decode(errors="replace")[:500]) from None
+    return run
+
+
+def _engine(url: str, cfg) -> dict:
+    """What the engine says, within ENGINE_SECONDS: "ok", "unknown" (slower than that: loaded, not
+    down), "down" (refused or an error) or "damaged" (with the findings), and a message."""
+    import threading
+
+    from swarmlens.store import health
+
+    out: dict = {"state": "unknown", "message": f"ClickHouse did not answer within {ENGINE_SECONDS:g} s (loaded?)"}
+    deadline = time.monotonic() + ENGINE_SECONDS
+
+    def ask() -> None:
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/ping", timeout=PING_SECONDS) as r:
+                r.read(64)
+        except urllib.error.HTTPError as exc:
+            out.update(state="down", message=f"ClickHouse at {url} answered {exc.code} to /ping")
+            return
+        except Exception as exc:
+            if "timed out" in str(exc) or isinstance(exc, TimeoutError):
+                out.update(state="unknown", message=f"ClickHouse at {url} did not answer /ping within "
+                                                    f"{PING_SECONDS:g} s (loaded, or stalled)")
+            else:
+                out.update(state="down", message=f"ClickHouse at {url} does not answer /ping ({exc})")
+            return
+        out.update(state="ok", message="answers")
+        try:
+            run = _http_runner(url, cfg.SWARMLENS_CLICKHOUSE_USER, cfg.SWARMLENS_CLICKHOUSE_PASSWORD, deadline)
+            findings = health.quick_findings(run, [cfg.SWARMLENS_OTEL_DATABASE, cfg.SWARMLENS_DATABASE])
+        except Exception as exc:  # too slow, or the catalogue not there yet: the ping answered
+            out.update(damage="unknown", damage_message=str(exc)[:200])
+            return
+        out["damage"] = "ok"
+        out["findings"] = [{"table": f.table, "part": f.part, "problem": f.problem, "blocking": f.blocking}
+                           for f in findings]
+        if findings:
+            out.update(state="damaged" if any(f.blocking for f in findings) else "ok",
+                       damage="damaged", message=health.verdict(findings))
+
+    t = threading.Thread(target=ask, daemon=True)
+    t.start()
+    t.join(ENGINE_SECONDS + 0.05)
+    return dict(out)
+
+
+def gather(data_dir: str, cfg=None) -> dict:
+    from swarmlens.ingest.state import read_status
     from swarmlens.stack import read_state
 
     up = read_state(data_dir)
@@ -76,8 +144,10 @@ def gather(data_dir: str) -> dict:
             facts["problems"].append(f"{c['name']} is not running" +
                                      (" (restarting)" if c.get("restarting") else ""))
     ch_url = facts["up"]["urls"].get("clickhouse")
-    if ch_url and not _ping(ch_url):
-        facts["problems"].append(f"ClickHouse at {ch_url} does not answer /ping")
+    if ch_url:
+        engine = facts["clickhouse"] = _engine(ch_url, cfg or config_mod.load({"SWARMLENS_DATA_DIR": data_dir}))
+        if engine["state"] in ("down", "damaged"):
+            facts["problems"].append(engine["message"])
     facts["confinement"] = _confinement(data_dir, facts["problems"])
     if ingest:
         counts = ingest.get("counts", {})
@@ -89,6 +159,10 @@ def gather(data_dir: str) -> dict:
                            "insert_failures": counts.get("insert_failures", 0),
                            "segments_rejected": counts.get("segments_rejected", 0),
                            "repairs": {k: v for k, v in ingest.get("repairs", {}).items() if v},
+                           "quarantine": ingest.get("quarantine") or {},
+                           "wal_write_failures": ingest.get("wal_write_failures", 0),
+                           "wal_refused_low_space": ingest.get("wal_refused_low_space", 0),
+                           "free_bytes": ingest.get("free_bytes"), "min_free_bytes": ingest.get("min_free_bytes"),
                            "last_insert_at": ingest.get("last_insert_at"), "last_error": ingest.get("last_error"),
                            "last_error_at": ingest.get("last_error_at"), "updated_at": ingest.get("updated_at")}
         behind = ingest.get("backlog_segments", 0)
@@ -98,6 +172,17 @@ def gather(data_dir: str) -> dict:
                 f"the OTLP receiver is behind: {behind} segment(s), {ingest.get('backlog_bytes', 0)} bytes not yet "
                 f"in ClickHouse; last insert {_ago(ingest.get('last_insert_at'))}"
                 + (f"; last error: {ingest.get('last_error')}" if ingest.get("last_error") else ""))
+        q = ingest.get("quarantine") or {}
+        if q.get("records") or q.get("segments_cut_short"):
+            facts["problems"].append(
+                f"the write-ahead log was damaged: {q.get('records', 0)} record(s), {q.get('bytes', 0)} byte(s) "
+                f"moved to {q.get('directory')}" + (f", {q['segments_cut_short']} segment(s) cut short"
+                                                   if q.get("segments_cut_short") else "")
+                + " (each .why file says where and why; acknowledged spans in them were not stored)")
+        free, reserve = ingest.get("free_bytes"), ingest.get("min_free_bytes") or 0
+        if free is not None and reserve and free < reserve:
+            facts["problems"].append(f"the write-ahead log's disk has {free} bytes free, below the reserve of "
+                                     f"{reserve} (SWARMLENS_INGEST_MIN_FREE_BYTES): requests get 503")
         if counts.get("segments_rejected"):
             facts["problems"].append(f"{counts['segments_rejected']} segment(s) refused by ClickHouse, kept in "
                                      f"{os.path.join(data_dir, 'ingest', 'rejected')}")
@@ -123,7 +208,7 @@ def _confinement(data_dir: str, problems: list) -> dict | None:
 def run(args) -> int:
     cfg = config_mod.load({"SWARMLENS_DATA_DIR": args.data_dir})
     data_dir = os.path.abspath(os.path.expanduser(cfg.SWARMLENS_DATA_DIR))
-    facts = gather(data_dir)
+    facts = gather(data_dir, cfg)
     if args.json:
         print(json.dumps(facts, indent=1))
         return 0 if not facts["problems"] else 1
@@ -146,8 +231,18 @@ def run(args) -> int:
               f"started; {ing['requests_refused']} request(s) refused")
         if ing["repairs"]:
             print("  repaired    " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(ing["repairs"].items())))
+        q = ing.get("quarantine") or {}
+        if q.get("records") or q.get("torn_records") or q.get("segments_cut_short"):
+            print(f"  quarantine  {q.get('records', 0)} damaged record(s), {q.get('bytes', 0)} bytes; "
+                  f"{q.get('torn_records', 0)} cut short by a crash (never acknowledged); in {q.get('directory')}")
+        if ing.get("wal_write_failures") or ing.get("wal_refused_low_space"):
+            print(f"  disk        {ing.get('wal_write_failures', 0)} write(s) refused by the disk, "
+                  f"{ing.get('wal_refused_low_space', 0)} request(s) refused below the free-space reserve")
         if ing.get("last_error"):
             print(f"  last error  {ing['last_error']} ({_ago(ing.get('last_error_at'))})")
+    engine = facts.get("clickhouse")
+    if engine:
+        print(f"  clickhouse  {engine['state']}: {engine['message']}")
     if facts.get("confinement"):
         print(f"  confinement {facts['confinement'].get('summary', '')}")
     for line in up.get("events", [])[-5:]:

@@ -316,3 +316,75 @@ def test_with_clickhouse_away_requests_are_acknowledged_kept_on_disk_and_inserte
         pl.wait_until(lambda: back.status()["backlog_segments"] == 0, 30, what="the log emptied")
     finally:
         back.stop()
+
+
+def _varlen(b: bytes) -> bytes:
+    from swarmlens.ingest.otlp import _put_varint
+
+    out = bytearray()
+    _put_varint(out, len(b))
+    return bytes(out) + b
+
+
+def _deep_value_text(depth: int) -> str:
+    value = '{"stringValue": "bottom"}'
+    for _ in range(depth - 1):
+        value = '{"kvlistValue": {"values": [{"key": "k", "value": ' + value + '}]}}'
+    return value
+
+
+def _with_deep_value(body: bytes, depth: int, as_json: bool) -> bytes:
+    """The request with an attribute ``deep`` nested ``depth`` maps deep on its first span, written
+    at the wire (or text) level: protobuf's own objects refuse more than 100 levels."""
+    import base64
+    import json
+
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+    req = ExportTraceServiceRequest.FromString(body)
+    if as_json:
+        req.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="deep").value.string_value = "DEEPMARK"
+        doc = json_format.MessageToDict(req)
+        for span in doc["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+            for key in ("traceId", "spanId"):
+                span[key] = base64.b64decode(span[key]).hex()
+        return json.dumps(doc).replace('{"stringValue": "DEEPMARK"}', _deep_value_text(depth)).encode()
+    inner = AnyValue(string_value="bottom").SerializeToString()
+    for _ in range(depth - 1):
+        inner = b"\x32" + _varlen(b"\x0a" + _varlen(b"\x0a\x01k\x12" + _varlen(inner)))
+    rs = req.resource_spans[0]
+    ss = rs.scope_spans[0]
+    spans = [s.SerializeToString() for s in ss.spans]
+    spans[0] += b"\x4a" + _varlen(b"\x0a\x04deep\x12" + _varlen(inner))
+    scope = b"".join(b"\x12" + _varlen(s) for s in spans)
+    rs_bytes = b"\x0a" + _varlen(rs.resource.SerializeToString()) + b"\x12" + _varlen(scope)
+    return b"\x0a" + _varlen(rs_bytes)
+
+
+@pytest.mark.parametrize("depth", [120, 2000])
+def test_a_deeply_nested_value_costs_only_itself_over_http_grpc_and_json(migrated, ingest, ch_client, pl, depth):
+    import grpc
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    run = f"deep{depth}-{uuid.uuid4().hex[:8]}"
+    status, answer = _post(ingest.http_port, _with_deep_value(_tasks_request(run + "h", 10, False), depth, False))
+    assert status == 200, answer
+    assert "nested deeper than" in ExportTraceServiceResponse.FromString(answer).partial_success.error_message
+    status, answer = _post(ingest.http_port, _with_deep_value(_tasks_request(run + "j", 10, False), depth, True),
+                           "application/json")
+    assert status == 200, answer
+    channel = grpc.insecure_channel(f"127.0.0.1:{ingest.grpc_port}")
+    export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                                 request_serializer=None, response_deserializer=None)
+    answer = export(_with_deep_value(_tasks_request(run + "g", 10, False), depth, False), timeout=30)
+    channel.close()
+    assert "nested deeper than" in ExportTraceServiceResponse.FromString(answer).partial_success.error_message
+    for prefix in (run + "h", run + "j", run + "g"):
+        pl.wait_until(lambda: pl.task_count(ch_client, migrated, prefix) == 10, 30, what=f"all 10 tasks of {prefix}")
+    deep = ch_client.query("SELECT SpanAttributes['deep'] FROM {otel:Identifier}.otel_traces "
+                           "WHERE SpanAttributes['enduser.id'] = {u:String}",
+                           parameters={"otel": migrated.SWARMLENS_OTEL_DATABASE, "u": run + "h-0"}).result_rows
+    assert len(deep) == 1 and "dropped by swarmlens" in deep[0][0] and deep[0][0].count('"k"') == 15
+    assert ingest.status()["repairs"]["value_too_deep"] == 3

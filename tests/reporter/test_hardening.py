@@ -53,7 +53,10 @@ def closed_port():
 def test_data_pages_answer_503_within_2s_while_sign_in_page_static_and_healthz_work(
         app, seeded, h, tmp_path, request, kind):
     port = request.getfixturevalue("stalled_port" if kind == "stalled" else "closed_port")
-    app_down = _app(seeded, tmp_path, SWARMLENS_CLICKHOUSE_URL=f"http://127.0.0.1:{port}")
+    # A stall is a timeout that lasts: with no grace it counts at once (tests/unit/test_ping_grace.py
+    # has the grace itself).
+    app_down = _app(seeded, tmp_path, SWARMLENS_CLICKHOUSE_URL=f"http://127.0.0.1:{port}",
+                    SWARMLENS_CLICKHOUSE_SLOW_GRACE_SECONDS=0)
     c = app_down.test_client()
     for path, headers in (("/api/v1/me", h.bearer(seeded.tokens["alice"])), ("/search", h.bearer(seeded.tokens["alice"])),
                           ("/users?format=json", h.bearer(seeded.tokens["ops"]))):
@@ -201,17 +204,19 @@ def _try(c, login, password):
     return c.post("/login", data={"csrf_token": csrf, "mode": "ops", "login": login, "password": password})
 
 
-def test_sign_in_is_rate_limited_per_account_and_per_address(seeded, tmp_path, h):
+def test_sign_in_is_rate_limited_per_login_and_address_and_per_address(seeded, tmp_path, h):
     app = _app(seeded, tmp_path, SWARMLENS_LOGIN_FAILURES_PER_ACCOUNT=3, SWARMLENS_LOGIN_FAILURES_PER_ADDRESS=5,
                SWARMLENS_LOGIN_WINDOW_SECONDS=600)
-    # Per account: three wrong passwords from three addresses lock the login, even for the right one.
-    for i in range(3):
-        c = _from(app, f"10.0.0.{i + 1}")
+    # Per (login, address): three wrong passwords from one address lock that address out of the login,
+    # even for the right password.
+    c = _from(app, "10.0.0.1")
+    for _ in range(3):
         assert _try(c, h.OPS_LOGIN, "wrong password").status_code == 401
-    c = _from(app, "10.0.0.9")
     r = _try(c, h.OPS_LOGIN, h.OPS_PASSWORD)
     assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 600
     assert "Too many failed sign-ins" in r.get_data(as_text=True)
+    # ... and not the owner at another address.
+    assert _try(_from(app, "10.0.0.9"), h.OPS_LOGIN, h.OPS_PASSWORD).status_code == 302
     # Per address: five failures on five different logins lock that address out, not others.
     c = _from(app, "10.0.1.1")
     for i in range(5):
@@ -220,6 +225,28 @@ def test_sign_in_is_rate_limited_per_account_and_per_address(seeded, tmp_path, h
     other = _from(app, "10.0.1.2")
     _new_ops(seeded, "ops-limit")
     assert _try(other, "ops-limit", "a long password").status_code == 302
+
+
+def test_guesses_from_many_addresses_slow_the_login_down_without_locking_the_owner_out(seeded, tmp_path, h):
+    app = _app(seeded, tmp_path, SWARMLENS_LOGIN_FAILURES_PER_ACCOUNT=3, SWARMLENS_LOGIN_FAILURES_PER_ADDRESS=50,
+               SWARMLENS_LOGIN_WINDOW_SECONDS=600)
+    _new_ops(seeded, "ops-spray")
+    attackers = [_from(app, f"10.2.0.{i}") for i in range(1, 9)]
+    for c in attackers:  # 8 failures from 8 addresses: past the 3 per login, the login is slowed
+        assert _try(c, "ops-spray", "wrong password").status_code == 401
+    waits = []
+    for c in attackers[:3]:  # an address that failed waits, and the wait grows with the failures
+        r = _try(c, "ops-spray", "a long password")
+        assert r.status_code == 429
+        waits.append(int(r.headers["Retry-After"]))
+    assert waits[0] >= 2 ** (8 - 3) - 1 and max(waits) <= 600
+    # The owner, from an address with no failure, signs in with the right password at once.
+    assert _try(_from(app, "10.2.1.1"), "ops-spray", "a long password").status_code == 302
+    # A new address with a wrong guess gets its one guess, then is slowed like the others.
+    newcomer = _from(app, "10.2.1.2")
+    assert _try(newcomer, "ops-spray", "wrong password").status_code == 401
+    r = _try(newcomer, "ops-spray", "wrong password")
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 2 ** (9 - 3) - 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,11 +304,19 @@ def test_deeply_nested_json_input_renders_on_the_page_and_in_the_pdf(app, ops, s
     assert pretty('{"a": [1, {"b": 2}]}')["json"] and not pretty(deep)["json"]
 
 
-@pytest.mark.parametrize("path", ["/search?from=0090-07-25", "/search?from=9999-01-01", "/search?to=9999-12-31",
-                                  "/reports/monthly?month=0001-01", "/reports/weekly?week=9999-W52",
-                                  "/reports/monthly.csv?month=9999-12", "/users/alice/report.pdf?month=0001-01",
-                                  "/api/v1/users/alice/tasks?from=0001-01-01"])
-def test_out_of_range_dates_are_a_clear_400(ops, seeded, h, path):
+def test_a_date_range_beyond_what_the_store_holds_is_taken_as_its_nearest_day(ops, seeded, h):
+    # The OpenAPI document allows any date: before 1970 means "from the start", as it does on the pages.
+    r = ops.get("/api/v1/users/alice/tasks?from=0001-01-01&to=9999-12-31", headers=h.bearer(seeded.tokens["ops"]))
+    assert r.status_code == 200 and (r.get_json()["from"], r.get_json()["to"]) == ("1970-02-01", "2148-12-31")
+    assert r.get_json()["tasks"]
+    assert ops.get("/search?from=0090-07-25").status_code == 200
+    r = ops.get("/search?from=9999-01-01")  # after today's `to`
+    assert r.status_code == 400 and "from must not be after to" in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/reports/monthly?month=0001-01", "/reports/weekly?week=9999-W52",
+                                  "/reports/monthly.csv?month=9999-12", "/users/alice/report.pdf?month=0001-01"])
+def test_out_of_range_months_and_weeks_are_a_clear_400(ops, seeded, h, path):
     headers = h.bearer(seeded.tokens["ops"]) if path.startswith("/api/") else {}
     r = ops.get(path, headers=headers)
     assert r.status_code == 400, (path, r.status_code)

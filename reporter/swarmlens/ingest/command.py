@@ -33,7 +33,8 @@ def run(args) -> int:
         signal.signal(sig, lambda s, f: stop.set())
     try:
         ingest = Ingest(cfg, directory, batch_seconds=cfg.SWARMLENS_INGEST_BATCH_MS / 1000,
-                        max_backlog_bytes=cfg.SWARMLENS_INGEST_MAX_BACKLOG_BYTES).start(host, http_port, grpc_port)
+                        max_backlog_bytes=cfg.SWARMLENS_INGEST_MAX_BACKLOG_BYTES,
+                        min_free_bytes=cfg.SWARMLENS_INGEST_MIN_FREE_BYTES).start(host, http_port, grpc_port)
     except OSError as exc:
         print(f"swarmlens ingest: {exc}", file=sys.stderr)
         return 1

@@ -7,7 +7,13 @@
   wire level, each invalid sequence replaced by U+FFFD, and counted;
 - a span whose trace or span id does not have the OTLP length (16 and 8 bytes) cannot be stored as
   a span of any trace: it is dropped and counted, and the request's ``partial_success`` says so;
-- a parent span id or link id of the wrong length is cleared and counted.
+- a parent span id or link id of the wrong length is cleared and counted;
+- an attribute value past the limits below is repaired on its own, and counted: nested deeper than
+  MAX_VALUE_DEPTH levels (the nesting past it becomes a short string saying so; protobuf refuses a
+  message nested more than 100 deep, and Python's JSON reader about 1,000, so a deeper body is pruned
+  before it is parsed), more than MAX_VALUE_ITEMS elements in one value (the rest dropped), a string
+  or bytes value over MAX_VALUE_BYTES (cut), more than MAX_ATTRIBUTES attributes on one span, event,
+  link, scope or resource (the rest dropped). The response's ``partial_success`` says what was done.
 
 What is left of a body that is not protobuf (or OTLP/JSON) at all is the client's error (400).
 
@@ -27,6 +33,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import re
+
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
@@ -42,6 +50,17 @@ COLUMNS: tuple[str, ...] = (
     "StatusMessage", "Events.Timestamp", "Events.Name", "Events.Attributes", "Links.TraceId", "Links.SpanId",
     "Links.TraceState", "Links.Attributes",
 )
+
+MAX_VALUE_DEPTH = 16          # levels of arrays / maps in one attribute value
+MAX_VALUE_ITEMS = 10_000      # elements (at every level) in one attribute value
+MAX_VALUE_BYTES = 1 << 20     # one string or bytes value
+MAX_ATTRIBUTES = 1_000        # attributes of one span, event, link, scope or resource
+# JSON nesting kept when a body is too deep to parse as it is: deep enough to keep MAX_VALUE_DEPTH
+# levels of maps (4 JSON levels each, below 9 to reach a span's attribute), shallow enough for
+# protobuf's JSON reader (100 messages deep: 3 per level of maps) and Python's stack.
+MAX_JSON_DEPTH = 96
+TOO_DEEP = f"[value nested deeper than {MAX_VALUE_DEPTH} levels: dropped by swarmlens]"
+_ANY_VALUE = "opentelemetry.proto.common.v1.AnyValue"
 
 _KINDS = {0: "Unspecified", 1: "Internal", 2: "Server", 3: "Client", 4: "Producer", 5: "Consumer"}
 _STATUS = {0: "Unset", 1: "Ok", 2: "Error"}
@@ -63,11 +82,26 @@ class Decoded:
 
     def response(self) -> ExportTraceServiceResponse:
         resp = ExportTraceServiceResponse()
+        said = []
         if self.rejected:
             resp.partial_success.rejected_spans = self.rejected
-            resp.partial_success.error_message = (
-                f"{self.rejected} span(s) dropped: trace id must be 16 bytes and span id 8 bytes")
+            said.append(f"{self.rejected} span(s) dropped: trace id must be 16 bytes and span id 8 bytes")
+        values = {k: v for k, v in self.repairs.items() if k in _VALUE_REPAIRS and v}
+        if values:
+            # rejected_spans 0 with a message: a warning in OTLP's terms; the spans were stored.
+            said.append("attribute values repaired, the rest of their spans stored: " + ", ".join(
+                f"{v} {_VALUE_REPAIRS[k]}" for k, v in sorted(values.items())))
+        if said:
+            resp.partial_success.error_message = "; ".join(said)
         return resp
+
+
+_VALUE_REPAIRS = {
+    "value_too_deep": f"value(s) nested deeper than {MAX_VALUE_DEPTH} levels cut there",
+    "value_items_dropped": f"element(s) past {MAX_VALUE_ITEMS} in one value dropped",
+    "value_too_long": f"string or bytes value(s) over {MAX_VALUE_BYTES} bytes cut",
+    "attributes_dropped": f"attribute(s) past {MAX_ATTRIBUTES} on one span, event, link, scope or resource dropped",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,16 +118,75 @@ def decode(body: bytes, content_type: str = "application/x-protobuf") -> Decoded
         try:
             request = ExportTraceServiceRequest.FromString(body)
         except DecodeError:
-            fixed, n = repair_utf8(body, ExportTraceServiceRequest.DESCRIPTOR)
-            if not n:
+            # Invalid UTF-8, or nesting past protobuf's limit of 100: repaired at the wire level.
+            found: Counter = Counter()
+            fixed = repair_wire(body, ExportTraceServiceRequest.DESCRIPTOR, found)
+            if fixed is None:
                 raise BadRequest("the body is not a protobuf ExportTraceServiceRequest") from None
             try:
                 request = ExportTraceServiceRequest.FromString(fixed)
             except DecodeError:
                 raise BadRequest("the body is not a protobuf ExportTraceServiceRequest") from None
-            repairs["invalid_utf8"] += n
+            repairs.update(found)
+    limit_values(request, repairs, check_lengths=len(body) > MAX_VALUE_BYTES)
     kept = _validate(request, repairs)
     return Decoded(request, kept, repairs)
+
+
+def limit_values(request: ExportTraceServiceRequest, repairs: Counter, check_lengths: bool = True) -> None:
+    """Enforces the limits on attribute values in place, each offending value repaired on its own.
+    ``check_lengths`` False skips the length check of strings (a body smaller than the limit holds none)."""
+    def attrs(kvs) -> None:
+        if len(kvs) > MAX_ATTRIBUTES:
+            repairs["attributes_dropped"] += len(kvs) - MAX_ATTRIBUTES
+            del kvs[MAX_ATTRIBUTES:]
+        for kv in kvs:
+            v = kv.value
+            kind = v.WhichOneof("value")
+            if kind == "array_value" or kind == "kvlist_value":
+                _limit_nested(v, kind, 1, [MAX_VALUE_ITEMS], repairs, check_lengths)
+            elif check_lengths and (kind == "string_value" or kind == "bytes_value"):
+                _limit_length(v, kind, repairs)
+
+    for rs in request.resource_spans:
+        attrs(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            attrs(ss.scope.attributes)
+            for span in ss.spans:
+                attrs(span.attributes)
+                for event in span.events:
+                    attrs(event.attributes)
+                for link in span.links:
+                    attrs(link.attributes)
+
+
+def _limit_length(v, kind: str, repairs: Counter) -> None:
+    if kind == "string_value" and len(v.string_value.encode("utf-8")) > MAX_VALUE_BYTES:
+        v.string_value = v.string_value.encode("utf-8")[:MAX_VALUE_BYTES].decode("utf-8", errors="ignore")
+        repairs["value_too_long"] += 1
+    elif kind == "bytes_value" and len(v.bytes_value) > MAX_VALUE_BYTES:
+        v.bytes_value = v.bytes_value[:MAX_VALUE_BYTES]
+        repairs["value_too_long"] += 1
+
+
+def _limit_nested(v, kind: str, depth: int, budget: list[int], repairs: Counter, check_lengths: bool) -> None:
+    """``v`` is an array or map value at nesting level ``depth`` (1 for an attribute's own value)."""
+    if depth >= MAX_VALUE_DEPTH:
+        v.string_value = TOO_DEEP  # the oneof: drops the nesting below
+        repairs["value_too_deep"] += 1
+        return
+    items = v.array_value.values if kind == "array_value" else v.kvlist_value.values
+    if len(items) > budget[0]:
+        repairs["value_items_dropped"] += len(items) - budget[0]
+        del items[budget[0]:]
+    budget[0] -= len(items)
+    for item in items:
+        child = item if kind == "array_value" else item.value
+        ck = child.WhichOneof("value")
+        if ck == "array_value" or ck == "kvlist_value":
+            _limit_nested(child, ck, depth + 1, budget, repairs, check_lengths)
+        elif check_lengths and (ck == "string_value" or ck == "bytes_value"):
+            _limit_length(child, ck, repairs)
 
 
 def _validate(request: ExportTraceServiceRequest, repairs: Counter) -> int:
@@ -120,13 +213,55 @@ def _validate(request: ExportTraceServiceRequest, repairs: Counter) -> int:
 
 
 def _decode_json(body: bytes) -> ExportTraceServiceRequest:
-    """OTLP/JSON: ids are hex strings there (protobuf's JSON mapping would read them as base64)."""
+    """OTLP/JSON: ids are hex strings there (protobuf's JSON mapping would read them as base64).
+    A body nested too deep for Python's parsers has its deepest containers emptied first (the
+    attribute value they belong to is then cut at MAX_VALUE_DEPTH by ``limit_values``)."""
+    text = body.decode("utf-8", errors="replace")
     try:
-        doc = json.loads(body.decode("utf-8", errors="replace"))
+        return _parse_json(text)
+    except (RecursionError, _TooDeep):
+        pass
+    try:
+        return _parse_json(prune_json(text, MAX_JSON_DEPTH))
+    except (RecursionError, _TooDeep):
+        raise BadRequest("the JSON is nested too deeply") from None
+
+
+class _TooDeep(Exception):
+    pass
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def prune_json(text: str, max_depth: int) -> str:
+    """``text`` with every array or object that starts deeper than ``max_depth`` left empty."""
+    out, depth, keep_from, cut_at = [], 0, 0, None
+    for m in _JSON_TOKEN.finditer(text):
+        tok = m.group()
+        if tok in ("[", "{"):
+            depth += 1
+            if depth == max_depth + 1 and cut_at is None:
+                cut_at = m.start()
+                out.append(text[keep_from:cut_at + 1])
+        elif tok in ("]", "}"):
+            if cut_at is not None and depth == max_depth + 1:
+                keep_from = m.start()
+                cut_at = None
+            depth -= 1
+    out.append(text[keep_from:] if cut_at is None else text[cut_at:cut_at + 1] + ("}" if text[cut_at] == "{" else "]"))
+    return "".join(out)
+
+
+def _parse_json(text: str) -> ExportTraceServiceRequest:
+    try:
+        doc = json.loads(text)
     except ValueError as exc:
         raise BadRequest(f"the body is not JSON: {exc}") from None
 
-    def fix_ids(node: Any) -> None:
+    stack = [doc]  # a loop, not recursion: depth costs no stack here
+    while stack:
+        node = stack.pop()
         if isinstance(node, dict):
             for key in ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"):
                 value = node.get(key)
@@ -135,17 +270,15 @@ def _decode_json(body: bytes) -> ExportTraceServiceRequest:
                         node[key] = base64.b64encode(bytes.fromhex(value)).decode()
                     except ValueError:
                         node[key] = ""  # then dropped or cleared, and counted, by _validate
-            for value in node.values():
-                fix_ids(value)
+            stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
         elif isinstance(node, list):
-            for value in node:
-                fix_ids(value)
-
-    fix_ids(doc)
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
     request = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
     except json_format.ParseError as exc:
+        if "too deep" in str(exc):
+            raise _TooDeep() from None
         raise BadRequest(f"the JSON is not an OTLP ExportTraceServiceRequest: {exc}") from None
     return request
 
@@ -176,14 +309,26 @@ def _put_varint(out: bytearray, value: int) -> None:
             return
 
 
-def repair_utf8(data: bytes, descriptor, depth: int = 0) -> tuple[bytes, int]:
+def repair_utf8(data: bytes, descriptor) -> tuple[bytes, int]:
     """Walks a serialized message by its descriptor and replaces every invalid UTF-8 sequence of a
-    string field with U+FFFD; returns the repaired bytes and how many strings were repaired.
-    Unknown fields and every other value are copied as they are."""
+    string field with U+FFFD; returns the repaired bytes and how many strings were repaired."""
+    found: Counter = Counter()
+    fixed = repair_wire(data, descriptor, found)
+    return (data if fixed is None else fixed), found["invalid_utf8"]
+
+
+def repair_wire(data: bytes, descriptor, repairs: Counter, depth: int = 0, nesting: int = 0) -> bytes | None:
+    """Walks a serialized message by its descriptor: every invalid UTF-8 sequence of a string field
+    becomes U+FFFD (counted as ``invalid_utf8``), and an array or map value MAX_VALUE_DEPTH levels deep
+    becomes a short string saying so (``value_too_deep``) without its insides being read, as
+    ``limit_values`` would cut it. Unknown
+    fields and every other value are copied as they are. Returns None when nothing was changed."""
     if depth > 64:
         raise BadRequest("protobuf nested too deeply")
+    if descriptor.full_name == _ANY_VALUE:
+        nesting += 1
     out = bytearray()
-    fixed = 0
+    changed = False
     pos, end = 0, len(data)
     while pos < end:
         start = pos
@@ -202,38 +347,68 @@ def repair_utf8(data: bytes, descriptor, depth: int = 0) -> tuple[bytes, int]:
                 raise BadRequest("truncated protobuf")
             fd = descriptor.fields_by_number.get(number)
             value = data[body_start:pos]
+            new = None
             if fd is not None and fd.type == FieldDescriptor.TYPE_STRING:
                 try:
                     value.decode("utf-8")
                 except UnicodeDecodeError:
-                    value = value.decode("utf-8", errors="replace").encode("utf-8")
-                    fixed += 1
-                else:
-                    out += data[start:pos]
-                    continue
+                    new = value.decode("utf-8", errors="replace").encode("utf-8")
+                    repairs["invalid_utf8"] += 1
             elif fd is not None and fd.type == FieldDescriptor.TYPE_MESSAGE:
-                value, n = repair_utf8(value, fd.message_type, depth + 1)
-                if not n:
-                    out += data[start:pos]
-                    continue
-                fixed += n
-            else:
+                if fd.message_type.full_name == _ANY_VALUE and nesting + 1 >= MAX_VALUE_DEPTH \
+                        and _any_is_container(value):
+                    new = _TOO_DEEP_WIRE
+                    repairs["value_too_deep"] += 1
+                else:
+                    new = repair_wire(value, fd.message_type, repairs, depth + 1, nesting)
+            if new is None:
                 out += data[start:pos]
                 continue
+            changed = True
             _put_varint(out, tag)
-            _put_varint(out, len(value))
-            out += value
+            _put_varint(out, len(new))
+            out += new
             continue
         else:
             raise BadRequest(f"unsupported protobuf wire type {wire}")
         if pos > end:
             raise BadRequest("truncated protobuf")
         out += data[start:pos]
-    return bytes(out), fixed
+    return bytes(out) if changed else None
 
 
 # ---------------------------------------------------------------------------------------------
 # Rows
+
+
+def _any_is_container(data: bytes) -> bool:
+    """Whether a serialized AnyValue holds an array (field 5) or a map (field 6)."""
+    pos, end, found = 0, len(data), False
+    while pos < end:
+        tag, pos = _varint(data, pos)
+        wire = tag & 7
+        if wire == 0:
+            _, pos = _varint(data, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            pos += length
+        else:
+            raise BadRequest(f"unsupported protobuf wire type {wire}")
+        found = (tag >> 3) in (5, 6)  # the last of a oneof's fields wins
+    return found
+
+
+def _too_deep_wire() -> bytes:
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+    return AnyValue(string_value=TOO_DEEP).SerializeToString()
+
+
+_TOO_DEEP_WIRE = _too_deep_wire()
 
 
 def _float_text(v: float) -> str:

@@ -154,7 +154,8 @@ def date_range(start: str | None, end: str | None, default_days: int = 30) -> Pe
             parsed = date.fromisoformat(value.strip())
         except ValueError:
             raise ValueError(f"{what} must be a date like 2026-03-01, not {value[:20]!r}") from None
-        return check_date(parsed, what)
+        # Beyond what the store can hold nothing is stored: the nearest day it can hold means the same.
+        return min(max(parsed, FIRST_DATE), LAST_DATE)
 
     last = parse(end, "to") if end else today()
     first = parse(start, "from") if start else last - timedelta(days=default_days - 1)

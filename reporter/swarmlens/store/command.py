@@ -171,10 +171,29 @@ def _check(client, cfg, fix: bool) -> int:
     import contextlib
     import os
 
-    from swarmlens.ingest.server import inserts_paused
+    from swarmlens.ingest.state import inserts_paused
+    from swarmlens.store import health
     from swarmlens.store.check import check
 
     started = time.monotonic()
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    databases = [cfg.SWARMLENS_OTEL_DATABASE, cfg.SWARMLENS_DATABASE]
+    run = health.runner_for(client)
+    print(f"checking every part of every table at {cfg.SWARMLENS_CLICKHOUSE_URL} (CHECK TABLE)", flush=True)
+    damaged = health.full_check(run, databases, progress=say)
+    for f in damaged:
+        print(f"  DAMAGED {f.line()}: {f.detail[:300]}", flush=True)
+    if damaged and fix:
+        for f in damaged:
+            health.detach(run, f)
+            print(f"  set aside {f.table} part {f.part} (its files are in the table's detached/ folder)", flush=True)
+        left_damaged = health.full_check(run, databases)
+    else:
+        left_damaged = damaged
+    if left_damaged:
+        # The rollups cannot be compared while a part cannot be read.
+        print(health.verdict(left_damaged) + f" ({time.monotonic() - started:.1f} s)")
+        return 1
     print(f"comparing every rollup with its detail table at {cfg.SWARMLENS_CLICKHOUSE_URL}"
           + (" and repairing what differs" if fix else ""), flush=True)
     # Spans inserted meanwhile would make both sides differ for a moment: the local receiver (if
@@ -183,7 +202,7 @@ def _check(client, cfg, fix: bool) -> int:
     quiet = inserts_paused(ingest_dir) if os.path.isdir(ingest_dir) else contextlib.nullcontext()
     try:
         with quiet:
-            findings = check(client, cfg, fix=fix, progress=lambda line: print(line, flush=True))
+            findings = check(client, cfg, fix=fix, progress=say)
     except TimeoutError as exc:
         print(f"swarmlens db check: {exc}", file=sys.stderr)
         return 1
@@ -193,11 +212,13 @@ def _check(client, cfg, fix: bool) -> int:
               f"{what}", flush=True)
     left = [f for f in findings if not f.repaired]
     took = f"{time.monotonic() - started:.1f} s"
+    set_aside = f"; {len(damaged)} damaged part(s) set aside, their rows lost unless restored" if damaged else ""
     if not findings:
-        print(f"every rollup equals its details ({took})")
+        print(f"ok: no damaged part, every rollup equals its details{set_aside} ({took})")
     elif not left:
-        print(f"repaired {len(findings)} partition(s); every rollup now equals its details ({took})")
+        print(f"ok: no damaged part; repaired {len(findings)} rollup partition(s), every rollup now equals its "
+              f"details{set_aside} ({took})")
     else:
-        print(f"{len(left)} partition(s) differ from their details" + ("" if fix else "; run with --repair") +
-              f" ({took})")
+        print(f"DIFFERS: {len(left)} rollup partition(s) differ from their details" +
+              ("" if fix else f"; run `{health.REPAIR_COMMAND}`") + f" ({took})")
     return 0 if not left else 1

@@ -104,6 +104,15 @@ def register(app: Flask) -> None:
             log.warning("query stopped by its limit: %s", exc)
             return _error(503, f"this page's query {QUERY_LIMIT_CODES[exc.code]}, so it was stopped; "
                                "narrow the period or try again later", retry_after=30)
+        from swarmlens.store import health
+
+        if exc.code in health.DAMAGE_CODES:
+            table = health.table_in(str(exc)) or "a table"
+            suspects = app.extensions.setdefault("swarmlens_damage_suspects", {})
+            suspects[(table, health.part_in(str(exc)))] = str(exc)[:2000]  # for /readyz to confirm
+            log.error("a damaged part of %s: %s", table, exc)
+            return _error(500, f"the database table {table} has a damaged part, so this page cannot be shown; "
+                               f"`swarmlens db check` names it and `{health.REPAIR_COMMAND}` sets it aside")
         log.exception("query failed")
         return _error(500, "a database query failed; the error is in the reporter's log")
 

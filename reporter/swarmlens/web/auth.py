@@ -70,7 +70,7 @@ def login():
             if auth.check_ops_password(client(), config(), login_name, request.form.get("password") or ""):
                 record = auth.session_record(client(), config(), auth.Principal("ops", login_name, "session"))
                 if record is not None:
-                    limiter.succeeded(login_name)
+                    limiter.succeeded(login_name, address)
                     return _sign_in(record, nxt)
             limiter.failed(address, login_name)
             error, status = "Wrong login or password.", 401

@@ -39,6 +39,7 @@ class ClientPool:
         self._lock = threading.Lock()
         self._checked_at = -1e9
         self._reachable: str | None = None  # None: reachable; else why not
+        self._slow_since: float | None = None  # when /ping began to miss its timeout
 
     def client_options(self) -> dict[str, Any]:
         cfg = self.config
@@ -53,6 +54,10 @@ class ClientPool:
 
     def ping(self, timeout: float | None = None) -> str | None:
         """None when ClickHouse answers ``/ping`` within the timeout, else the reason it did not."""
+        return self._ping(timeout)[1]
+
+    def _ping(self, timeout: float | None = None) -> tuple[str, str | None]:
+        """("ok", None), ("slow", why) when the timeout passed, or ("down", why): refused, an error."""
         import urllib.error
         import urllib.request
 
@@ -65,11 +70,34 @@ class ClientPool:
         try:
             with urllib.request.urlopen(url, timeout=wait) as resp:  # noqa: S310 (URL from settings)
                 resp.read(64)
-            return None
+            return "ok", None
         except urllib.error.HTTPError as exc:
-            return f"ClickHouse answered {exc.code} to /ping"
+            return "down", f"ClickHouse answered {exc.code} to /ping"
         except Exception as exc:  # refused, reset, timed out: all mean "not now"
-            return f"ClickHouse did not answer /ping within {wait:g} s ({exc.__class__.__name__})"
+            timed_out = isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError) \
+                or "timed out" in str(exc)
+            return ("slow" if timed_out else "down"), \
+                f"ClickHouse did not answer /ping within {wait:g} s ({exc.__class__.__name__})"
+
+    def health(self, timeout: float | None = None) -> str | None:
+        """None while ClickHouse is usable: it answered, or it has been missing the ping's timeout for
+        less than SWARMLENS_CLICKHOUSE_SLOW_GRACE_SECONDS (a loaded machine, not a dead server);
+        else why not. A refused connection or an error answer counts at once."""
+        import time
+
+        kind, reason = self._ping(timeout)
+        now = time.monotonic()
+        if kind == "ok":
+            self._slow_since = None
+            return None
+        if kind == "slow":
+            if self._slow_since is None:
+                self._slow_since = now
+            grace = float(self.config.get("SWARMLENS_CLICKHOUSE_SLOW_GRACE_SECONDS") or 0)
+            if now - self._slow_since < grace:
+                return None
+            return f"{reason}, for {now - self._slow_since:.0f} s"
+        return reason
 
     def check_reachable(self) -> None:
         """Raises StoreUnavailable when ClickHouse did not answer its last health check."""
@@ -79,7 +107,7 @@ class ClientPool:
 
         now = time.monotonic()
         if now - self._checked_at >= self.PING_CACHE_SECONDS:
-            reason = self.ping()
+            reason = self.health()
             self._reachable, self._checked_at = reason, time.monotonic()
         if self._reachable is not None:
             raise StoreUnavailable(self._reachable)

@@ -30,17 +30,20 @@ _Q = [
                     "characters or more also matches longer words (`refun` finds `refund`); shorter words "
                     "match whole words."},
     {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"},
-     "description": "First day (UTC), inclusive; default 30 days before `to`."},
+     "description": "First day (UTC), inclusive; default 30 days before `to`. Days before 1970-02-01 or after "
+                    "2148-12-31 (beyond what the store holds) are taken as those days."},
     {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"},
-     "description": "Last day (UTC), inclusive; default today."},
+     "description": "Last day (UTC), inclusive; default today. Clamped as `from` is; a `to` before `from` is a 400."},
     {"name": "agent", "in": "query", "schema": {"type": "string"}, "description": "Only tasks this agent worked on."},
     {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["", "ok", "error"]}},
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-    {"name": "cursor", "in": "query", "schema": {"type": "string"},
-     "description": "The `next_cursor` of the previous page (keyset pagination, newest first)."},
+    {"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,300}={0,2}$"},
+     "description": "The `next_cursor` of the previous page (keyset pagination, newest first), as it was "
+                    "given: an opaque token. Any other value, even of this alphabet, is a 400."},
 ]
 _PERIOD = {"name": "period", "in": "query",
-           "schema": {"type": "string", "enum": ["7d", "30d", "this_month", "last_month"], "default": "this_month"}}
+           "schema": {"type": "string", "enum": ["", "7d", "30d", "this_month", "last_month"], "default": "this_month"},
+           "description": "The period; empty or absent: the default."}
 _TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _USER_ID = {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
