@@ -32,6 +32,7 @@ def ep(make_endpoint, dbs):
     for db, table in ((dbs["raw"], "otel_traces"), (dbs["app"], "tasks"), (dbs["app"], "ops_accounts"),
                       (dbs["app"], "api_tokens")):
         q(ep, f"CREATE TABLE IF NOT EXISTS {db}.{table} (s String) ENGINE = MergeTree ORDER BY s")
+        q(ep, f"INSERT INTO {db}.{table} VALUES ('a row')")
     for name, role in (("ing", "ingest"), ("rep", "reporter"), ("ana", "analyst"), ("adm", "admin")):
         q(ep, f"CREATE USER OR REPLACE {name} IDENTIFIED BY '{name}-pw' DEFAULT ROLE {role}")
     yield ep
@@ -54,6 +55,9 @@ def _matrix(d):
         (f"SELECT count() FROM {app}.api_tokens", {"rep"}),
         (f"SELECT * FROM merge('{app}', 'ops')", {"rep"}),
         (f"SELECT * FROM view(SELECT * FROM {app}.api_tokens)", {"rep"}),
+        (f"SELECT * FROM loop({app}.ops_accounts) LIMIT 1", {"rep"}),
+        (f"SELECT * FROM mergeTreeIndex({app}, ops_accounts)", {"rep"}),
+        (f"WITH x AS (SELECT * FROM {app}.api_tokens) SELECT * FROM x", {"rep"}),
         ("SELECT count() FROM system.one", {"ing", "rep", "ana"}),
         (f"DESCRIBE TABLE {raw}.otel_traces", {"ing", "rep", "ana"}),
         (f"CHECK TABLE {app}.tasks", {"rep", "ana"}),
@@ -98,6 +102,15 @@ def test_role_by_statement_matrix(ep, dbs):
         r = q(ep, sql, "adm")
         assert r.status_code == 200, (sql, r.text)
     assert q(ep, f"EXISTS TABLE {dbs['raw']}.otel_traces").text.strip() == "0"
+
+
+def test_tables_named_by_parameters_are_judged_by_their_values(ep, dbs):
+    sql = "SELECT count() FROM {db:Identifier}.{t:Identifier}"
+    # the same text, first with an allowed table (a verdict kept for the text would then pass the other)
+    ok = q(ep, sql, "ana", param_db=dbs["app"], param_t="tasks")
+    assert ok.status_code == 200, ok.text
+    refused = q(ep, sql, "ana", param_db=dbs["app"], param_t="ops_accounts")
+    assert refused.status_code == 403 and "ops_accounts" in refused.text
 
 
 def test_access_statements_and_the_users_file(ep, make_endpoint, dbs):

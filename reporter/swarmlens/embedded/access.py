@@ -42,10 +42,15 @@ ANALYST_LIMITS = {"max_execution_time": 300, "max_memory_usage": 4 << 30, "max_r
 # Tables of the application's database that hold credentials: no role but admin and reporter reads them.
 CREDENTIAL_TABLES = ("ops_accounts", "api_tokens")
 # Table functions that only compute (no table, no file, no network): every role may use them.
-PURE_TABLE_FUNCTIONS = frozenset({"numbers", "numbers_mt", "zeros", "zeros_mt", "one", "generate_series",
-                                  "generateseries", "values", "format", "null", "generaterandom"})
-# Table functions that read tables by database name, which a role's table list cannot see through.
-_BY_NAME = re.compile(r"^(merge|mergetree\w*|dictionary|clusterallreplicas|cluster|remote\w*)$")
+PURE_TABLE_FUNCTIONS = frozenset({"numbers", "numbers_mt", "zeros", "zeros_mt", "generate_series", "generateseries",
+                                  "values", "sqlstandardvalues", "format", "null", "generaterandom", "primes",
+                                  "fuzzjson", "input"})
+# What an analyst may use besides: views over subqueries, whose tables the parse shows and the
+# role checks. Every other table function (merge(), loop(), dictionary(), mergeTreeIndex(),
+# timeSeries*(), ...) names tables in arguments no role check can see through.
+ANALYST_TABLE_FUNCTIONS = PURE_TABLE_FUNCTIONS | {"view", "viewifpermitted", "viewexplain"}
+
+_NAME = re.compile(r"^(merge|mergetree\w*|dictionary|clusterallreplicas|cluster|remote\w*)$")
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.@-]{0,63}$")
 _SCRYPT = {"n": 1 << 14, "r": 8, "p": 1}
@@ -250,7 +255,7 @@ class Users:
                 if db == self.app_db and table in CREDENTIAL_TABLES:
                     raise _denied(who.name, f"SELECT ON {t}")
             for fn in st.table_functions:
-                if _BY_NAME.match(fn.lower()):
+                if fn.lower() not in ANALYST_TABLE_FUNCTIONS:
                     raise _denied(who.name, f"SELECT ON *.* (table function {fn}() reads tables by name)")
             return
         # ingest alone: the raw tables and what a client looks up in system

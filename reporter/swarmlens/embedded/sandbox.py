@@ -22,6 +22,7 @@ paths inside it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -163,22 +164,29 @@ class Sandbox:
 
     def inspect(self, engine, sql: str, params: dict | None = None) -> Statement:
         """The verdict for one statement, parsed on one of the engine's pristine connections."""
-        key = shape(sql)
+        if params and _NAMES_FROM_PARAMS.search(sql):
+            # {x:Identifier} names a table: the tables (for the roles) depend on the values, so the
+            # verdict is kept for this text with these values only
+            sql_key = sql + "\x00" + json.dumps(params, sort_keys=True)
+            return self._inspect_cached(engine, sql, params, sql_key, None)
+        return self._inspect_cached(engine, sql, params, sql, shape(sql))
+
+    def _inspect_cached(self, engine, sql: str, params: dict | None, sql_key: str, key: str | None) -> Statement:
         with self._lock:
-            hit = self._cache.get(sql)
+            hit = self._cache.get(sql_key)
             if hit is None and key is not None:
                 hit = self._cache.get(key)
                 if hit is not None and not hit.by_shape:
                     hit = None
             if hit is not None:
-                self._cache.move_to_end(sql if sql in self._cache else key)
+                self._cache.move_to_end(sql_key if sql_key in self._cache else key)
                 return hit
         if self._outward is None:
             self._outward = engine.parse(_outward_table_functions)
         st = engine.parse(lambda conn: self._inspect(conn, sql, params or {}))
         st.by_shape = key is not None and _shape_safe(st)
         with self._lock:
-            self._cache[key if st.by_shape else sql] = st
+            self._cache[key if st.by_shape else sql_key] = st
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return st
@@ -197,6 +205,9 @@ class Sandbox:
         # tree of the text as sent is the tree of that one statement.
         tree = conn.run("EXPLAIN AST " + sql, "TabSeparatedRaw", params).bytes().decode("utf-8", "replace")
         return judge(canonical, tree, self.policy, self._outward or frozenset())
+
+
+_NAMES_FROM_PARAMS = re.compile(r"\{\s*\w+\s*:\s*Identifier\s*\}", re.IGNORECASE)
 
 
 def _outward_table_functions(conn) -> frozenset[str]:
