@@ -6,7 +6,8 @@ What it writes into DIR (which must be new or empty):
   table's row count and checksum in ``manifest.json`` (``swarmlens.store.backup``);
 - the OTLP receiver's write-ahead log (``ingest/wal/``): the spans acknowledged and not yet inserted;
 - the generated secrets of the data directory (``secrets/``, mode 0600): the ClickHouse password,
-  the reporter's session key and the admin credentials.
+  the reporter's session key, the admin credentials, the endpoint's users file and the passwords of
+  the components' ClickHouse users.
 
 While the tables are exported and the log copied, the receiver of the data directory (if one runs)
 holds its inserts back and keeps acknowledging into its log, and merges are stopped: the tables
@@ -24,7 +25,9 @@ import time
 
 from swarmlens import config as config_mod
 
-SECRETS = ("clickhouse-password", "reporter_secret_key", "admin-credentials")
+SECRETS = ("clickhouse-password", "reporter_secret_key", "admin-credentials",
+           # the endpoint's users (scrypt hashes) and the passwords of up's own ClickHouse users
+           "clickhouse/access/users.json", "clickhouse-users/swarmlens_ingest", "clickhouse-users/swarmlens_reporter")
 
 
 def add_arguments(p) -> None:

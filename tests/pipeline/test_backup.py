@@ -73,6 +73,11 @@ def test_a_backup_under_load_restores_table_by_table_and_the_restored_stack_take
     data = tmp_path / "data"
     cfg = config_mod.Config({**migrated, "SWARMLENS_DATA_DIR": str(data)})
     ing = Ingest(cfg, str(data / "ingest"), batch_seconds=0.1).start("127.0.0.1", 0, 0)
+    # the endpoint's users file, where `up` keeps it: a backup carries it with the secrets
+    from swarmlens.embedded.access import Users
+
+    Users(str(data / "clickhouse" / "access" / "users.json"), "default", "unused").create(
+        "ana", "ana-pw", ["analyst"], if_not_exists=False, replace=False)
     acked: list[str] = []
     stop = threading.Event()
 
@@ -119,6 +124,11 @@ def test_a_backup_under_load_restores_table_by_table_and_the_restored_stack_take
             for (db, table), entry in by_name.items():  # every table equals its backup
                 fig = backup.figures(client, db, table)
                 assert (fig.rows, fig.checksum) == (entry["rows"], entry["checksum"]), f"{db}.{table}"
+            # The restored endpoint knows the users of the backed-up one.
+            import requests
+
+            r = requests.post(engine.url, data=b"SHOW GRANTS", auth=("ana", "ana-pw"), timeout=60)
+            assert r.status_code == 200 and r.text.strip() == "GRANT analyst TO ana", r.text
             # The restored stack takes its log and more.
             rcfg = config_mod.Config({**migrated, "SWARMLENS_DATA_DIR": str(restored),
                                       "SWARMLENS_CLICKHOUSE_URL": engine.url, "SWARMLENS_CLICKHOUSE_PASSWORD": password})

@@ -1118,6 +1118,10 @@ class _Execution:
                 first = stream.fetch()
             except Exception as exc:
                 raise self._engine_error(exc, running) from None
+            if first is None and running.cancelled.is_set():
+                # killed before its first block (an aggregate): an error, never an empty result
+                self.spoilt = True
+                raise ClickHouseError(394, "QUERY_WAS_CANCELLED", "Query was cancelled")
             wait = _int_param(self.params, "wait_end_of_query") == 1
             if wait:
                 spool = _Spool()
