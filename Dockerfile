@@ -8,12 +8,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     SWARMLENS_DATA_DIR=/var/lib/swarmlens
 
 WORKDIR /app
-# Dependencies first, so code changes do not reinstall them (the server extra pins every version).
-COPY pyproject.toml README.md ./
+# Both distributions of the repository at the versions the tests pass with (constraints.txt): the
+# instrumentation first, since swarmlens depends on it and it is not on PyPI.
+# (scripts/check_dockerfile.py runs these steps in CI, in a clean venv.)
+COPY pyproject.toml README.md constraints.txt ./
 COPY instrumentation ./instrumentation
 COPY reporter ./reporter
 COPY collector_config ./collector_config
-RUN pip install --no-cache-dir '.[server]' \
+RUN pip install --no-cache-dir -c constraints.txt ./instrumentation . \
     && useradd --system --uid 10001 --home-dir /var/lib/swarmlens --create-home swarmlens
 
 USER swarmlens
