@@ -112,6 +112,7 @@ def test_an_agents_sdk_run_is_one_task_with_handoffs_and_exact_usage(processor, 
     assert (t["gen_ai.usage.input_tokens"], t["gen_ai.usage.output_tokens"], t["swarm.agent.turns"]) == (61, 8, 1)
     assert (b["gen_ai.usage.input_tokens"], b["gen_ai.usage.output_tokens"], b["swarm.agent.turns"]) == (235, 28, 2)
     assert b["swarm.handoff.from"] == "Triage" and "swarm.handoff.from" not in t
+    assert t["gen_ai.request.model"] == b["gen_ai.request.model"] == MODEL  # from their responses
 
     chats = [s for s in spans if s.name.startswith("chat ")]
     assert sorted((c.attributes["gen_ai.usage.input_tokens"], c.attributes["gen_ai.usage.output_tokens"])

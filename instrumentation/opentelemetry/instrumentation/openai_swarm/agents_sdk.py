@@ -112,7 +112,7 @@ class _Node:
     parent, so the chain from a model call up to its agent is never cut. ``owner`` is the agent
     node whose sums the model calls below this span add to."""
 
-    __slots__ = ("span", "ctx", "agent", "owner", "turns", "input_tokens", "output_tokens", "cache_read",
+    __slots__ = ("span", "ctx", "agent", "owner", "model", "turns", "input_tokens", "output_tokens", "cache_read",
                  "reasoning")
 
     def __init__(self, span: Any, ctx: otel_context.Context, agent: Optional[str],
@@ -121,6 +121,7 @@ class _Node:
         self.ctx = ctx
         self.agent = agent
         self.owner = owner
+        self.model: Optional[str] = None  # of an agent node: the model of its first response
         self.turns = 0
         self.input_tokens = 0
         self.output_tokens = 0
@@ -311,6 +312,8 @@ class AgentsTracingProcessor(TracingProcessor):
                     attrs[u.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = node.cache_read
                 if node.reasoning is not None:
                     attrs[u.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = node.reasoning
+                if node.model:  # the SDK's agent span has no model; its responses tell it
+                    attrs[u.GEN_AI_REQUEST_MODEL] = node.model
                 otel_span.set_attributes(attrs)
             elif isinstance(data, (ResponseSpanData, GenerationSpanData)):
                 self._chat_done(run, node, node.owner, data)
@@ -396,6 +399,8 @@ class AgentsTracingProcessor(TracingProcessor):
         run.cache_read = _add(run.cache_read, cached)
         run.reasoning = _add(run.reasoning, reasoning)
         if parent is not None:
+            if model and parent.model is None:
+                parent.model = model
             parent.turns += 1
             parent.input_tokens += input_tokens
             parent.output_tokens += output_tokens

@@ -34,6 +34,13 @@ ALTER TABLE {{db}}.{{local chat_calls}} {{on_cluster}}
 ALTER TABLE {{db}}.{{local chat_calls}} {{on_cluster}}
     ADD COLUMN IF NOT EXISTS duplicate_of String CODEC(ZSTD(1));
 
+-- The session and conversation of a call, for the task a plain app's call is (migration 0015).
+ALTER TABLE {{db}}.{{local chat_calls}} {{on_cluster}}
+    ADD COLUMN IF NOT EXISTS session_id String CODEC(ZSTD(1));
+
+ALTER TABLE {{db}}.{{local chat_calls}} {{on_cluster}}
+    ADD COLUMN IF NOT EXISTS conversation_id String CODEC(ZSTD(1));
+
 CREATE VIEW IF NOT EXISTS {{db}}.chat_call_originals {{on_cluster}} AS
 SELECT span_id, task_id, parent_span_id, service_name, scope_name, agent, user_id, model, response_id,
        input_tokens, output_tokens, start_time
@@ -176,6 +183,8 @@ AS SELECT
     c.status AS status,
     c.error_type AS error_type,
     c.scope_name AS scope_name,
+    c.session_id AS session_id,
+    c.conversation_id AS conversation_id,
     if(w.span_id != '' AND w.best > (toUInt8(0), c.inside, c.has_agent, c.has_user, c.span_id), w.winner, '')
         AS duplicate_of
 FROM (
@@ -208,6 +217,8 @@ FROM (
         if(positionCaseInsensitive(StatusCode, 'error') > 0, 'error', 'ok') AS status,
         SpanAttributes['error.type'] AS error_type,
         ScopeName AS scope_name,
+        SpanAttributes['session.id'] AS session_id,
+        SpanAttributes['gen_ai.conversation.id'] AS conversation_id,
         toUInt8(ParentSpanId != '') AS inside,
         toUInt8(agent != '') AS has_agent,
         toUInt8(user_id != '') AS has_user
