@@ -88,14 +88,17 @@ def test_without_an_id_copies_match_by_model_tokens_and_time(migrated, store_cli
     chats = [s for s in spans if s["SpanName"].startswith("chat ")]
     for c in chats:  # the Agents SDK's chat-completions spans carry no response id
         c["SpanAttributes"].pop("gen_ai.response.id")
-    copies = [_official_copy(c, rng, with_id=True, shift_ms=40) for c in chats]
-    # a call of the same tokens 10 s later in another trace is another call
-    later = _official_copy(chats[0], rng, shift_ms=10_000)
-    later["SpanAttributes"] = dict(later["SpanAttributes"], **{"gen_ai.response.id": "chatcmpl-later"})
-    insert_spans(store_client, spans + copies + [later], database=cfg.SWARMLENS_OTEL_DATABASE)
+    copies = [_official_copy(c, rng, with_id=True, shift_ms=2) for c in chats]
+    # calls of the same tokens in another trace that start after the call ended (1 ms, 10 s) are other calls
+    after = []
+    for shift, suffix in ((6, "next"), (10_000, "later")):
+        a = _official_copy(chats[0], rng, shift_ms=shift)
+        a["SpanAttributes"] = dict(a["SpanAttributes"], **{"gen_ai.response.id": f"chatcmpl-{suffix}"})
+        after.append(a)
+    insert_spans(store_client, spans + copies + after, database=cfg.SWARMLENS_OTEL_DATABASE)
     rows = _calls(store_client, cfg, user)
-    assert len(rows) == 5 and sum(1 for r in rows if r[5] == "") == 3
-    assert _rollups(store_client, cfg, user)[:2] == ((3, 217, 27), (3, 217, 27))
+    assert len(rows) == 6 and sum(1 for r in rows if r[5] == "") == 4
+    assert _rollups(store_client, cfg, user)[:2] == ((4, 278, 35), (4, 278, 35))
 
 
 def test_distinct_calls_are_never_merged(migrated, store_client):

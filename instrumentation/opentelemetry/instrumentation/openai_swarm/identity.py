@@ -35,7 +35,10 @@ _AGENT = u.GEN_AI_AGENT_NAME
 _OP = u.GEN_AI_OPERATION_NAME
 _CLIENT = SpanKind.CLIENT
 # Any of these at start marks a span as a GenAI span (the conventions require the first two).
-_GENAI_MARKERS = (u.GEN_AI_OPERATION_NAME, u.GEN_AI_PROVIDER_NAME, "gen_ai.system", u.GEN_AI_REQUEST_MODEL)
+# OpenInference and OpenLLMetry mark theirs with names of their own conventions.
+_GENAI_MARKERS = (u.GEN_AI_OPERATION_NAME, u.GEN_AI_PROVIDER_NAME, "gen_ai.system", u.GEN_AI_REQUEST_MODEL,
+                  "openinference.span.kind", "llm.system", "llm.provider", "llm.model_name", "llm.request.type",
+                  "traceloop.span.kind")
 # Some instrumentations (opentelemetry-util-genai, which the official OpenAI ones use) start their
 # spans with no attributes and set them later: the conventions' span name "{operation} {target}"
 # marks those.

@@ -9,9 +9,10 @@
 --    spans for one call, and a provider that repeats ids then cannot merge two calls), and
 --      - carry the same gen_ai.response.id, or
 --      - where one of them has no id: the same model and token counts, start within 5 s of each other,
---        and sit in different traces or one directly inside the other.
+--        run at the same time (one starts before the other ends), and sit in different traces or one
+--        directly inside the other.
 --    Of a set of copies the one that counts is, in this order: one stored before (an earlier batch:
---    what a report already counted stays counted), one inside a task (it has a parent), one with an
+--    what a report already counted stays counted), one inside a task (its parent is not a model call), one with an
 --    agent, one with a user, then the greatest span id, so the choice does not depend on the order of
 --    the rows in a batch. The rule is in docs/telemetry-contract.md, section 7.
 --
@@ -34,6 +35,11 @@ ALTER TABLE {{db}}.{{local chat_calls}} {{on_cluster}}
 ALTER TABLE {{db}}.{{local chat_calls}} {{on_cluster}}
     ADD COLUMN IF NOT EXISTS duplicate_of String CODEC(ZSTD(1));
 
+-- Whether the copy that counts is in the same trace (a copy nested in another): the trace's root call
+-- then still makes a plain app's task (migration 0015).
+ALTER TABLE {{db}}.{{local chat_calls}} {{on_cluster}}
+    ADD COLUMN IF NOT EXISTS duplicate_in_task Bool;
+
 -- The session and conversation of a call, for the task a plain app's call is (migration 0015).
 ALTER TABLE {{db}}.{{local chat_calls}} {{on_cluster}}
     ADD COLUMN IF NOT EXISTS session_id String CODEC(ZSTD(1));
@@ -43,7 +49,7 @@ ALTER TABLE {{db}}.{{local chat_calls}} {{on_cluster}}
 
 CREATE VIEW IF NOT EXISTS {{db}}.chat_call_originals {{on_cluster}} AS
 SELECT span_id, task_id, parent_span_id, service_name, scope_name, agent, user_id, model, response_id,
-       input_tokens, output_tokens, start_time
+       input_tokens, output_tokens, start_time, duration_ms
 FROM {{db}}.chat_calls
 WHERE duplicate_of = '';
 
@@ -186,7 +192,8 @@ AS SELECT
     c.session_id AS session_id,
     c.conversation_id AS conversation_id,
     if(w.span_id != '' AND w.best > (toUInt8(0), c.inside, c.has_agent, c.has_user, c.span_id), w.winner, '')
-        AS duplicate_of
+        AS duplicate_of,
+    duplicate_of != '' AND w.winner_task = c.task_id AS duplicate_in_task
 FROM (
     SELECT
         TraceId AS task_id,
@@ -219,7 +226,11 @@ FROM (
         ScopeName AS scope_name,
         SpanAttributes['session.id'] AS session_id,
         SpanAttributes['gen_ai.conversation.id'] AS conversation_id,
-        toUInt8(ParentSpanId != '') AS inside,
+        -- inside a task: under a span that is not itself a model call (a copy nested in another copy is not)
+        toUInt8(ParentSpanId != '' AND ParentSpanId NOT IN (
+                                          SELECT SpanId FROM {{otel}}.{{local otel_traces}}
+                                          WHERE SpanName = 'chat' OR startsWith(SpanName, 'chat ')
+                                             OR SpanAttributes['gen_ai.operation.name'] IN ('chat', 'text_completion', 'generate_content'))) AS inside,
         toUInt8(agent != '') AS has_agent,
         toUInt8(user_id != '') AS has_user
     FROM {{otel}}.{{local otel_traces}}
@@ -230,14 +241,16 @@ LEFT JOIN (
     -- per call of the block: the best of its other copies (block and stored originals) and its rank
     SELECT a.span_id AS span_id,
            argMax(b.span_id, (b.stored, b.inside, b.has_agent, b.has_user, b.span_id)) AS winner,
+           argMax(b.task_id, (b.stored, b.inside, b.has_agent, b.has_user, b.span_id)) AS winner_task,
            max((b.stored, b.inside, b.has_agent, b.has_user, b.span_id)) AS best
     FROM (
-        SELECT span_id, task_id, parent_span_id, service_name, scope_name, response_id, start_time,
+        SELECT span_id, task_id, parent_span_id, service_name, scope_name, response_id, start_time, end_time,
                arrayJoin(if(response_id != '', ['i:' || response_id, key], [key])) AS match_key
         FROM (
             SELECT SpanId AS span_id, TraceId AS task_id, ParentSpanId AS parent_span_id, ServiceName AS service_name,
                    ScopeName AS scope_name, SpanAttributes['gen_ai.response.id'] AS response_id,
                    toDateTime64(Timestamp, 3, 'UTC') AS start_time,
+                   toDateTime64(Timestamp + toIntervalNanosecond(Duration), 3, 'UTC') AS end_time,
                    concat('k:', if(SpanAttributes['gen_ai.request.model'] != '', SpanAttributes['gen_ai.request.model'],
                                    trimLeft(substring(SpanName, 5))),
                           '/', toString(toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens'])),
@@ -248,15 +261,20 @@ LEFT JOIN (
         )
     ) AS a
     INNER JOIN (
-        SELECT span_id, task_id, parent_span_id, service_name, scope_name, response_id, start_time, stored,
+        SELECT span_id, task_id, parent_span_id, service_name, scope_name, response_id, start_time, end_time, stored,
                inside, has_agent, has_user,
                arrayJoin(if(response_id != '', ['i:' || response_id, key], [key])) AS match_key
         FROM (
             -- the block's calls ...
             SELECT SpanId AS span_id, TraceId AS task_id, ParentSpanId AS parent_span_id, ServiceName AS service_name,
                    ScopeName AS scope_name, SpanAttributes['gen_ai.response.id'] AS response_id,
-                   toDateTime64(Timestamp, 3, 'UTC') AS start_time, toUInt8(0) AS stored,
-                   toUInt8(ParentSpanId != '') AS inside, toUInt8(SpanAttributes['gen_ai.agent.name'] != '') AS has_agent,
+                   toDateTime64(Timestamp, 3, 'UTC') AS start_time,
+                   toDateTime64(Timestamp + toIntervalNanosecond(Duration), 3, 'UTC') AS end_time, toUInt8(0) AS stored,
+                   toUInt8(ParentSpanId != '' AND ParentSpanId NOT IN (
+                                          SELECT SpanId FROM {{otel}}.{{local otel_traces}}
+                                          WHERE SpanName = 'chat' OR startsWith(SpanName, 'chat ')
+                                             OR SpanAttributes['gen_ai.operation.name'] IN ('chat', 'text_completion', 'generate_content'))) AS inside,
+                   toUInt8(SpanAttributes['gen_ai.agent.name'] != '') AS has_agent,
                    toUInt8(SpanAttributes['enduser.id'] != '') AS has_user,
                    concat('k:', if(SpanAttributes['gen_ai.request.model'] != '', SpanAttributes['gen_ai.request.model'],
                                    trimLeft(substring(SpanName, 5))),
@@ -269,7 +287,7 @@ LEFT JOIN (
             -- ... and the originals stored before, of the same models and minutes (a span sent again is
             -- not its own copy)
             SELECT span_id, task_id, parent_span_id, service_name, scope_name, response_id, start_time,
-                   toUInt8(1) AS stored, toUInt8(parent_span_id != '') AS inside, toUInt8(agent != '') AS has_agent,
+                   start_time + toIntervalMillisecond(duration_ms) AS end_time, toUInt8(1) AS stored, toUInt8(parent_span_id != '') AS inside, toUInt8(agent != '') AS has_agent,
                    toUInt8(user_id != '') AS has_user,
                    concat('k:', model, '/', toString(input_tokens), '/', toString(output_tokens)) AS key
             FROM {{db}}.chat_call_originals
@@ -289,6 +307,7 @@ LEFT JOIN (
       AND (startsWith(a.match_key, 'i:')
            OR ((a.response_id = '' OR b.response_id = '')
                AND abs(dateDiff('millisecond', a.start_time, b.start_time)) <= 5000
+               AND a.start_time <= b.end_time AND b.start_time <= a.end_time
                AND (a.task_id != b.task_id OR a.parent_span_id = b.span_id OR b.parent_span_id = a.span_id)))
     GROUP BY a.span_id
 ) AS w ON w.span_id = c.span_id;
