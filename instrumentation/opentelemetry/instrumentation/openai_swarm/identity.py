@@ -22,8 +22,12 @@ from typing import Any, Optional
 
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
-from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import SpanKind
+
+try:  # the processor is only ever added to an SDK tracer provider; an app on the API alone has none
+    from opentelemetry.sdk.trace import SpanProcessor
+except ImportError:  # pragma: no cover - the distribution installs the SDK for the zero-config import
+    SpanProcessor = object  # type: ignore[assignment,misc]
 
 from . import utils as u
 from .patch import _CHAT_KEY, _MODEL_CALL_OPERATIONS, _OWN_SCOPE, _TASK_KEY, _get_current
