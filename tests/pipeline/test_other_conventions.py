@@ -6,6 +6,7 @@ scripted LLM over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 
@@ -151,3 +152,71 @@ def test_openllmetry_alone_is_read_as_it_is(ingest, llm, store, migrated):
     calls, tasks = _wait(store, migrated, service, 3)
     assert calls == (3, 0, 36, 9, [user])
     assert tasks == [(user, 3, 3, 36, 9)]
+
+
+def _user_page(migrated, tmp_path, user):
+    from swarmlens import auth
+    from swarmlens.app import create_app
+    from swarmlens.store.client import connect
+
+    cfg = dict(migrated, SWARMLENS_DATA_DIR=str(tmp_path / "data"))
+    store = connect(cfg)
+    login = f"ops-{uuid.uuid4().hex[:6]}"
+    auth.set_ops_password(store, cfg, login, "a-long-password", create=True)
+    token, _ = auth.create_token(store, cfg, scope="ops", owner=login, name="plain app")
+    store.close()
+    client = create_app(dict(cfg, TESTING=True)).test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    return client.get(f"/users/{user}", headers=headers), client.get(f"/api/v1/users/{user}/tasks", headers=headers)
+
+
+def test_a_plain_openai_app_under_openai_v2_has_a_user_page(ingest, llm, store, migrated, tmp_path):
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OpenAIV2
+
+    from opentelemetry.instrumentation.openai_swarm import SwarmInstrumentor, swarm_user
+
+    service, user = f"v2-{uuid.uuid4().hex[:6]}", f"v2-user-{uuid.uuid4().hex[:6]}"
+    with _app(ingest, (SwarmInstrumentor, {}), (OpenAIV2, {}), service=service):
+        with swarm_user(user):
+            _ask(llm, 2)
+    calls, tasks = _wait(store, migrated, service, 2)
+    assert calls == (2, 0, 24, 6, [user]) and tasks == [(user, 2, 2, 24, 6)]
+    page, api = wait_until(lambda: (lambda p: p if p[1].status_code == 200 and len(p[1].get_json()["tasks"]) == 2
+                                    else None)(_user_page(migrated, tmp_path, user)), 20, what="the user's tasks")
+    assert page.status_code == 200 and user in page.get_data(as_text=True)
+    assert sorted(t["total_tokens"] for t in api.get_json()["tasks"]) == [15, 15]
+
+
+def test_the_agents_sdk_beside_openai_v2_counts_every_model_call_once(ingest, llm, store, migrated):
+    """The issue's reproduction: the Agents SDK does not carry the context into its model calls, so
+    openai-v2's chat spans are roots of traces of their own. Each is a copy of the Agents SDK's
+    call (no response id on the SDK's chat-completions spans: matched by model, tokens and time)."""
+    agents = pytest.importorskip("agents")
+    from agents import Agent, OpenAIChatCompletionsModel, Runner
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OpenAIV2
+
+    from opentelemetry.instrumentation.openai_swarm import SwarmInstrumentor, swarm_user
+    from opentelemetry.instrumentation.openai_swarm.agents_sdk import instrument_agents
+
+    service, user = f"ag-{uuid.uuid4().hex[:6]}", f"ag-user-{uuid.uuid4().hex[:6]}"
+    with _app(ingest, (SwarmInstrumentor, {}), (OpenAIV2, {}), service=service) as tp:
+        instrument_agents(tracer_provider=tp)
+        try:
+            model = OpenAIChatCompletionsModel(model=MODEL, openai_client=openai.AsyncOpenAI(
+                base_url=llm.url, api_key="test", max_retries=0))
+            plain = Agent(name="Plain", instructions="[plain] You answer.", model=model)
+            async def three():
+                for _ in range(3):
+                    await Runner.run(plain, "hi")
+
+            with swarm_user(user):
+                asyncio.run(three())
+        finally:
+            agents.set_trace_processors([])
+    calls, tasks = _wait(store, migrated, service, 6)
+    assert calls == (3, 3, 36, 9, [user])
+    assert tasks == [(user, 3, 3, 36, 9)]  # the Agents SDK's three tasks, no task of a copy
+    by_agent = store.query(
+        "SELECT agent, sum(calls), sum(input_tokens), sum(output_tokens) FROM {db:Identifier}.chat_usage_daily "
+        "WHERE user_id = {u:String} GROUP BY agent", parameters={"db": migrated.SWARMLENS_DATABASE, "u": user}).result_rows
+    assert by_agent == [("Plain", 3, 36, 9)]

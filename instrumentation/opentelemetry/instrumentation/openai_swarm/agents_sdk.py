@@ -62,7 +62,14 @@ from .version import __version__
 SCOPE = "opentelemetry.instrumentation.openai_swarm.agents_sdk"
 _OTHER_ERROR = "_OTHER"  # the conventions' error.type when no type is known
 SWARM_GUARDRAIL_NAME = "swarm.guardrail.name"
+# On another instrumentation's span made inside an Agents SDK task but outside its trace (the SDK does
+# not carry the OpenTelemetry context into its model calls): the task it belongs to.
+SWARM_TASK_ID = "swarm.task.id"
 SWARM_GUARDRAIL_TRIGGERED = "swarm.guardrail.triggered"
+
+
+# The processor made last, for task_attributes_of_current_span().
+_active: list["AgentsTracingProcessor"] = []
 
 
 def _tool_name_for(agent_name: str) -> str:
@@ -163,6 +170,7 @@ class AgentsTracingProcessor(TracingProcessor):
         self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider)
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
+        _active[:] = [self]  # the one the identity processor asks (the SDK runs one set of processors)
 
     # -- traces ---------------------------------------------------------------------------------
     def on_trace_start(self, agents_trace: Trace) -> None:
@@ -419,6 +427,34 @@ class AgentsTracingProcessor(TracingProcessor):
 
     def force_flush(self) -> None:
         return None
+
+
+def task_attributes_of_current_span() -> dict[str, Any]:
+    """The identity, agent and task id of the Agents SDK span current in this context (the model call in
+    flight, say), for the identity processor to put on another instrumentation's span started there:
+    that span is the root of a trace of its own, and these tell whose call it is. Empty outside a task."""
+    try:
+        from agents.tracing import get_current_span, get_current_trace
+
+        current_trace = get_current_trace()
+        if current_trace is None:
+            return {}
+        current = get_current_span()
+        for processor in list(_active):
+            run = processor._runs.get(current_trace.trace_id)
+            if run is None:
+                continue
+            node = run.spans.get(current.span_id) if current is not None else None
+            attrs = dict(run.identity)
+            if node is not None and node.agent:
+                attrs[u.GEN_AI_AGENT_NAME] = node.agent
+            root = run.root.get_span_context()
+            if root.is_valid:
+                attrs[SWARM_TASK_ID] = format(root.trace_id, "032x")
+            return attrs
+    except Exception:  # never break the span or the application
+        u.logger.warning("Agents SDK tracing: reading the current task failed", exc_info=True)
+    return {}
 
 
 def instrument_agents(tracer_provider: Any = None, *, keep_default: bool = False,

@@ -18,6 +18,7 @@ span (see ``patch._Chat``), so a trace never has two.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Optional
 
 from opentelemetry import baggage
@@ -114,16 +115,24 @@ class IdentitySpanProcessor(SpanProcessor):
             span.set_attributes(add)
 
     def _from_context(self, span: Any, attrs: Any, ctx: otel_context.Context) -> None:
+        add = {}
+        if "agents.tracing" in sys.modules and "opentelemetry.instrumentation.openai_swarm.agents_sdk" in sys.modules:
+            # Inside an Agents SDK task, whose context the SDK does not pass on: the task's identity,
+            # agent and id, so the span (the root of a trace of its own) is known as that task's call.
+            from .agents_sdk import task_attributes_of_current_span
+
+            add = {k: v for k, v in task_attributes_of_current_span().items() if k not in attrs}
         explicit = ctx.get(u.USER_CONTEXT_KEY)
         if explicit is None and not baggage.get_all(ctx):
+            if add:
+                span.set_attributes(add)
             return
         user = u.resolve_user(ctx, None, self.config)
-        add = {}
-        if user.user_id is not None and _ENDUSER not in attrs:
+        if user.user_id is not None and _ENDUSER not in attrs and _ENDUSER not in add:
             add[_ENDUSER] = user.user_id
-        if user.session_id is not None and _SESSION not in attrs:
+        if user.session_id is not None and _SESSION not in attrs and _SESSION not in add:
             add[_SESSION] = user.session_id
-        if user.conversation_id is not None and _CONVERSATION not in attrs:
+        if user.conversation_id is not None and _CONVERSATION not in attrs and _CONVERSATION not in add:
             add[_CONVERSATION] = user.conversation_id
         if add:
             span.set_attributes(add)

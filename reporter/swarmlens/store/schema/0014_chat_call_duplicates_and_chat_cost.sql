@@ -12,7 +12,8 @@
 --        run at the same time (one starts before the other ends), and sit in different traces or one
 --        directly inside the other.
 --    Of a set of copies the one that counts is, in this order: one stored before (an earlier batch:
---    what a report already counted stays counted), one inside a task (its parent is not a model call), one with an
+--    what a report already counted stays counted), one inside a task (its parent is not a model call,
+--    or the identity processor marked it with the Agents SDK task it was made in), one with an
 --    agent, one with a user, then the greatest span id, so the choice does not depend on the order of
 --    the rows in a batch. The rule is in docs/telemetry-contract.md, section 7.
 --
@@ -40,6 +41,12 @@ ALTER TABLE {{db}}.{{local chat_calls}} {{on_cluster}}
 ALTER TABLE {{db}}.{{local chat_calls}} {{on_cluster}}
     ADD COLUMN IF NOT EXISTS duplicate_in_task Bool;
 
+-- The task a call was made in when that is not its own trace: another instrumentation's span of a call
+-- of an Agents SDK task, which the identity processor marks (swarm.task.id), since the SDK does not
+-- carry the OpenTelemetry context into its model calls. Such a call is never a task of its own (0015).
+ALTER TABLE {{db}}.{{local chat_calls}} {{on_cluster}}
+    ADD COLUMN IF NOT EXISTS called_in_task String CODEC(ZSTD(1));
+
 -- The session and conversation of a call, for the task a plain app's call is (migration 0015).
 ALTER TABLE {{db}}.{{local chat_calls}} {{on_cluster}}
     ADD COLUMN IF NOT EXISTS session_id String CODEC(ZSTD(1));
@@ -49,7 +56,7 @@ ALTER TABLE {{db}}.{{local chat_calls}} {{on_cluster}}
 
 CREATE VIEW IF NOT EXISTS {{db}}.chat_call_originals {{on_cluster}} AS
 SELECT span_id, task_id, parent_span_id, service_name, scope_name, agent, user_id, model, response_id,
-       input_tokens, output_tokens, start_time, duration_ms
+       input_tokens, output_tokens, start_time, duration_ms, called_in_task
 FROM {{db}}.chat_calls
 WHERE duplicate_of = '';
 
@@ -191,6 +198,7 @@ AS SELECT
     c.scope_name AS scope_name,
     c.session_id AS session_id,
     c.conversation_id AS conversation_id,
+    c.called_in_task AS called_in_task,
     if(w.span_id != '' AND w.best > (toUInt8(0), c.inside, c.has_agent, c.has_user, c.span_id), w.winner, '')
         AS duplicate_of,
     duplicate_of != '' AND w.winner_task = c.task_id AS duplicate_in_task
@@ -226,8 +234,9 @@ FROM (
         ScopeName AS scope_name,
         SpanAttributes['session.id'] AS session_id,
         SpanAttributes['gen_ai.conversation.id'] AS conversation_id,
+        SpanAttributes['swarm.task.id'] AS called_in_task,
         -- inside a task: under a span that is not itself a model call (a copy nested in another copy is not)
-        toUInt8(ParentSpanId != '' AND ParentSpanId NOT IN (
+        toUInt8(SpanAttributes['swarm.task.id'] != '' OR ParentSpanId != '' AND ParentSpanId NOT IN (
                                           SELECT SpanId FROM {{otel}}.{{local otel_traces}}
                                           WHERE SpanName = 'chat' OR startsWith(SpanName, 'chat ')
                                              OR SpanAttributes['gen_ai.operation.name'] IN ('chat', 'text_completion', 'generate_content'))) AS inside,
@@ -270,7 +279,7 @@ LEFT JOIN (
                    ScopeName AS scope_name, SpanAttributes['gen_ai.response.id'] AS response_id,
                    toDateTime64(Timestamp, 3, 'UTC') AS start_time,
                    toDateTime64(Timestamp + toIntervalNanosecond(Duration), 3, 'UTC') AS end_time, toUInt8(0) AS stored,
-                   toUInt8(ParentSpanId != '' AND ParentSpanId NOT IN (
+                   toUInt8(SpanAttributes['swarm.task.id'] != '' OR ParentSpanId != '' AND ParentSpanId NOT IN (
                                           SELECT SpanId FROM {{otel}}.{{local otel_traces}}
                                           WHERE SpanName = 'chat' OR startsWith(SpanName, 'chat ')
                                              OR SpanAttributes['gen_ai.operation.name'] IN ('chat', 'text_completion', 'generate_content'))) AS inside,
@@ -287,7 +296,8 @@ LEFT JOIN (
             -- ... and the originals stored before, of the same models and minutes (a span sent again is
             -- not its own copy)
             SELECT span_id, task_id, parent_span_id, service_name, scope_name, response_id, start_time,
-                   start_time + toIntervalMillisecond(duration_ms) AS end_time, toUInt8(1) AS stored, toUInt8(parent_span_id != '') AS inside, toUInt8(agent != '') AS has_agent,
+                   start_time + toIntervalMillisecond(duration_ms) AS end_time, toUInt8(1) AS stored,
+                   toUInt8(parent_span_id != '' OR called_in_task != '') AS inside, toUInt8(agent != '') AS has_agent,
                    toUInt8(user_id != '') AS has_user,
                    concat('k:', model, '/', toString(input_tokens), '/', toString(output_tokens)) AS key
             FROM {{db}}.chat_call_originals

@@ -8,7 +8,8 @@
 --
 -- Read from chat_calls, so another instrumentation's copy of a call (duplicate_of, migration 0014)
 -- is never a second task (the root call of a trace is its task even when a copy nested in it is the
--- one that counts, duplicate_in_task: one task per trace either way): the Agents SDK's calls that openai-v2 also writes as roots of traces of their
+-- one that counts, duplicate_in_task: one task per trace either way), and a call the identity processor
+-- marked as made in an Agents SDK task (called_in_task) never is one, whichever batch brings it: the Agents SDK's calls that openai-v2 also writes as roots of traces of their
 -- own count in the Agents SDK task only. The rule is in docs/telemetry-contract.md, section 8.
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.plain_tasks_mv {{on_cluster}}
@@ -37,4 +38,4 @@ AS SELECT
     output_tokens,
     input_tokens + output_tokens AS total_tokens
 FROM {{db}}.{{local chat_calls}}
-WHERE parent_span_id = '' AND user_id != '' AND (duplicate_of = '' OR duplicate_in_task);
+WHERE parent_span_id = '' AND user_id != '' AND called_in_task = '' AND (duplicate_of = '' OR duplicate_in_task);
