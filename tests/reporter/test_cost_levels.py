@@ -8,6 +8,8 @@ import math
 import random
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from support_polling import wait_until
 from support_spans import Stretch, insert_spans, task_spans
 
@@ -32,11 +34,15 @@ def _extra_spans(now: datetime) -> list[dict]:
     return spans
 
 
-def test_costs_by_model_agent_and_user_add_up_to_the_total(ops, seeded):
+@pytest.fixture(scope="module")
+def extra(ops, seeded):
     now = datetime.now(timezone.utc).replace(hour=0, minute=5, second=0, microsecond=0)
     insert_spans(seeded.client, _extra_spans(now), database=seeded.config["SWARMLENS_OTEL_DATABASE"])
-    wait_until(lambda: any(u["user_id"] == "grace" for u in ops.get("/reports/monthly?format=json").get_json()["users"]),
-               20, what="the plain app's user in the report")
+    wait_until(lambda: {"grace", ""} <= {u["user_id"] for u in ops.get("/reports/monthly?format=json").get_json()["users"]},
+               20, what="the plain app's user and the call without a user in the report")
+
+
+def test_costs_by_model_agent_and_user_add_up_to_the_total(ops, extra):
     for kind in ("monthly", "weekly"):
         d = ops.get(f"/reports/{kind}?format=json").get_json()
         total = {t["key"]: t["current"] for t in d["totals"]}["cost_usd"]
@@ -59,3 +65,12 @@ def test_costs_by_model_agent_and_user_add_up_to_the_total(ops, seeded):
     assert page.status_code == 200
     dash = ops.get("/?format=json").get_json()
     assert dash["unattributed_calls"] >= 1
+
+
+def test_pages_show_calls_without_an_agent_or_a_user(ops, extra):
+    html = ops.get("/reports/monthly")
+    assert html.status_code == 200, html.data[:300]
+    text = html.get_data(as_text=True)
+    assert "(no agent)" in text and "(no user)" in text
+    for path in ("/", "/agents", "/reports/monthly.csv"):
+        assert ops.get(path).status_code == 200, path
