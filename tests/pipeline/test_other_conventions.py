@@ -195,12 +195,12 @@ def test_the_agents_sdk_beside_openai_v2_counts_every_model_call_once(ingest, ll
     from agents import Agent, OpenAIChatCompletionsModel, Runner
     from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OpenAIV2
 
-    from opentelemetry.instrumentation.openai_swarm import SwarmInstrumentor, swarm_user
+    from opentelemetry.instrumentation.openai_swarm import swarm_user
     from opentelemetry.instrumentation.openai_swarm.agents_sdk import instrument_agents
 
     service, user = f"ag-{uuid.uuid4().hex[:6]}", f"ag-user-{uuid.uuid4().hex[:6]}"
-    with _app(ingest, (SwarmInstrumentor, {}), (OpenAIV2, {}), service=service) as tp:
-        instrument_agents(tracer_provider=tp)
+    with _app(ingest, (OpenAIV2, {}), service=service) as tp:
+        instrument_agents(tracer_provider=tp)  # adds the identity processor itself
         try:
             model = OpenAIChatCompletionsModel(model=MODEL, openai_client=openai.AsyncOpenAI(
                 base_url=llm.url, api_key="test", max_retries=0))

@@ -465,6 +465,13 @@ def instrument_agents(tracer_provider: Any = None, *, keep_default: bool = False
     platform and needs an OpenAI API key); ``keep_default=True`` adds it beside them.
     """
     processor = AgentsTracingProcessor(tracer_provider, **options)
+    try:  # the user and the task's agent on other instrumentations' spans of its model calls
+        from . import _add_identity_processor
+
+        _add_identity_processor(tracer_provider if tracer_provider is not None else trace.get_tracer_provider(),
+                                processor.config)
+    except Exception:
+        u.logger.warning("Agents SDK tracing: adding the identity processor failed", exc_info=True)
     if keep_default:
         add_trace_processor(processor)
     else:
