@@ -220,3 +220,27 @@ def test_the_agents_sdk_beside_openai_v2_counts_every_model_call_once(ingest, ll
         "SELECT agent, sum(calls), sum(input_tokens), sum(output_tokens) FROM {db:Identifier}.chat_usage_daily "
         "WHERE user_id = {u:String} GROUP BY agent", parameters={"db": migrated.SWARMLENS_DATABASE, "u": user}).result_rows
     assert by_agent == [("Plain", 3, 36, 9)]
+
+
+def test_a_swarm_task_beside_openinference_counts_every_call_once(ingest, llm, store, migrated):
+    """OpenInference's span of a completion (no response id, named ChatCompletion) sits beside the Swarm
+    instrumentation's under the agent span: one call each, the task's totals unchanged."""
+    from openinference.instrumentation.openai import OpenAIInstrumentor as OpenInference
+    from swarm import Agent, Swarm
+
+    from opentelemetry.instrumentation.openai_swarm import SwarmInstrumentor, swarm_user
+
+    service, user = f"sw-{uuid.uuid4().hex[:6]}", f"sw-user-{uuid.uuid4().hex[:6]}"
+    with _app(ingest, (SwarmInstrumentor, {}), (OpenInference, {"skip_dep_check": True}), service=service):
+        client = Swarm(openai.OpenAI(base_url=llm.url, api_key="test", max_retries=0))
+        agent = Agent(name="Plain", instructions="[plain] You answer.", model=MODEL)
+        with swarm_user(user):
+            for _ in range(2):
+                client.run(agent=agent, messages=[{"role": "user", "content": "hi"}])
+    calls, tasks = _wait(store, migrated, service, 4)
+    assert calls == (2, 2, 24, 6, [user])
+    assert tasks == [(user, 2, 2, 24, 6)]
+    by_agent = store.query(
+        "SELECT agent, sum(calls), sum(input_tokens) FROM {db:Identifier}.chat_usage_daily WHERE user_id = {u:String} "
+        "GROUP BY agent", parameters={"db": migrated.SWARMLENS_DATABASE, "u": user}).result_rows
+    assert by_agent == [("Plain", 2, 24)]

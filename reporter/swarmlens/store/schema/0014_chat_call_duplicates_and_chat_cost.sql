@@ -8,9 +8,10 @@
 --    same service, from two different instrumentation scopes (one instrumentation never writes two
 --    spans for one call, and a provider that repeats ids then cannot merge two calls), and
 --      - carry the same gen_ai.response.id, or
---      - where one of them has no id: the same model and token counts, start within 5 s of each other,
---        run at the same time (one starts before the other ends), and sit in different traces or one
---        directly inside the other.
+--      - where one of them has no id: the same model and token counts, start within 5 s of each other
+--        and run at the same time (one starts before the other ends), wherever they sit: in two traces
+--        (the Agents SDK beside openai-v2), one inside the other (OpenInference inside OpenLLMetry) or
+--        side by side (OpenInference's beside the Swarm instrumentation's, both under the agent span).
 --    Of a set of copies the one that counts is, in this order: one stored before (an earlier batch:
 --    what a report already counted stays counted), one inside a task (its parent is not a model call,
 --    or the identity processor marked it with the Agents SDK task it was made in), one with an
@@ -317,7 +318,6 @@ LEFT JOIN (
       AND (startsWith(a.match_key, 'i:')
            OR ((a.response_id = '' OR b.response_id = '')
                AND abs(dateDiff('millisecond', a.start_time, b.start_time)) <= 5000
-               AND a.start_time <= b.end_time AND b.start_time <= a.end_time
-               AND (a.task_id != b.task_id OR a.parent_span_id = b.span_id OR b.parent_span_id = a.span_id)))
+               AND a.start_time <= b.end_time AND b.start_time <= a.end_time))
     GROUP BY a.span_id
 ) AS w ON w.span_id = c.span_id;
