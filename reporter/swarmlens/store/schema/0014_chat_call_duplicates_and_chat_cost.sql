@@ -23,7 +23,8 @@
 --    by model and minute of start (the sort key of chat_calls); no scalar subquery.
 --
 -- 2. Cost from the chat level. Agent runs do not always know their model (the Agents SDK's agent spans
---    have none), chat calls always do; so every cost is the sum over chat calls priced by each call's
+--    had none before its processor took it from the responses, other instrumentations' have none, and
+--    an agent may call several models), chat calls always do; so every cost is the sum over chat calls priced by each call's
 --    model. chat_usage_daily (day, user, agent, model) and chat_agent_model_daily (day, agent, model,
 --    all users) count the originals only, as do model_daily and model_daily_all from here on; a
 --    report's cost by model, by agent and by user then add up to one total.
