@@ -1,6 +1,6 @@
 """The instrumentation's test matrix: its tests (tests/instrumentation) in environments one venv cannot
 hold together. Swarm needs openai 1.x (its dependency instructor pins openai<2) and current Agents SDK
-releases need openai 2.x; the supported OpenTelemetry range starts at 1.38.
+releases need openai 2 or later; the supported OpenTelemetry range starts at 1.38.
 
     .venv/bin/nox                 # every environment (about 3 minutes with a warm pip cache)
     .venv/bin/nox -s agents_newest
@@ -50,7 +50,7 @@ def swarm_otel_newest(session: nox.Session) -> None:
 
 @nox.session
 def agents_newest(session: nox.Session) -> None:
-    """The newest supported Agents SDK (task and turn spans) on openai 2.x, without Swarm."""
+    """The newest supported Agents SDK (task and turn spans) on the newest openai it allows (2 or later), without Swarm."""
     _run(session, AGENTS_NEWEST,
          expect="from importlib.metadata import version as v; assert int(v('openai').split('.')[0]) >= 2, v('openai')")
 
