@@ -112,6 +112,7 @@ def test_an_agents_sdk_run_is_one_task_with_handoffs_and_exact_usage(processor, 
     assert (t["gen_ai.usage.input_tokens"], t["gen_ai.usage.output_tokens"], t["swarm.agent.turns"]) == (61, 8, 1)
     assert (b["gen_ai.usage.input_tokens"], b["gen_ai.usage.output_tokens"], b["swarm.agent.turns"]) == (235, 28, 2)
     assert b["swarm.handoff.from"] == "Triage" and "swarm.handoff.from" not in t
+    assert t["gen_ai.request.model"] == b["gen_ai.request.model"] == MODEL  # from their responses
 
     chats = [s for s in spans if s.name.startswith("chat ")]
     assert sorted((c.attributes["gen_ai.usage.input_tokens"], c.attributes["gen_ai.usage.output_tokens"])
@@ -137,3 +138,74 @@ def test_requests_reach_the_scripted_responses_api(processor, exporter, llm):
     _run(triage, stream=False)
     assert [("instructions" in body, isinstance(body.get("input"), (str, list))) for body in llm.requests] == \
         [(True, True)] * 3
+
+
+class _FutureSpanData(agents.tracing.span_data.SpanData):
+    """A span type this module does not know (as a later SDK release may add)."""
+
+    @property
+    def type(self) -> str:
+        return "something_new"
+
+    def export(self) -> dict:
+        return {"type": self.type}
+
+
+def test_every_span_type_keeps_the_chain_from_a_model_call_to_its_agent(processor, exporter):
+    """Guardrail spans are recorded; task, turn, custom and unknown spans are links of the chain:
+    a model call inside them still counts for its agent, and the task's sums hold."""
+    from agents.tracing import agent_span, custom_span, generation_span, guardrail_span, trace
+    from agents.tracing.setup import get_trace_provider
+
+    with swarm_user("chain-user"):
+        with trace("chain"):
+            with agent_span(name="Planner"):
+                with guardrail_span(name="no_pii", triggered=True):
+                    pass
+                with custom_span("prep", {}):
+                    with generation_span(model="gpt-4o", usage={"input_tokens": 10, "output_tokens": 3}):
+                        pass
+                    future = get_trace_provider().create_span(span_data=_FutureSpanData())
+                    with future:
+                        with generation_span(model="gpt-4o-mini", usage={"input_tokens": 7, "output_tokens": 2}):
+                            pass
+    spans = exporter.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+    (root,) = [s for s in spans if s.parent is None]
+    (planner,) = [s for s in spans if s.name == "invoke_agent Planner"]
+    chats = sorted((s for s in spans if s.name.startswith("chat ")), key=lambda s: s.name)
+    assert [c.name for c in chats] == ["chat gpt-4o", "chat gpt-4o-mini"]
+    assert all(by_id[c.parent.span_id] is planner and c.attributes["gen_ai.agent.name"] == "Planner"
+               for c in chats)
+    p = planner.attributes
+    assert (p["gen_ai.usage.input_tokens"], p["gen_ai.usage.output_tokens"], p["swarm.agent.turns"]) == (17, 5, 2)
+    r = root.attributes
+    assert (r["swarm.task.usage.input_tokens"], r["swarm.task.usage.output_tokens"], r["swarm.task.turns"]) == \
+        (17, 5, 2)
+    (guard,) = [s for s in spans if s.name == "guardrail no_pii"]
+    assert guard.attributes["swarm.guardrail.triggered"] is True
+    assert guard.attributes["gen_ai.agent.name"] == "Planner" and guard.attributes["enduser.id"] == "chain-user"
+    # no span for the custom and unknown ones: every exported span is one of the contract's or a guardrail
+    assert {s.name.split(" ")[0] for s in spans} == {"invoke_workflow", "invoke_agent", "chat", "guardrail"}
+
+
+def test_turn_spans_of_current_releases_count_for_their_agent(processor, exporter):
+    """openai-agents >= 0.24 wraps each loop turn in a turn span (inside a task span)."""
+    span_data = agents.tracing.span_data
+    if not hasattr(span_data, "TurnSpanData"):
+        pytest.skip("this openai-agents release has no task and turn spans")
+    from agents.tracing import agent_span, generation_span, trace
+    from agents.tracing.setup import get_trace_provider
+
+    with trace("turns"):
+        with get_trace_provider().create_span(span_data=span_data.TaskSpanData(name="turns")):
+            with agent_span(name="Solo"):
+                for turn in (1, 2):
+                    with get_trace_provider().create_span(span_data=span_data.TurnSpanData(turn, "Solo")):
+                        with generation_span(model="gpt-4o", usage={"input_tokens": 5, "output_tokens": turn}):
+                            pass
+    spans = exporter.get_finished_spans()
+    (solo,) = [s for s in spans if s.name == "invoke_agent Solo"]
+    assert (solo.attributes["gen_ai.usage.input_tokens"], solo.attributes["gen_ai.usage.output_tokens"],
+            solo.attributes["swarm.agent.turns"]) == (10, 3, 2)
+    assert all(s.attributes.get("gen_ai.agent.name") == "Solo" for s in spans if s.name.startswith("chat "))

@@ -156,5 +156,16 @@ def test_zero_config_import_before_or_after_swarm(tmp_path, receiver, llm, order
 def test_opentelemetry_instrument_entry_point(tmp_path, receiver, llm):
     # opentelemetry-instrument loads every installed instrumentor: ours and the official OpenAI one,
     # so the chat spans are theirs and ours are the parents.
+    import importlib.util
+
+    def installed(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ImportError:  # its parent package is not there either
+            return False
+
+    official = installed("opentelemetry.instrumentation.openai_v2") or installed(
+        "opentelemetry.instrumentation.genai.openai")
     spans = _run_app(tmp_path, receiver, llm, "app-sdk", command_prefix=(str(BIN / "opentelemetry-instrument"),))
-    _check_task(spans, official_chats=True)
+    # alone (an environment of the test matrix), ours makes the chat spans
+    _check_task(spans, official_chats=official)

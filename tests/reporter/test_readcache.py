@@ -79,7 +79,7 @@ def test_which_tables_a_query_reads(seeded):
     cache.version(seeded.client, seeded.config)
     db, otel = seeded.config["SWARMLENS_DATABASE"], seeded.config["SWARMLENS_OTEL_DATABASE"]
     assert cache.tables_of(read_query("tasks_by_user"), seeded.config) == tuple(sorted(
-        [f"{db}.tasks_daily", f"{db}.usage_daily", f"{db}.model_prices"]))
+        [f"{db}.tasks_daily", f"{db}.chat_usage_daily", f"{db}.model_prices"]))
     assert cache.tables_of(read_query("token_lookup"), seeded.config) == (f"{db}.api_tokens",)
     # A view over other tables, or a table named another way: keyed on every table.
     assert cache.tables_of("SELECT * FROM {db:Identifier}.trace_spans", seeded.config) is None

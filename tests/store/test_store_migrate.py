@@ -187,7 +187,9 @@ def test_cluster_rendering():
                           ("`swarmlens`", "agent_model_daily", "rand()"),
                           ("`swarmlens`", "model_daily_all", "rand()"),
                           ("`swarmlens`", "agent_tasks", "cityHash64(task_id)"),
-                          ("`swarmlens`", "task_search", "cityHash64(task_id)")]:
+                          ("`swarmlens`", "task_search", "cityHash64(task_id)"),
+                          ("`swarmlens`", "chat_usage_daily", "cityHash64(user_id)"),
+                          ("`swarmlens`", "chat_agent_model_daily", "rand()")]:
         local = creates[f"{db}.{name}_local"]
         assert "ENGINE = Replicated" in local and "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'" in local
         assert f"ENGINE = Distributed(`prod`, {db}, {name}_local, {key})" in creates[f"{db}.{name}"]
@@ -200,9 +202,11 @@ def test_cluster_rendering():
                 f"{version})") in creates[f"`swarmlens`.{name}"]
     # views read and write the local tables, so each node derives its own shard's rows
     views = [s for s in ddl if "MATERIALIZED VIEW" in s]
-    # 16 views; agent_daily_mv is created twice (0006, and again by 0011 with fewer columns), tasks_mv and
-    # chat_calls_mv twice (0002/0003, and again by 0012 for any GenAI instrumentation)
-    assert len(views) == 19
+    # 19 views; agent_daily_mv is created twice (0006, and again by 0011 with fewer columns), tasks_mv
+    # twice (0002, and again by 0012 for any GenAI instrumentation), chat_calls_mv three times (0003, 0012,
+    # and 0014 with duplicates), model_daily_mv and model_daily_all_mv twice (0006/0007, and 0014 counting
+    # originals only), and plain_tasks_mv (0015)
+    assert len(views) == 25
     assert all(re.search(r"TO `\w+`\.\w+_local", v) and re.search(r"FROM `\w+`\.\w+_local", v) for v in views)
     assert not any("MergeTree" in s and "Replicated" not in s for s in ddl if "ENGINE" in s)
 

@@ -43,6 +43,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from swarmlens.ingest import conventions
+
 # The columns written, in the order rotel and the test span builders (tests/support_spans.py) use.
 COLUMNS: tuple[str, ...] = (
     "Timestamp", "TraceId", "SpanId", "ParentSpanId", "TraceState", "SpanName", "SpanKind", "ServiceName",
@@ -475,7 +477,8 @@ def to_rows(request: ExportTraceServiceRequest) -> list[list[Any]]:
                 end = max(s.end_time_unix_nano, start)
                 rows.append([
                     start, s.trace_id.hex(), s.span_id.hex(), s.parent_span_id.hex(), s.trace_state, s.name,
-                    _KINDS.get(s.kind, ""), service, resource, scope_name, scope_version, attributes(s.attributes),
+                    _KINDS.get(s.kind, ""), service, resource, scope_name, scope_version,
+                    conventions.to_genai(attributes(s.attributes)),  # OpenInference, OpenLLMetry -> GenAI
                     end - start, _STATUS.get(s.status.code, "Unset"), s.status.message,
                     [e.time_unix_nano for e in s.events], [e.name for e in s.events],
                     [attributes(e.attributes) for e in s.events],

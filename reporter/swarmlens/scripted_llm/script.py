@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -255,6 +256,10 @@ class Script:
         self._attempts: dict[str, int] = {}
         self._turn_agents: dict[str, dict[int, str]] = {}
         self._lock = threading.Lock()
+        # Every response gets an id of its own, as a provider's do: swarmlens counts a model call
+        # once by its response id, so two identical requests must not share one.
+        self._responses = itertools.count(1)
+        self._nonce = os.urandom(8).hex()
 
     @property
     def reports_usage(self) -> bool:
@@ -339,7 +344,9 @@ class Script:
             usage = openai_usage(spec)
         return Selection(
             agent=key, reply=reply, error=error, usage=usage, model=str(model),
-            response_id="chatcmpl-" + fingerprint[:24], tool_calls=calls,
+            response_id="chatcmpl-" + hashlib.sha1(
+                f"{self._nonce}/{next(self._responses)}/{fingerprint}".encode()).hexdigest()[:24],
+            tool_calls=calls,
             finish_reason=reply.get("finish_reason") or ("tool_calls" if calls else "stop"),
             delay=float(reply.get("delay", 0.0)), chunk_delay=float(reply.get("chunk_delay", 0.0)),
             chunk_size=max(1, int(reply.get("chunk_size") or self.data.get("chunk_size") or DEFAULT_CHUNK_SIZE)),

@@ -43,6 +43,15 @@ from agents.tracing.span_data import (
     HandoffSpanData,
     ResponseSpanData,
 )
+
+try:  # openai-agents >= 0.24: a span per Runner run (task) and per loop turn
+    from agents.tracing.span_data import TaskSpanData, TurnSpanData
+except ImportError:  # older releases have neither
+    TaskSpanData = TurnSpanData = None  # type: ignore[assignment,misc]
+try:
+    from agents.tracing.span_data import GuardrailSpanData
+except ImportError:  # pragma: no cover - every supported release has it
+    GuardrailSpanData = None  # type: ignore[assignment,misc]
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Link, SpanKind, Status, StatusCode
@@ -52,6 +61,15 @@ from .version import __version__
 
 SCOPE = "opentelemetry.instrumentation.openai_swarm.agents_sdk"
 _OTHER_ERROR = "_OTHER"  # the conventions' error.type when no type is known
+SWARM_GUARDRAIL_NAME = "swarm.guardrail.name"
+# On another instrumentation's span made inside an Agents SDK task but outside its trace (the SDK does
+# not carry the OpenTelemetry context into its model calls): the task it belongs to.
+SWARM_TASK_ID = "swarm.task.id"
+SWARM_GUARDRAIL_TRIGGERED = "swarm.guardrail.triggered"
+
+
+# The processor made last, for task_attributes_of_current_span().
+_active: list["AgentsTracingProcessor"] = []
 
 
 def _tool_name_for(agent_name: str) -> str:
@@ -86,14 +104,31 @@ class _Run:
         self.pending_from: Optional[str] = None
         self.spans: dict[str, "_Node"] = {}  # Agents SDK span id -> our span
 
+    def open_agent(self, name: str) -> Optional["_Node"]:
+        """The agent span of that name still open, the latest started (a turn span that is not inside
+        its agent span still adds to it)."""
+        for node in reversed(list(self.spans.values())):
+            if node.owner is node and node.agent == name:
+                return node
+        return None
+
 
 class _Node:
-    __slots__ = ("span", "ctx", "agent", "turns", "input_tokens", "output_tokens", "cache_read", "reasoning")
+    """One Agents SDK span. ``span`` is None for a span of the SDK that has no span of the contract
+    (task, turn, custom, and any type this module does not know): its children then hang on its
+    parent, so the chain from a model call up to its agent is never cut. ``owner`` is the agent
+    node whose sums the model calls below this span add to."""
 
-    def __init__(self, span: Any, ctx: otel_context.Context, agent: Optional[str]):
+    __slots__ = ("span", "ctx", "agent", "owner", "model", "turns", "input_tokens", "output_tokens", "cache_read",
+                 "reasoning")
+
+    def __init__(self, span: Any, ctx: otel_context.Context, agent: Optional[str],
+                 owner: Optional["_Node"] = None):
         self.span = span
         self.ctx = ctx
         self.agent = agent
+        self.owner = owner
+        self.model: Optional[str] = None  # of an agent node: the model of its first response
         self.turns = 0
         self.input_tokens = 0
         self.output_tokens = 0
@@ -135,6 +170,7 @@ class AgentsTracingProcessor(TracingProcessor):
         self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider)
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
+        _active[:] = [self]  # the one the identity processor asks (the SDK runs one set of processors)
 
     # -- traces ---------------------------------------------------------------------------------
     def on_trace_start(self, agents_trace: Trace) -> None:
@@ -165,7 +201,8 @@ class AgentsTracingProcessor(TracingProcessor):
             return
         try:
             for node in list(run.spans.values()):  # spans the SDK never ended
-                node.span.end()
+                if node.span is not None:
+                    node.span.end()
             attrs: dict[str, Any] = {
                 u.SWARM_TASK_AGENTS: list(run.agents),
                 u.SWARM_TASK_HANDOFFS: run.handoffs,
@@ -219,7 +256,10 @@ class AgentsTracingProcessor(TracingProcessor):
                 run.final_agent = name
                 otel_span = self.tracer.start_span("invoke_agent " + name, context=ctx, kind=SpanKind.INTERNAL,
                                                    attributes=attrs)
-                agent = name
+                node = _Node(otel_span, trace.set_span_in_context(otel_span, ctx), name)
+                node.owner = node
+                run.spans[span.span_id] = node
+                return
             elif isinstance(data, (ResponseSpanData, GenerationSpanData)):
                 agent = parent.agent if parent is not None else None
                 attrs = {u.GEN_AI_OPERATION_NAME: "chat", **run.identity}
@@ -235,9 +275,29 @@ class AgentsTracingProcessor(TracingProcessor):
                     attrs[u.GEN_AI_AGENT_NAME] = agent
                 otel_span = self.tracer.start_span("execute_tool " + attrs[u.GEN_AI_TOOL_NAME], context=ctx,
                                                    kind=SpanKind.INTERNAL, attributes=attrs)
+            elif GuardrailSpanData is not None and isinstance(data, GuardrailSpanData):
+                agent = parent.agent if parent is not None else None
+                name = u.clean_str(data.name or "guardrail", limit)
+                attrs = {**run.identity, SWARM_GUARDRAIL_NAME: name}
+                if agent:
+                    attrs[u.GEN_AI_AGENT_NAME] = agent
+                otel_span = self.tracer.start_span("guardrail " + name, context=ctx, kind=SpanKind.INTERNAL,
+                                                   attributes=attrs)
             else:
-                return  # guardrails, custom, speech, MCP listings: no spans of the contract
-            run.spans[span.span_id] = _Node(otel_span, trace.set_span_in_context(otel_span, ctx), agent)
+                # Task and turn spans (openai-agents >= 0.24), custom, speech, MCP listings and types
+                # not known here: no span of the contract, but a link in the chain, so that what runs
+                # inside them keeps its agent and parent.
+                agent = parent.agent if parent is not None else None
+                owner = parent.owner if parent is not None else None
+                turn_agent = getattr(data, "agent_name", None) if TurnSpanData is not None and isinstance(
+                    data, TurnSpanData) else None
+                if turn_agent and owner is None:
+                    owner = run.open_agent(turn_agent)
+                    agent = turn_agent
+                run.spans[span.span_id] = _Node(None, ctx, agent, owner)
+                return
+            run.spans[span.span_id] = _Node(otel_span, trace.set_span_in_context(otel_span, ctx), agent,
+                                            parent.owner if parent is not None else None)
         except Exception:
             u.logger.warning("Agents SDK tracing: starting a span failed", exc_info=True)
 
@@ -247,7 +307,7 @@ class AgentsTracingProcessor(TracingProcessor):
         if run is None:
             return
         node = run.spans.pop(span.span_id, None)
-        if node is None:
+        if node is None or node.span is None:
             return
         try:
             data = span.span_data
@@ -260,9 +320,13 @@ class AgentsTracingProcessor(TracingProcessor):
                     attrs[u.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = node.cache_read
                 if node.reasoning is not None:
                     attrs[u.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = node.reasoning
+                if node.model:  # the SDK's agent span has no model; its responses tell it
+                    attrs[u.GEN_AI_REQUEST_MODEL] = node.model
                 otel_span.set_attributes(attrs)
             elif isinstance(data, (ResponseSpanData, GenerationSpanData)):
-                self._chat_done(run, node, parent, data)
+                self._chat_done(run, node, node.owner, data)
+            elif GuardrailSpanData is not None and isinstance(data, GuardrailSpanData):
+                otel_span.set_attribute(SWARM_GUARDRAIL_TRIGGERED, bool(data.triggered))
             elif isinstance(data, HandoffSpanData):
                 if data.to_agent:
                     tool = u.clean_str(_tool_name_for(data.to_agent), run.limit)
@@ -281,7 +345,7 @@ class AgentsTracingProcessor(TracingProcessor):
                 message = str(_get(error, "message") or "error")
                 otel_span.set_attribute(u.ERROR_TYPE, _OTHER_ERROR)
                 otel_span.set_status(Status(StatusCode.ERROR, message[:1024]))
-                if isinstance(data, AgentSpanData) or parent is None:
+                if isinstance(data, AgentSpanData) or parent is None or parent.span is None and parent.owner is None:
                     run.root.set_status(Status(StatusCode.ERROR, message[:1024]))
                     run.root.set_attribute(u.ERROR_TYPE, _OTHER_ERROR)
             otel_span.end()
@@ -343,6 +407,8 @@ class AgentsTracingProcessor(TracingProcessor):
         run.cache_read = _add(run.cache_read, cached)
         run.reasoning = _add(run.reasoning, reasoning)
         if parent is not None:
+            if model and parent.model is None:
+                parent.model = model
             parent.turns += 1
             parent.input_tokens += input_tokens
             parent.output_tokens += output_tokens
@@ -355,11 +421,40 @@ class AgentsTracingProcessor(TracingProcessor):
             self._runs.clear()
         for run in runs:
             for node in run.spans.values():
-                node.span.end()
+                if node.span is not None:
+                    node.span.end()
             run.root.end()
 
     def force_flush(self) -> None:
         return None
+
+
+def task_attributes_of_current_span() -> dict[str, Any]:
+    """The identity, agent and task id of the Agents SDK span current in this context (the model call in
+    flight, say), for the identity processor to put on another instrumentation's span started there:
+    that span is the root of a trace of its own, and these tell whose call it is. Empty outside a task."""
+    try:
+        from agents.tracing import get_current_span, get_current_trace
+
+        current_trace = get_current_trace()
+        if current_trace is None:
+            return {}
+        current = get_current_span()
+        for processor in list(_active):
+            run = processor._runs.get(current_trace.trace_id)
+            if run is None:
+                continue
+            node = run.spans.get(current.span_id) if current is not None else None
+            attrs = dict(run.identity)
+            if node is not None and node.agent:
+                attrs[u.GEN_AI_AGENT_NAME] = node.agent
+            root = run.root.get_span_context()
+            if root.is_valid:
+                attrs[SWARM_TASK_ID] = format(root.trace_id, "032x")
+            return attrs
+    except Exception:  # never break the span or the application
+        u.logger.warning("Agents SDK tracing: reading the current task failed", exc_info=True)
+    return {}
 
 
 def instrument_agents(tracer_provider: Any = None, *, keep_default: bool = False,
@@ -370,6 +465,13 @@ def instrument_agents(tracer_provider: Any = None, *, keep_default: bool = False
     platform and needs an OpenAI API key); ``keep_default=True`` adds it beside them.
     """
     processor = AgentsTracingProcessor(tracer_provider, **options)
+    try:  # the user and the task's agent on other instrumentations' spans of its model calls
+        from . import _add_identity_processor
+
+        _add_identity_processor(tracer_provider if tracer_provider is not None else trace.get_tracer_provider(),
+                                processor.config)
+    except Exception:
+        u.logger.warning("Agents SDK tracing: adding the identity processor failed", exc_info=True)
     if keep_default:
         add_trace_processor(processor)
     else:

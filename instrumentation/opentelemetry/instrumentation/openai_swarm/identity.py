@@ -18,12 +18,17 @@ span (see ``patch._Chat``), so a trace never has two.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Optional
 
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
-from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import SpanKind
+
+try:  # the processor is only ever added to an SDK tracer provider; an app on the API alone has none
+    from opentelemetry.sdk.trace import SpanProcessor
+except ImportError:  # pragma: no cover - the distribution installs the SDK for the zero-config import
+    SpanProcessor = object  # type: ignore[assignment,misc]
 
 from . import utils as u
 from .patch import _CHAT_KEY, _MODEL_CALL_OPERATIONS, _OWN_SCOPE, _TASK_KEY, _get_current
@@ -35,7 +40,10 @@ _AGENT = u.GEN_AI_AGENT_NAME
 _OP = u.GEN_AI_OPERATION_NAME
 _CLIENT = SpanKind.CLIENT
 # Any of these at start marks a span as a GenAI span (the conventions require the first two).
-_GENAI_MARKERS = (u.GEN_AI_OPERATION_NAME, u.GEN_AI_PROVIDER_NAME, "gen_ai.system", u.GEN_AI_REQUEST_MODEL)
+# OpenInference and OpenLLMetry mark theirs with names of their own conventions.
+_GENAI_MARKERS = (u.GEN_AI_OPERATION_NAME, u.GEN_AI_PROVIDER_NAME, "gen_ai.system", u.GEN_AI_REQUEST_MODEL,
+                  "openinference.span.kind", "llm.system", "llm.provider", "llm.model_name", "llm.request.type",
+                  "traceloop.span.kind")
 # Some instrumentations (opentelemetry-util-genai, which the official OpenAI ones use) start their
 # spans with no attributes and set them later: the conventions' span name "{operation} {target}"
 # marks those.
@@ -107,16 +115,24 @@ class IdentitySpanProcessor(SpanProcessor):
             span.set_attributes(add)
 
     def _from_context(self, span: Any, attrs: Any, ctx: otel_context.Context) -> None:
+        add = {}
+        if "agents.tracing" in sys.modules and "opentelemetry.instrumentation.openai_swarm.agents_sdk" in sys.modules:
+            # Inside an Agents SDK task, whose context the SDK does not pass on: the task's identity,
+            # agent and id, so the span (the root of a trace of its own) is known as that task's call.
+            from .agents_sdk import task_attributes_of_current_span
+
+            add = {k: v for k, v in task_attributes_of_current_span().items() if k not in attrs}
         explicit = ctx.get(u.USER_CONTEXT_KEY)
         if explicit is None and not baggage.get_all(ctx):
+            if add:
+                span.set_attributes(add)
             return
         user = u.resolve_user(ctx, None, self.config)
-        add = {}
-        if user.user_id is not None and _ENDUSER not in attrs:
+        if user.user_id is not None and _ENDUSER not in attrs and _ENDUSER not in add:
             add[_ENDUSER] = user.user_id
-        if user.session_id is not None and _SESSION not in attrs:
+        if user.session_id is not None and _SESSION not in attrs and _SESSION not in add:
             add[_SESSION] = user.session_id
-        if user.conversation_id is not None and _CONVERSATION not in attrs:
+        if user.conversation_id is not None and _CONVERSATION not in attrs and _CONVERSATION not in add:
             add[_CONVERSATION] = user.conversation_id
         if add:
             span.set_attributes(add)

@@ -22,36 +22,57 @@ logger = logging.getLogger("opentelemetry.instrumentation.openai_swarm")
 # Attribute names (GenAI semantic conventions where they exist, swarm.* where they do not)
 # --------------------------------------------------------------------------------------
 # The conventions' names come from the semantic-conventions package (its incubating GenAI, enduser
-# and session attributes); only the swarm.* names, which the conventions do not define, are typed here.
-from opentelemetry.semconv._incubating.attributes.enduser_attributes import ENDUSER_ID  # noqa: E402
-from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (  # noqa: E402
-    GEN_AI_AGENT_NAME,
-    GEN_AI_CONVERSATION_ID,
-    GEN_AI_INPUT_MESSAGES,
-    GEN_AI_OPERATION_NAME,
-    GEN_AI_OUTPUT_MESSAGES,
-    GEN_AI_PROVIDER_NAME,
-    GEN_AI_REQUEST_MODEL,
-    GEN_AI_REQUEST_STREAM,
-    GEN_AI_RESPONSE_FINISH_REASONS,
-    GEN_AI_RESPONSE_ID,
-    GEN_AI_RESPONSE_MODEL,
-    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-    GEN_AI_TOOL_CALL_ARGUMENTS,
-    GEN_AI_TOOL_CALL_ID,
-    GEN_AI_TOOL_CALL_RESULT,
-    GEN_AI_TOOL_DESCRIPTION,
-    GEN_AI_TOOL_NAME,
-    GEN_AI_TOOL_TYPE,
-    GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-    GEN_AI_USAGE_INPUT_TOKENS,
-    GEN_AI_USAGE_OUTPUT_TOKENS,
-    GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-    GEN_AI_WORKFLOW_NAME,
+# and session attributes) where the installed release has them; the names are the fallbacks, so an app
+# on an older release (opentelemetry-semantic-conventions 0.59b0, beside OpenTelemetry 1.38, lacks
+# GEN_AI_REQUEST_STREAM among others) gets the same attribute names. Only the swarm.* names, which the
+# conventions do not define, are ours alone.
+import importlib  # noqa: E402
+
+
+def _semconv(module: str, **names: str) -> list[str]:
+    try:
+        found = importlib.import_module("opentelemetry.semconv." + module)
+    except ImportError:
+        found = None
+    return [getattr(found, constant, name) for constant, name in names.items()]
+
+
+(GEN_AI_AGENT_NAME, GEN_AI_CONVERSATION_ID, GEN_AI_INPUT_MESSAGES, GEN_AI_OPERATION_NAME, GEN_AI_OUTPUT_MESSAGES,
+ GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_REQUEST_STREAM, GEN_AI_RESPONSE_FINISH_REASONS, GEN_AI_RESPONSE_ID,
+ GEN_AI_RESPONSE_MODEL, GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, GEN_AI_TOOL_CALL_ARGUMENTS, GEN_AI_TOOL_CALL_ID,
+ GEN_AI_TOOL_CALL_RESULT, GEN_AI_TOOL_DESCRIPTION, GEN_AI_TOOL_NAME, GEN_AI_TOOL_TYPE,
+ GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, GEN_AI_USAGE_INPUT_TOKENS, GEN_AI_USAGE_OUTPUT_TOKENS,
+ GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, GEN_AI_WORKFLOW_NAME) = _semconv(
+    "_incubating.attributes.gen_ai_attributes",
+    GEN_AI_AGENT_NAME="gen_ai.agent.name",
+    GEN_AI_CONVERSATION_ID="gen_ai.conversation.id",
+    GEN_AI_INPUT_MESSAGES="gen_ai.input.messages",
+    GEN_AI_OPERATION_NAME="gen_ai.operation.name",
+    GEN_AI_OUTPUT_MESSAGES="gen_ai.output.messages",
+    GEN_AI_PROVIDER_NAME="gen_ai.provider.name",
+    GEN_AI_REQUEST_MODEL="gen_ai.request.model",
+    GEN_AI_REQUEST_STREAM="gen_ai.request.stream",
+    GEN_AI_RESPONSE_FINISH_REASONS="gen_ai.response.finish_reasons",
+    GEN_AI_RESPONSE_ID="gen_ai.response.id",
+    GEN_AI_RESPONSE_MODEL="gen_ai.response.model",
+    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK="gen_ai.response.time_to_first_chunk",
+    GEN_AI_TOOL_CALL_ARGUMENTS="gen_ai.tool.call.arguments",
+    GEN_AI_TOOL_CALL_ID="gen_ai.tool.call.id",
+    GEN_AI_TOOL_CALL_RESULT="gen_ai.tool.call.result",
+    GEN_AI_TOOL_DESCRIPTION="gen_ai.tool.description",
+    GEN_AI_TOOL_NAME="gen_ai.tool.name",
+    GEN_AI_TOOL_TYPE="gen_ai.tool.type",
+    GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS="gen_ai.usage.cache_read.input_tokens",
+    GEN_AI_USAGE_INPUT_TOKENS="gen_ai.usage.input_tokens",
+    GEN_AI_USAGE_OUTPUT_TOKENS="gen_ai.usage.output_tokens",
+    GEN_AI_USAGE_REASONING_OUTPUT_TOKENS="gen_ai.usage.reasoning.output_tokens",
+    GEN_AI_WORKFLOW_NAME="gen_ai.workflow.name",
 )
-from opentelemetry.semconv._incubating.attributes.session_attributes import SESSION_ID  # noqa: E402
-from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE  # noqa: E402
-from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT  # noqa: E402
+(ENDUSER_ID,) = _semconv("_incubating.attributes.enduser_attributes", ENDUSER_ID="enduser.id")
+(SESSION_ID,) = _semconv("_incubating.attributes.session_attributes", SESSION_ID="session.id")
+(ERROR_TYPE,) = _semconv("attributes.error_attributes", ERROR_TYPE="error.type")
+SERVER_ADDRESS, SERVER_PORT = _semconv("attributes.server_attributes", SERVER_ADDRESS="server.address",
+                                       SERVER_PORT="server.port")
 
 SWARM_TASK_INPUT = "swarm.task.input"
 SWARM_TASK_OUTPUT = "swarm.task.output"

@@ -1,5 +1,5 @@
 -- This month's task-level usage of every configured or active user against their plan's quota, with
--- the month's cost (agent level, prices applied now). {user} = '' means every user; {alerts_only} = 1
+-- the month's cost (chat level, each call priced by its model now). {user} = '' means every user; {alerts_only} = 1
 -- keeps only the users at or over their plan's warning level (the rule of common.quota_level).
 -- {with_cost} = 0 leaves the cost out (0), the larger part of the work, for a list that does not show it.
 SELECT
@@ -32,7 +32,7 @@ LEFT JOIN (
 LEFT JOIN (
     SELECT d.user_id AS user_id,
            sum(d.input_tokens * toFloat64(pr.usd_per_1m_input) + d.output_tokens * toFloat64(pr.usd_per_1m_output)) / 1e6 AS cost_usd
-    FROM {db:Identifier}.usage_daily AS d
+    FROM {db:Identifier}.chat_usage_daily AS d
     LEFT JOIN (SELECT model, usd_per_1m_input, usd_per_1m_output FROM {db:Identifier}.model_prices FINAL) AS pr
         ON pr.model = d.model
     WHERE {with_cost:UInt8} = 1 AND d.day >= {start:Date} AND d.day < {end:Date}

@@ -1,4 +1,4 @@
--- Chat-level figures per model in a period (the model_daily rollup of chat_calls, from chat spans),
+-- Chat-level figures per model in a period (chat_usage_daily, schema 0014: the chat calls that count,
 -- with cost at the prices in force now; optionally of one user. {start}/{end} are midnights UTC
 -- (whole days of the rollup).
 SELECT c.model AS model, c.calls AS calls, c.input_tokens AS input_tokens, c.output_tokens AS output_tokens,
@@ -9,7 +9,7 @@ SELECT c.model AS model, c.calls AS calls, c.input_tokens AS input_tokens, c.out
 FROM (
     SELECT m.model AS model, sum(m.calls) AS calls, sum(m.input_tokens) AS input_tokens,
            sum(m.output_tokens) AS output_tokens, sum(m.errors) AS errors
-    FROM {db:Identifier}.model_daily AS m
+    FROM {db:Identifier}.chat_usage_daily AS m
     WHERE m.day >= toDate({start:DateTime64(3)}, 'UTC') AND m.day < toDate({end:DateTime64(3)}, 'UTC')
       AND ({user:String} = '' OR m.user_id = {user:String})
     GROUP BY m.model

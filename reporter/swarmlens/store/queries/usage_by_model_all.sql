@@ -1,5 +1,5 @@
--- Chat-level figures per model in a period over all users (model_daily_all rollup of chat_calls, schema
--- 0007), with cost at the prices in force now: the rows of usage_by_model with {user} = ''.
+-- Chat-level figures per model in a period over all users (chat_agent_model_daily, schema
+-- 0014), with cost at the prices in force now: the rows of usage_by_model with {user} = ''.
 -- {start}/{end} are midnights UTC (whole days of the rollup).
 SELECT c.model AS model, c.calls AS calls, c.input_tokens AS input_tokens, c.output_tokens AS output_tokens,
        c.input_tokens + c.output_tokens AS tokens, c.errors AS errors,
@@ -9,7 +9,7 @@ SELECT c.model AS model, c.calls AS calls, c.input_tokens AS input_tokens, c.out
 FROM (
     SELECT m.model AS model, sum(m.calls) AS calls, sum(m.input_tokens) AS input_tokens,
            sum(m.output_tokens) AS output_tokens, sum(m.errors) AS errors
-    FROM {db:Identifier}.model_daily_all AS m
+    FROM {db:Identifier}.chat_agent_model_daily AS m
     WHERE m.day >= toDate({start:DateTime64(3)}, 'UTC') AND m.day < toDate({end:DateTime64(3)}, 'UTC')
     GROUP BY m.model
 ) AS c
