@@ -314,3 +314,24 @@ def test_the_kernel_layer_is_reported_and_the_secrets_stay_out_of_reach(tmp_path
             assert password not in r.text
     finally:
         _end(proc)
+
+
+@needs_landlock
+def test_a_local_dictionary_loads_under_the_kernel_layer(tmp_path_factory):
+    """A dictionary over a table of its own (SOURCE(CLICKHOUSE(TABLE ... DB ...))) is local, which
+    the engine decides by resolving `localhost`: the kernel layer lets it read /etc/hosts."""
+    proc, url, password, _ = _stack(tmp_path_factory, "kernel,engine,statements")
+    try:
+        def q(sql):
+            r = requests.post(url, data=sql.encode(), auth=("default", password), timeout=60)
+            assert r.status_code == 200, (sql, r.text)
+            return r.text.strip()
+
+        q("CREATE TABLE dsrc (id UInt64, value String) ENGINE = MergeTree ORDER BY id")
+        q("INSERT INTO dsrc VALUES (1, 'user_1')")
+        q("CREATE DICTIONARY dct (id UInt64, value String) PRIMARY KEY id "
+          "SOURCE(CLICKHOUSE(TABLE 'dsrc' DB 'default')) LAYOUT(FLAT()) LIFETIME(MIN 0 MAX 10)")
+        q("SYSTEM RELOAD DICTIONARY dct")
+        assert q("SELECT dictGet('dct', 'value', toUInt64(1))") == "user_1"
+    finally:
+        _end(proc)

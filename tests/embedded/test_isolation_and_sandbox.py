@@ -462,3 +462,33 @@ def test_session_database_external_data_and_engine_defaults(make_endpoint, ch_cl
     r = requests.get(ep.url, params={"query": "SELECT nope", "enable_http_compression": "1"},
                      headers={"Accept-Encoding": "gzip"}, stream=True)
     assert r.headers["Content-Encoding"] == "gzip" and gzip.decompress(r.raw.read()).startswith(b"Code: 47")
+
+
+@pytest.mark.parametrize("layers", [{"engine", "statements"}, {"engine"}])
+def test_values_in_the_query_text_take_parameters_and_calls_but_never_reach_out(make_endpoint, layers, secret_file):
+    """clickhouse-connect's server-side parameters put {name:Type} into VALUES; other clients write
+    now() there. The statement check reads such values and relaxes the engine layer for that request
+    only; anything reaching outside keeps it (344 without the statement layer, 497 with it)."""
+    ep = make_endpoint(layers=frozenset(layers))
+    table = "vals_" + uuid.uuid4().hex[:8]
+
+    def q(sql, **params):
+        return requests.post(ep.url, params=params, data=sql.encode(), timeout=60)
+
+    assert q(f"CREATE TABLE {table} (id UInt32, s String, ts DateTime) ENGINE = MergeTree ORDER BY id").ok
+    assert q(f"INSERT INTO {table} VALUES (1, 'a', now())").status_code == 200
+    r = q(f"INSERT INTO {table} (id, s, ts) VALUES ({{id:UInt32}}, {{s:String}}, '2020-01-01 00:00:00')",
+          param_id="2", param_s="b")
+    assert r.status_code == 200, r.text
+    r = q(f"INSERT INTO {table} VALUES (3, file('{secret_file}'), now())")
+    assert r.status_code in (400, 403) and r.headers["X-ClickHouse-Exception-Code"] in ("344", "497"), r.text
+    # a client cannot switch the engine layer off: refused with the statement layer, ignored without it
+    r = q(f"INSERT INTO {table} VALUES (4, file('{secret_file}'), now())", input_format_values_interpret_expressions="1")
+    assert r.status_code in (400, 403), r.text
+    assert q(f"SELECT id, s FROM {table} ORDER BY id FORMAT CSV").text == '1,"a"\n2,"b"\n'
+    # and the pooled connections are back under the engine layer afterwards, whatever ran before
+    for _ in range(4):
+        got = q("SELECT getSetting('input_format_values_interpret_expressions'), "
+                "getSetting('input_format_values_deduce_templates_of_expressions')").text.split()
+        assert got == ["false", "false"], got
+    q(f"DROP TABLE {table}")

@@ -32,7 +32,9 @@ log = logging.getLogger("swarmlens.clickhouse")
 # strace under a deny-all ruleset). /proc/self resolves to this process when the rule is added.
 _PROC_FILES = ("/proc/self/maps", "/proc/self/auxv", "/proc/self/statm", "/proc/self/status",
                "/proc/self/cgroup", "/proc/self/mountinfo", "/proc/stat", "/proc/meminfo", "/proc/cpuinfo",
-               "/proc/loadavg", "/proc/sys/vm/overcommit_memory", "/etc/ld.so.cache", "/etc/localtime")
+               "/proc/loadavg", "/proc/sys/vm/overcommit_memory", "/etc/ld.so.cache", "/etc/localtime",
+               # a dictionary's CLICKHOUSE(TABLE ... DB ...) source is local when `localhost` resolves
+               "/etc/hosts")
 _SYS_DIRS = ("/sys/devices/system/cpu", "/sys/devices/system/node", "/sys/kernel/mm/transparent_hugepage",
              "/sys/fs/cgroup")
 _CODE_DIRS = ("/usr/lib", "/lib", "/lib64", "/usr/lib64", "/usr/share/zoneinfo")

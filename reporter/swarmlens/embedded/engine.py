@@ -57,6 +57,13 @@ class Connection:
     tag: str = ""  # its log_comment: KILL QUERY finds what runs on this connection by it
     current: object = None  # the request's query running on it now, which a kill may target
     kill_lock: threading.Lock = field(default_factory=threading.Lock)
+    base: dict[str, str] = field(default_factory=dict)  # what the engine set at open: a reset goes back to it
+    locked: frozenset = frozenset()  # the engine layer's settings: no request changes them
+
+    def run_relaxed(self) -> dict[str, str]:
+        """The engine layer's settings switched on for one request whose VALUES the statement check
+        has read (prepare(relax=True)); the next prepare puts them back."""
+        return {k: "1" for k in self.locked}
 
     def run(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None):
         try:
@@ -64,13 +71,20 @@ class Connection:
         except Exception as exc:  # chdb raises ChdbError / RuntimeError with the server's text
             raise ClickHouseError.from_engine(exc) from None
 
-    def prepare(self, database: str | None, settings: dict[str, str]) -> None:
+    def prepare(self, database: str | None, settings: dict[str, str], relax: bool = False) -> None:
         """Brings the connection to the request's database and settings, issuing only the differences.
-        A sessionless request passes database=None for `default`; a session keeps its own."""
+        A sessionless request passes database=None for `default`; a session keeps its own. The
+        engine layer's settings are never a request's to change (relax=True is the endpoint's own
+        decision, for one request)."""
         want = dict(self.baseline)
-        want.update({k: v for k, v in settings.items() if k not in IGNORED_SETTINGS})
+        want.update({k: v for k, v in settings.items() if k not in IGNORED_SETTINGS and k.lower() not in self.locked})
+        if relax:
+            want.update(self.run_relaxed())
         for name in [n for n in self.settings if n not in want]:
-            self.run(f"SET {name} = DEFAULT")
+            # back to what the connection was opened with, which for the engine layer's settings is
+            # not the engine's default
+            value = self.base.get(name)
+            self.run(f"SET {name} = DEFAULT" if value is None else f"SET {name} = {_quote_literal(value)}")
             del self.settings[name]
         changes = {k: v for k, v in want.items() if self.settings.get(k) != v}
         if changes:
@@ -134,6 +148,7 @@ class Engine:
                  acquire_timeout: float = 10.0):
         os.makedirs(data_dir, exist_ok=True)
         self._base = dict(BASE_SETTINGS, **(HARDENED_SETTINGS if hardened else {}))
+        self._locked = frozenset(HARDENED_SETTINGS) if hardened else frozenset()
         self._tag_prefix = f"swarmlens-{os.getpid()}-{id(self):x}-"
         self._control: Connection | None = None
         self._control_lock = threading.Lock()
@@ -160,7 +175,7 @@ class Engine:
         # (embedded/confine.py) while it has one thread
         import chdb
 
-        c = Connection(chdb.connect(self._path))
+        c = Connection(chdb.connect(self._path), base=dict(self._base), locked=self._locked)
         with self._tag_lock:  # not self._lock: session() opens connections while holding it
             self._opened += 1
             c.tag = f"{self._tag_prefix}{self._opened}"

@@ -76,8 +76,10 @@ SAFE_SYSTEM_PREFIXES = (
 DENIED_SETTINGS = frozenset({"format_schema", "output_format_schema", "format_template_resultset",
                              "format_template_row", "format_schema_source", "additional_result_filter",
                              "additional_table_filters"})
+_ENGINE_LAYER_SETTINGS = frozenset({"input_format_values_interpret_expressions",
+                                    "input_format_values_deduce_templates_of_expressions"})
 # Settings whose values the verdict reads: a statement naming one is judged by its exact text.
-_VALUE_CHECKED = DENIED_SETTINGS | {"dialect", "log_comment"}
+_VALUE_CHECKED = DENIED_SETTINGS | _ENGINE_LAYER_SETTINGS | {"dialect", "log_comment"}
 
 
 def setting_allowed(name: str, value: str | None) -> bool:
@@ -90,6 +92,9 @@ def setting_allowed(name: str, value: str | None) -> bool:
         return value == ""
     if n == "dialect":
         return (value or "").lower() == "clickhouse"
+    if n in _ENGINE_LAYER_SETTINGS:
+        # the engine layer: Values input reads values, not expressions (embedded/engine.py)
+        return (value or "").strip("'").lower() in ("0", "false")
     return True
 
 
