@@ -33,21 +33,10 @@ def due_month(now: datetime) -> rc.Period:
 
 
 def user_month_context(client, config: Mapping[str, Any], user_id: str, month: rc.Period) -> dict[str, Any]:
-    """What the monthly user PDF shows, for a given month (quota as of that month)."""
-    from swarmlens.reports import dashboard
+    """What the monthly user PDF shows (reports.users.user_month_context: the page's download too)."""
     from swarmlens.reports import users as users_report
 
-    r = rc.parallel(
-        quota=lambda: rc.quota_rows(client, config, month, user=user_id),
-        **dashboard.daily_calls(client, config, month, user=user_id),
-        agents=lambda: rc.q(client, config, "usage_by_agent", start=month.start, end=month.end, user=user_id,
-                            limit=15),
-        models=lambda: rc.q(client, config, "usage_by_model", start=month.start_ts, end=month.end_ts, user=user_id),
-    )
-    return {"user_id": user_id, "month": month.as_dict(),
-            "quota": users_report.quota_status_of(user_id, month, r["quota"]),
-            "figures": dashboard.user_figures_of(r["days"], r["costs"]),
-            "daily": dashboard.daily_of(month, r["days"], r["costs"]), "agents": r["agents"], "models": r["models"]}
+    return users_report.user_month_context(client, config, user_id, month)
 
 
 def _user_message(config, row: dict[str, Any], month: rc.Period, pdf_bytes: bytes, now: datetime) -> Message:

@@ -168,3 +168,19 @@ def user_page(client, config, user_id: str, *, limit: int, cursor_params: dict[s
                                          widely_used_agents(r["all_agents"])),
         "tasks": r["tasks"],
     }
+
+
+def user_month_context(client, config, user_id: str, month: Period) -> dict[str, Any]:
+    """What a user's monthly report (the PDF downloaded from the user page and the one mailed on the
+    1st) shows: every figure of that month, its quota included. One builder for both, so the same
+    user and month give the same document."""
+    r = parallel(
+        quota=lambda: quota_rows(client, config, month, user=user_id),
+        **dashboard.daily_calls(client, config, month, user=user_id),
+        agents=lambda: q(client, config, "usage_by_agent", start=month.start, end=month.end, user=user_id, limit=15),
+        models=lambda: q(client, config, "usage_by_model", start=month.start_ts, end=month.end_ts, user=user_id),
+    )
+    return {"user_id": user_id, "month": month.as_dict(),
+            "quota": quota_status_of(user_id, month, r["quota"]),
+            "figures": dashboard.user_figures_of(r["days"], r["costs"]),
+            "daily": dashboard.daily_of(month, r["days"], r["costs"]), "agents": r["agents"], "models": r["models"]}

@@ -52,25 +52,10 @@ def user_page(user_id: str = ""):
 def user_pdf(user_id: str):
     check_user_access(user_id)
     from swarmlens import pdf
-    from swarmlens.reports import dashboard
 
     month = period_or_400(rc.month_period, arg_text("month", 10))
-    c, cfg, this_month = client(), config(), rc.this_month()
-    r = rc.parallel(
-        quota=lambda: rc.quota_rows(c, cfg, this_month, user=user_id),
-        **dashboard.daily_calls(c, cfg, month, user=user_id),
-        agents=lambda: rc.q(c, cfg, "usage_by_agent", start=month.start, end=month.end, user=user_id, limit=15),
-        models=lambda: rc.q(c, cfg, "usage_by_model", start=month.start_ts, end=month.end_ts, user=user_id),
-    )
-    ctx = {
-        "user_id": user_id,
-        "month": month.as_dict(),
-        "quota": report.quota_status_of(user_id, this_month, r["quota"]),
-        "figures": dashboard.user_figures_of(r["days"], r["costs"]),
-        "daily": dashboard.daily_of(month, r["days"], r["costs"]),
-        "agents": r["agents"],
-        "models": r["models"],
-    }
+    # the month's own figures, quota included: the document the monthly mail carries
+    ctx = report.user_month_context(client(), config(), user_id, month)
     body = pdf.user_month_pdf(ctx)
     return Response(body, mimetype="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="{file_name(user_id, month.key, "pdf")}"'})
