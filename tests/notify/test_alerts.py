@@ -66,6 +66,10 @@ def test_quota_alerts_reach_a_mailbox_and_a_webhook_once_across_restarts(store, 
     assert "reached 8" in by_user["alice"]["Subject"] and "Team" in by_user["alice"]["Subject"]
     assert by_user["alice"]["X-Envelope-To"] == "ops@example.com, alice@example.com"
     assert "over the Free plan" in by_user["bob"]["Subject"]
+    from email.utils import parsedate_to_datetime
+
+    for m in mails:  # a Date header mail clients sort and trust by
+        assert parsedate_to_datetime(m["Date"]).tzinfo is not None, m["Date"]
     assert by_user["bob"]["X-Envelope-To"] == "ops@example.com"  # bob has no address of his own
     assert "https://swarmlens.example.com/users/bob" in by_user["bob"].get_content()
 

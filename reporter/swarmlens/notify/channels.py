@@ -25,7 +25,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.message import EmailMessage
-from email.utils import formataddr, parseaddr
+from email.utils import formataddr, formatdate, parseaddr
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -252,6 +252,7 @@ class Sender:
         msg["To"] = ", ".join(recipients)
         msg["Subject"] = message.subject
         msg["Message-ID"] = f"<{delivery_id}@swarmlens>"
+        msg["Date"] = formatdate(usegmt=True)
         msg["X-Swarmlens-Event"] = message.event
         msg.set_content(message.text)
         if message.attachment:
