@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from swarmlens import __version__
@@ -54,10 +55,33 @@ def add_clickhouse_options(parser: argparse.ArgumentParser) -> None:
 
 
 def clickhouse_overrides(args) -> dict:
-    """The config overrides given by --clickhouse-url/-user/-password (None where not given)."""
-    return {"SWARMLENS_CLICKHOUSE_URL": getattr(args, "clickhouse_url", None),
+    """The config overrides given by --clickhouse-url/-user/-password (None where not given). With
+    no URL given anywhere, a `swarmlens up` running on the data directory names its own endpoint
+    (which may listen elsewhere than the default port)."""
+    url = getattr(args, "clickhouse_url", None)
+    if not url and not os.environ.get("SWARMLENS_CLICKHOUSE_URL"):
+        url = _running_stack_url()
+    return {"SWARMLENS_CLICKHOUSE_URL": url,
             "SWARMLENS_CLICKHOUSE_USER": getattr(args, "clickhouse_user", None),
             "SWARMLENS_CLICKHOUSE_PASSWORD": getattr(args, "clickhouse_password", None)}
+
+
+def _running_stack_url() -> str | None:
+    """The ClickHouse URL of the `swarmlens up` running on SWARMLENS_DATA_DIR, if one runs."""
+    import json
+
+    from swarmlens import config
+
+    data_dir = os.path.abspath(os.path.expanduser(config.load().SWARMLENS_DATA_DIR))
+    try:
+        with open(os.path.join(data_dir, "up-state.json"), encoding="utf-8") as f:
+            state = json.load(f)
+        os.kill(int(state["pid"]), 0)  # still running
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if state.get("state") == "stopped":
+        return None
+    return (state.get("urls") or {}).get("clickhouse")
 
 
 def run_store_command(prog: str, args, body, *, usage: str, errors: tuple = ()) -> int:

@@ -73,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from swarmlens.cli import clickhouse_overrides
 
-    cfg = config_module.load({**clickhouse_overrides(args),
-                              "SWARMLENS_CLICKHOUSE_URL": getattr(args, "clickhouse_url", None) or args.url,
+    overrides = clickhouse_overrides(args)
+    cfg = config_module.load({**overrides,
+                              "SWARMLENS_CLICKHOUSE_URL": getattr(args, "clickhouse_url", None) or args.url
+                              or overrides["SWARMLENS_CLICKHOUSE_URL"],
                               "SWARMLENS_CLUSTER": getattr(args, "cluster", None)})
     try:
         target = mig.Target.from_config(cfg)
