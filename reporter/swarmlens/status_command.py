@@ -21,6 +21,7 @@ from swarmlens import config as config_mod
 def add_arguments(p) -> None:
     p.add_argument("--data-dir", help="data directory of the stack (default: SWARMLENS_DATA_DIR)")
     p.add_argument("--json", action="store_true", help="print the facts as JSON")
+    p.epilog = "exit status: 0 running and healthy, 1 running with a problem, 3 not running"
 
 
 def _alive(pid) -> bool:
@@ -205,17 +206,30 @@ def _confinement(data_dir: str, problems: list) -> dict | None:
     return doc
 
 
+# Exit codes a script can use (as `systemctl status` does): 0 running and healthy, 1 running with a
+# problem, 3 not running (stopped, never started, or ended without stopping).
+EXIT_OK, EXIT_PROBLEM, EXIT_NOT_RUNNING = 0, 1, 3
+
+
+def exit_code(facts: dict) -> int:
+    up = facts.get("up")
+    if up is None or up.get("state") in ("stopped", "dead"):
+        return EXIT_NOT_RUNNING
+    return EXIT_PROBLEM if facts["problems"] else EXIT_OK
+
+
 def run(args) -> int:
     cfg = config_mod.load({"SWARMLENS_DATA_DIR": args.data_dir})
     data_dir = os.path.abspath(os.path.expanduser(cfg.SWARMLENS_DATA_DIR))
     facts = gather(data_dir, cfg)
+    code = exit_code(facts)
     if args.json:
         print(json.dumps(facts, indent=1))
-        return 0 if not facts["problems"] else 1
+        return code
     up = facts["up"]
     if up is None:
         print(f"swarmlens status: {facts['problems'][0]}")
-        return 1
+        return code
     print(f"swarmlens up: {up['state']} (pid {up['pid']}), data in {data_dir}")
     for c in facts["children"]:
         state = "running" if c["running"] else ("restarting" if c.get("restarting") else "not running")
@@ -249,4 +263,4 @@ def run(args) -> int:
         print(f"  event       {line}")
     for p in facts["problems"]:
         print(f"problem: {p}")
-    return 0 if not facts["problems"] else 1
+    return code
