@@ -54,7 +54,6 @@ _NAME = re.compile(r"^(merge|mergetree\w*|dictionary|clusterallreplicas|cluster|
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.@-]{0,63}$")
 _SCRYPT = {"n": 1 << 14, "r": 8, "p": 1}
-_WRITE_ROOTS = ("InsertQuery",)
 ACCESS_WORDS = {("CREATE", "USER"), ("ALTER", "USER"), ("DROP", "USER"), ("CREATE", "ROLE"), ("ALTER", "ROLE"),
                 ("DROP", "ROLE"), ("SHOW", "USERS"), ("SHOW", "ROLES"), ("SHOW", "GRANTS"), ("SHOW", "ACCESS"),
                 ("CREATE", "QUOTA"), ("CREATE", "SETTINGS"), ("CREATE", "ROW"), ("DROP", "QUOTA"),
@@ -345,13 +344,16 @@ def _tokens(sql: str):
                 yield ("string" if ch == "'" else "word"), value
             i = j
             continue
-        m = re.compile(r"[A-Za-z_][A-Za-z0-9_.@-]*").match(sql, i)
+        m = _WORD.match(sql, i)
         if m:
             yield "word", m.group(0)
             i = m.end()
             continue
         yield "punct", ch
         i += 1
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.@-]*")
 
 
 def parse_access(sql: str) -> AccessStatement:
@@ -385,15 +387,12 @@ def parse_access(sql: str) -> AccessStatement:
         return t[1]
 
     def names():
+        nonlocal pos
         out = [name()]
         while peek() == ("punct", ","):
-            nonlocal_pos(1)
+            pos += 1
             out.append(name())
         return out
-
-    def nonlocal_pos(k):
-        nonlocal pos
-        pos += k
 
     def tail(st):
         if word("FORMAT"):
