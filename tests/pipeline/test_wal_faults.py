@@ -261,11 +261,12 @@ def test_a_full_disk_refuses_with_503_loses_nothing_acknowledged_and_recovers(mi
         assert ing.status()["wal_write_failures"] >= 1 and set(refused) == {"5"}
         os.unlink(pause)  # the backlog drains: space returns
         budget["left"] = None
-        pl.wait_until(lambda: list(sent.values())[-5:] == [200] * 5 and ing.status()["backlog_segments"] == 0,
-                      60, what="200s again once the log drained")
+        # recovered: requests acknowledged again (the sender keeps sending, so the log is never empty
+        # for long on a busy machine; it drains once the sender stops)
+        pl.wait_until(lambda: list(sent.values())[-5:] == [200] * 5, 120, what="200s again once space returned")
         stop.set()
         t.join(30)
-        pl.wait_until(lambda: ing.status()["backlog_segments"] == 0, 30, what="the log emptied")
+        pl.wait_until(lambda: ing.status()["backlog_segments"] == 0, 120, what="the log emptied")
     finally:
         stop.set()
         ing.stop()
