@@ -183,7 +183,10 @@ def test_admin_tokens_create_show_once_and_revoke(app, ops, h):
     assert c.get("/api/v1/me", headers=h.bearer(token)).get_json()["id"] == "carol"
     listed = ops.get("/admin/tokens?format=json").get_json()["tokens"]
     entry = next(t for t in listed if t["name"] == "ci")
-    assert entry["expires_at"] and token not in ops.get("/admin/tokens").get_data(as_text=True)
+    page = ops.get("/admin/tokens").get_data(as_text=True)
+    assert entry["expires_at"] and token not in page
+    # a destructive action looks like one (red, not the primary blue of Create)
+    assert re.search(r'<button type="submit" class="danger">Revoke</button>', page)
     r = ops.post("/admin/tokens", data={"action": "revoke", "token_hash": entry["token_hash"], "csrf_token": csrf})
     assert r.status_code == 303
     assert c.get("/api/v1/me", headers=h.bearer(token)).status_code == 401

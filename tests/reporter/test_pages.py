@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
+import re
+
 import pytest
 
 from swarmlens.reports.search import match_params
@@ -127,7 +129,11 @@ def test_users_list_shows_this_months_usage_against_quota_and_sorts(ops, seeded,
     pct = ops.get("/users?sort=percent&format=json").get_json()["users"]
     assert pct[0]["user_id"] == "bob"
     assert ops.get("/users?sort=password").status_code == 400
-    assert "Alice A." in ops.get("/users").get_data(as_text=True)
+    html = ops.get("/users").get_data(as_text=True)
+    assert "Alice A." in html
+    # a header's first click sorts names A to Z and numbers largest first; a second click reverses
+    assert re.search(r'href="/users\?sort=user&amp;dir=asc"', html) and re.search(r'href="/users\?sort=cost&amp;dir=desc"', html)
+    assert re.search(r'href="/users\?sort=tokens&amp;dir=asc"', html)  # sorted by tokens, descending, now
 
 
 def test_users_list_pages_through_every_user_once(ops, seeded):
