@@ -68,20 +68,10 @@ def clickhouse_overrides(args) -> dict:
 
 def _running_stack_url() -> str | None:
     """The ClickHouse URL of the `swarmlens up` running on SWARMLENS_DATA_DIR, if one runs."""
-    import json
-
     from swarmlens import config
+    from swarmlens.stack import running_clickhouse_url
 
-    data_dir = os.path.abspath(os.path.expanduser(config.load().SWARMLENS_DATA_DIR))
-    try:
-        with open(os.path.join(data_dir, "up-state.json"), encoding="utf-8") as f:
-            state = json.load(f)
-        os.kill(int(state["pid"]), 0)  # still running
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if state.get("state") == "stopped":
-        return None
-    return (state.get("urls") or {}).get("clickhouse")
+    return running_clickhouse_url(os.path.abspath(os.path.expanduser(config.load().SWARMLENS_DATA_DIR)))
 
 
 def run_store_command(prog: str, args, body, *, usage: str, errors: tuple = ()) -> int:

@@ -688,6 +688,29 @@ class Stack:
             self._lock_fd = None
 
 
+def pid_alive(pid) -> bool:
+    """Whether a process with this id runs (one of another user's counts)."""
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
+def running_clickhouse_url(data_dir: str) -> str | None:
+    """The ClickHouse URL of the `swarmlens up` running on data_dir, if one runs."""
+    state = read_state(data_dir)
+    if state.get("state") == "stopped" or not pid_alive(state.get("pid")):
+        return None
+    return (state.get("urls") or {}).get("clickhouse")
+
+
 def read_state(data_dir: str) -> dict:
     """What the last `swarmlens up` on this data directory wrote about itself ({} when nothing)."""
     try:

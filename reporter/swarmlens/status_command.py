@@ -25,15 +25,9 @@ def add_arguments(p) -> None:
 
 
 def _alive(pid) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    from swarmlens.stack import pid_alive
+
+    return pid_alive(pid)
 
 
 def _ago(ts) -> str:
