@@ -189,3 +189,14 @@ def reporter_get(client, path: str):
     """GET through a Flask test client as the reporter expects: logged in as an ops admin when
     the reporter has accounts (swarmlens.auth)."""
     return client.get(path)
+
+
+@pytest.fixture(scope="module")
+def migrated(fresh_databases):
+    """The configuration of a module's own (otel, swarmlens) databases, migrated."""
+    from swarmlens import config as config_mod
+    from swarmlens.store.migrate import migrate_from_config
+
+    cfg = config_mod.load(fresh_databases)
+    migrate_from_config(cfg)
+    return cfg

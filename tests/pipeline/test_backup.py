@@ -17,15 +17,6 @@ import pytest
 from swarmlens import config as config_mod
 
 
-@pytest.fixture(scope="module")
-def migrated(fresh_databases):
-    from swarmlens.store.migrate import migrate_from_config
-
-    cfg = config_mod.load(fresh_databases)
-    migrate_from_config(cfg)
-    return cfg
-
-
 def _request(run: str, tasks: int) -> bytes:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue

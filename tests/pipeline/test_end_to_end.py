@@ -7,16 +7,6 @@ import uuid
 
 import pytest
 
-from swarmlens import config as config_mod
-
-
-@pytest.fixture(scope="module")
-def migrated(fresh_databases):
-    from swarmlens.store.migrate import migrate_from_config
-
-    cfg = config_mod.load(fresh_databases)
-    migrate_from_config(cfg)
-    return cfg
 
 
 def test_every_task_is_one_row_with_user_agents_and_tokens(migrated, start_rotel, ch_client, pl, tmp_path):

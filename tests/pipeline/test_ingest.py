@@ -14,15 +14,6 @@ import pytest
 from swarmlens import config as config_mod
 
 
-@pytest.fixture(scope="module")
-def migrated(fresh_databases):
-    from swarmlens.store.migrate import migrate_from_config
-
-    cfg = config_mod.load(fresh_databases)
-    migrate_from_config(cfg)
-    return cfg
-
-
 @pytest.fixture()
 def ingest(migrated, tmp_path):
     from swarmlens.ingest.server import Ingest

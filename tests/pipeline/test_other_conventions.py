@@ -14,7 +14,6 @@ import uuid
 import openai
 import pytest
 
-from swarmlens import config as config_mod
 from swarmlens.scripted_llm import ScriptedLLMServer
 from support_polling import wait_until
 
@@ -24,15 +23,6 @@ openllmetry = pytest.importorskip("opentelemetry.instrumentation.openai")
 MODEL = "gpt-4o-mini"
 SCRIPT = {"model": MODEL, "agents": {"plain": {"match": "[plain]", "replies": [
     {"content": "Hello there.", "usage": {"prompt_tokens": 12, "completion_tokens": 3}}]}}}
-
-
-@pytest.fixture(scope="module")
-def migrated(fresh_databases):
-    from swarmlens.store.migrate import migrate_from_config
-
-    cfg = config_mod.load(fresh_databases)
-    migrate_from_config(cfg)
-    return cfg
 
 
 @pytest.fixture(scope="module")

@@ -9,20 +9,10 @@ import uuid
 
 import pytest
 
-from swarmlens import config as config_mod
 
 pytest.importorskip("agents")
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def migrated(fresh_databases):
-    from swarmlens.store.migrate import migrate_from_config
-
-    cfg = config_mod.load(fresh_databases)
-    migrate_from_config(cfg)
-    return cfg
 
 
 def test_a_swarm_task_and_an_agents_sdk_task_of_one_user_are_one_history(migrated, start_rotel, ch_client, pl,

@@ -15,16 +15,6 @@ import uuid
 
 import pytest
 
-from swarmlens import config as config_mod
-
-
-@pytest.fixture(scope="module")
-def migrated(fresh_databases):
-    from swarmlens.store.migrate import migrate_from_config
-
-    cfg = config_mod.load(fresh_databases)
-    migrate_from_config(cfg)
-    return cfg
 
 
 def _request(run: str, tasks: int) -> bytes:
