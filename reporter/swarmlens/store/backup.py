@@ -4,7 +4,7 @@ The engine's own ``BACKUP ... TO File()/Disk()`` is refused by the embedded endp
 engine away from files outside its data directory: Code 497, measured), and ``INTO OUTFILE`` too;
 so a backup is a consistent export: every MergeTree-family table of both databases, partition by
 partition, as ``SELECT * ... FORMAT Native`` streamed over HTTP into a file, with the table's row
-count and checksum (``sum(cityHash64(formatRow('RowBinary', *)))``, order-independent) in
+count and checksum (``sum(cityHash64(formatRow('RowBinary', ...)))``, order-independent; aggregate states by their finalized value) in
 ``manifest.json``. While the export runs, the caller holds the receiver's inserts back and merges
 are stopped on every table, so the tables do not change under it and the figures match the files.
 
@@ -30,8 +30,8 @@ from swarmlens.store.check import q
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
-_FINGERPRINT = ("SELECT count() AS rows, toString(sum(cityHash64(formatRow('RowBinary', *)))) AS checksum "
-                "FROM {db:Identifier}.{t:Identifier}")
+_COLUMNS = ("SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String} "
+            "ORDER BY position")
 
 
 @dataclass
@@ -65,7 +65,19 @@ def views(client, databases: list[str]) -> list[tuple[str, str]]:
 
 
 def figures(client, database: str, table: str) -> TableFigures:
-    row = _rows(client, _FINGERPRINT, {"db": database, "t": table})[0]
+    """Row count and an order-independent checksum of every row. An aggregate-function state
+    (``AggregateFunction(uniqExact, ...)``) enters by its finalized value: the bytes of a state are
+    not canonical (a hash set serializes in the order its table was filled, so the same set read
+    back and written again can differ), its value is (measured: a restored ``tasks_daily_all``
+    whose states hold the same users checksummed differently one run in three)."""
+    params: dict[str, Any] = {"db": database, "t": table}
+    parts = []
+    for n, col in enumerate(_rows(client, _COLUMNS, params)):
+        params[f"c{n}"] = col["name"]
+        parts.append(f"finalizeAggregation({{c{n}:Identifier}})" if col["type"].startswith("AggregateFunction(")
+                     else f"{{c{n}:Identifier}}")
+    row = _rows(client, "SELECT count() AS rows, toString(sum(cityHash64(formatRow('RowBinary', "
+                        f"{', '.join(parts) or '1'})))) AS checksum FROM {{db:Identifier}}.{{t:Identifier}}", params)[0]
     return TableFigures(database, table, int(row["rows"]), str(row["checksum"]))
 
 
