@@ -76,7 +76,7 @@ def test_user_monthly_pdf_text(ops, seeded):
     assert ops.get("/users/bob/report.pdf?month=13-2026").status_code == 400
     # a past month's download is the document the monthly mail carries: that month's figures, quota
     # included, not the current month's
-    from swarmlens import pdf
+    from swarmlens.render import pdf
     from swarmlens.notify.scheduled import user_month_context
     from swarmlens.reports import common as rc
 

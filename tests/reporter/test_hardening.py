@@ -299,7 +299,7 @@ def test_deeply_nested_json_input_renders_on_the_page_and_in_the_pdf(app, ops, s
     assert r.status_code == 200 and "[[[[[[[[" in r.get_data(as_text=True)
     r = ops.get(f"/tasks/{task_id}/report.pdf")
     assert r.status_code == 200 and r.data.startswith(b"%PDF")
-    from swarmlens.web.fmt import pretty
+    from swarmlens.render.fmt import pretty
 
     assert pretty('{"a": [1, {"b": 2}]}')["json"] and not pretty(deep)["json"]
 
@@ -367,7 +367,7 @@ def test_csv_neutralises_every_formula_start_and_quotes_it(app, ops, seeded):
         assert "'" + u in users, repr(u)
     for u in ("\r=1+1", "\t=1+1"):
         assert '"\'' + u + '"' in body  # quoted, so no reader splits or trims it
-    from swarmlens.web.csvsafe import cell
+    from swarmlens.render.csvsafe import cell
 
     assert cell(-5) == -5 and cell("alice") == "alice" and cell(" \t-x") == "' \t-x"
 

@@ -1,4 +1,4 @@
-"""The formatting rules every page, PDF and CSV shares (swarmlens.web.fmt) and the chart axes."""
+"""The formatting rules every page, PDF and CSV shares (swarmlens.render.fmt) and the chart axes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 
 from swarmlens.reports import common as rc
-from swarmlens.web import charts, fmt
+from swarmlens.render import charts, fmt
 
 
 @pytest.mark.parametrize("value, text", [
@@ -133,7 +133,7 @@ def test_search_words_are_marked_whole_and_the_text_escaped():
 
 
 def test_pdf_changes_carry_the_pages_colours():
-    from swarmlens import pdf
+    from swarmlens.render import pdf
 
     assert pdf.Change(0.5, "cost_usd").color == pdf.BAD and pdf.Change(0.5, "cost_usd").text == "+50.0%"
     assert pdf.Change(-0.1, "avg_tokens_per_task").color == pdf.GOOD

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from swarmlens.notify import claims
 from swarmlens.notify.channels import Channel, Message, Sender, list_channels
+from swarmlens.render import fmt
 from swarmlens.reports import common as rc
 
 LEVELS = {"warn": "quota.warning", "over": "quota.exceeded"}
@@ -26,8 +27,7 @@ def alert_message(config: Mapping[str, Any], row: dict[str, Any], month: rc.Peri
     level = row["level"]
     plan = row.get("plan_name") or row["plan"]
     percent = 100.0 * int(row["tokens"] or 0) / int(row["quota"])
-    # Floor to one decimal: 99.99% must not read as 100.0% (it is not over).
-    shown = f"{int(percent * 10) / 10:.1f}%"
+    shown = fmt.percent(percent)  # cut, not rounded: 99.99% must not read as 100.0% (it is not over)
     link = public_link(config, f"/users/{quote(row['user_id'], safe='')}")
     if level == "over":
         subject = f"[swarmlens] {row['user_id']} is over the {plan} plan's monthly quota ({shown}, {month.label})"

@@ -69,7 +69,7 @@ def _summary_message(config, month: rc.Period, pdf_bytes: bytes, ctx: dict[str, 
 def send_due_reports(client, config, sender: Sender, now: datetime, channels: list[Channel] | None = None,
                      say=lambda line: None) -> list[dict[str, Any]]:
     """Sends last month's reports that no claim covers yet; returns one dict per delivery made."""
-    from swarmlens import pdf
+    from swarmlens.render import pdf
     from swarmlens.reports import usage
 
     month = due_month(now)

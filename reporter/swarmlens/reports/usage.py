@@ -85,8 +85,8 @@ def build(client, config, period: Period, kind: str, users_limit: int | None = N
 
 
 def csv_rows(ctx: dict[str, Any], table: str) -> tuple[list[str], list[list[Any]]]:
-    """The rows of one table for CSV, each number with the decimals of its kind (swarmlens.web.fmt)."""
-    from swarmlens.web import fmt
+    """The rows of one table for CSV, each number with the decimals of its kind (swarmlens.render.fmt)."""
+    from swarmlens.render import fmt
 
     columns = CSV_COLUMNS[table]
     out = []

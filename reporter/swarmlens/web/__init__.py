@@ -35,7 +35,8 @@ SECURITY_HEADERS = {
 def register(app: Flask) -> None:
     import importlib
 
-    from swarmlens.web import charts, common, fmt
+    from swarmlens.render import charts, fmt
+    from swarmlens.web import common
 
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(f"swarmlens.web.{name}").bp)

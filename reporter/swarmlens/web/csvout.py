@@ -1,5 +1,5 @@
 """CSV downloads of task lists (a user's history, search results): one row per task, numbers as
-swarmlens.web.fmt.plain gives them, and no cell that a spreadsheet would run as a formula."""
+swarmlens.render.fmt.plain gives them, and no cell that a spreadsheet would run as a formula."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any, Iterable, Sequence
 
 from flask import Response
 
-from swarmlens.web import csvsafe, fmt
+from swarmlens.render import fmt
+from swarmlens.render import csvsafe
 
 TASK_COLUMNS = ("task_id", "start_time", "user_id", "status", "error_type", "agents", "total_tokens",
                 "duration_ms", "input", "output")
@@ -15,7 +16,7 @@ TASK_COLUMNS = ("task_id", "start_time", "user_id", "status", "error_type", "age
 MAX_ROWS = 10_000
 
 
-# The formula rule and the quoting are swarmlens.web.csvsafe's, the same for every CSV download.
+# The formula rule and the quoting are swarmlens.render.csvsafe's, the same for every CSV download.
 safe = csvsafe.cell
 
 

@@ -84,7 +84,7 @@ def usage_csv(kind: str):
     table = arg_choice("table", report.TABLES, "users")
     period, ctx = _build(kind)
     columns, rows = report.csv_rows(ctx, table)
-    from swarmlens.web import csvsafe
+    from swarmlens.render import csvsafe
 
     return Response(csvsafe.dumps(columns, rows), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="swarmlens-{kind}-{period.key}-{table}.csv"'})
@@ -93,7 +93,7 @@ def usage_csv(kind: str):
 @bp.route("/reports/<any(weekly, monthly, custom):kind>.pdf")
 @requires("ops")
 def usage_pdf(kind: str):
-    from swarmlens import pdf
+    from swarmlens.render import pdf
 
     period, ctx = _build(kind)
     return Response(pdf.usage_report_pdf(ctx), mimetype="application/pdf",

@@ -49,7 +49,7 @@ def task_feedback(task_id: str):
 @bp.route("/tasks/<task_id>/report.pdf")
 @requires("any")
 def task_pdf(task_id: str):
-    from swarmlens import pdf
+    from swarmlens.render import pdf
 
     task = visible_task(task_id)
     body = pdf.task_pdf(report.build(client(), config(), task, principal().feedback_user))

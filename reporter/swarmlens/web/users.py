@@ -51,7 +51,7 @@ def user_page(user_id: str = ""):
 @requires("any")
 def user_pdf(user_id: str):
     check_user_access(user_id)
-    from swarmlens import pdf
+    from swarmlens.render import pdf
 
     month = period_or_400(rc.month_period, arg_text("month", 10))
     # the month's own figures, quota included: the document the monthly mail carries

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from swarmlens.web import fmt
+from swarmlens.render import fmt
 
 _FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu", "/usr/local/share/fonts")
 INK = (29, 36, 48)
@@ -32,7 +32,7 @@ TONES = {"good": GOOD, "bad": BAD, "neutral": MUTED}
 
 class Change:
     """A change of a measure in a table cell: its text (relative, or percentage points for a rate)
-    and the colour of its tone, as the pages show it (swarmlens.web.fmt)."""
+    and the colour of its tone, as the pages show it (swarmlens.render.fmt)."""
 
     def __init__(self, value: Any, measure: str):
         self.text = fmt.delta(value, measure)
@@ -205,7 +205,7 @@ class Document(FPDF):
     def bar_chart(self, rows: Sequence[dict[str, Any]], bar_key: str, line_key: str | None = None,
                   height: float = 48, bar_label: str = "", line_label: str = "") -> None:
         """Daily bars (and an optional line on its own scale), like the pages' SVG trend chart."""
-        from swarmlens.web.charts import axis, compact
+        from swarmlens.render.charts import axis, compact
 
         if not any(float(r.get(bar_key) or 0) or (line_key and float(r.get(line_key) or 0)) for r in rows):
             self.para("No activity in this period.", color=MUTED)
