@@ -78,7 +78,7 @@ def main() -> int:
             print("check_dockerfile: the Dockerfile installs nothing with pip", file=sys.stderr)
             return 1
         # what CMD runs: the CLI (db migrate) and the WSGI app under gunicorn
-        probe = ("import swarmlens.cli, swarmlens.app, gunicorn; "
+        probe = ("import swarmlens.commands.dispatch, swarmlens.app, gunicorn; "
                  "from swarmlens.app import create_app; print('image imports ok')")
         r = subprocess.run([os.path.join(venv, "bin", "python"), "-c", probe], cwd="/", env=env)
         if r.returncode != 0:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from swarmlens.cli import main
+from swarmlens.commands.dispatch import main
 
 
 @pytest.fixture()

@@ -54,7 +54,7 @@ def test_a_backup_under_load_restores_table_by_table_and_the_restored_stack_take
         migrated, ch_client, pl, tmp_path, monkeypatch, capsys):
     import clickhouse_connect
 
-    from swarmlens import backup_command, restore_command
+    from swarmlens.commands import backup as backup_command, restore as restore_command
     from swarmlens.ingest.server import Ingest
     from swarmlens.store import backup
 

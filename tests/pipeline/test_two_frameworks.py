@@ -30,7 +30,7 @@ def test_a_swarm_task_and_an_agents_sdk_task_of_one_user_are_one_history(migrate
     assert ran[1]["scenario"] == "refund" and not ran[1]["stream"]
     # The Agents SDK demo app, the same scenario for the same user.
     agents_app = subprocess.run(
-        [sys.executable, "-m", "swarmlens.demo.agents_sdk_app", "--tasks", "1", "--user", user, "--scenario",
+        [sys.executable, "-m", "swarmlens.commands", "demo-agents", "--tasks", "1", "--user", user, "--scenario",
          "refund", "--otlp-endpoint", rotel.otlp_http_url], capture_output=True, text=True, timeout=120)
     assert agents_app.returncode == 0, agents_app.stderr[-3000:]
 

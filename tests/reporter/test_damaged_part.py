@@ -31,8 +31,8 @@ def damaged(seeded):
 
 def test_a_damaged_part_is_named_by_the_page_readyz_status_and_db_check(app, ops, seeded, damaged, tmp_path,
                                                                        monkeypatch, capsys):
-    from swarmlens import cli
-    from swarmlens.status_command import gather
+    from swarmlens.commands import dispatch as cli
+    from swarmlens.commands.status import gather
 
     cfg = seeded.config
     tasks = f"{cfg.SWARMLENS_DATABASE}.tasks"

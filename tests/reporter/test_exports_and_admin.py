@@ -195,7 +195,7 @@ def test_admin_tokens_create_show_once_and_revoke(app, ops, h):
 
 
 def test_cli_users_plans_prices_and_tokens(app, seeded, monkeypatch, capsys):
-    from swarmlens import cli
+    from swarmlens.commands import dispatch as cli
 
     for key, value in seeded.config.items():
         if key.startswith("SWARMLENS_"):

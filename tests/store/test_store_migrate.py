@@ -7,7 +7,7 @@ from importlib import resources
 
 import pytest
 
-from swarmlens.cli import main
+from swarmlens.commands.dispatch import main
 from swarmlens.store import migrate as mig
 from swarmlens.store.client import MigrationError
 

@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 
-from swarmlens.cli import clickhouse_overrides
+from swarmlens.commands.common import clickhouse_overrides
 
 
 def _state(data_dir, **doc):

@@ -48,7 +48,7 @@ def test_status_answers_within_a_second_and_says_unknown_while_the_engine_does_n
         (tmp_path / "up-state.json").write_text(json.dumps({
             "pid": os.getpid(), "state": "running", "children": [],
             "urls": {"clickhouse": f"http://127.0.0.1:{silent.getsockname()[1]}"}}))
-        from swarmlens.status_command import gather
+        from swarmlens.commands.status import gather
 
         t0 = time.monotonic()
         facts = gather(str(tmp_path))

@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 
-from swarmlens import status_command
+from swarmlens.commands import status as status_command
 
 
 def test_exit_codes(tmp_path, capsys):

@@ -11,7 +11,7 @@ import time
 def test_status_names_quarantined_records_and_a_disk_below_its_reserve(tmp_path, capsys):
     import argparse
 
-    from swarmlens import status_command
+    from swarmlens.commands import status as status_command
 
     (tmp_path / "up-state.json").write_text(json.dumps({"pid": os.getpid(), "state": "running", "children": [],
                                                         "urls": {}}))
@@ -34,7 +34,7 @@ def test_status_names_quarantined_records_and_a_disk_below_its_reserve(tmp_path,
 
 
 def test_a_crash_cut_record_alone_is_not_a_problem(tmp_path):
-    from swarmlens import status_command
+    from swarmlens.commands import status as status_command
 
     (tmp_path / "up-state.json").write_text(json.dumps({"pid": os.getpid(), "state": "running", "children": [],
                                                         "urls": {}}))

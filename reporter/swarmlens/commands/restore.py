@@ -40,7 +40,7 @@ def _free_port() -> int:
 def _start_engine(ch_dir: str, password: str, log_path: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "swarmlens.cli", "clickhouse", "--data-dir", ch_dir,
+        proc = subprocess.Popen([sys.executable, "-m", "swarmlens.commands", "clickhouse", "--data-dir", ch_dir,
                                  "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "SWARMLENS_CLICKHOUSE_PASSWORD": password})
     url = f"http://127.0.0.1:{port}"

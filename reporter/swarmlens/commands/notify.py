@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 
 
@@ -57,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from swarmlens.cli import run_store_command
+    from swarmlens.commands.common import run_store_command
     from swarmlens.notify import channels as ch
 
     def body(client, cfg):
@@ -150,13 +149,3 @@ def _run_forever(client, cfg) -> int:
             scheduler.close()
     print("notifier: stopped", flush=True)
     return 0
-
-
-def start_in_stack(stack) -> None:
-    """Starts ``swarmlens notify run`` as a child of `swarmlens up` (stopped before the reporter)."""
-    import sys
-
-    child = stack._child("notifier", [sys.executable, "-m", "swarmlens.cli", "notify", "run"],
-                         stack._env_as("reporter"), grace=20)
-    stack.say(f"  notifier     quota alerts and monthly reports, checked every {stack.cfg.SWARMLENS_NOTIFY_INTERVAL:g} s "
-              f"(channels: `swarmlens notify set` or /admin/quotas; log {child.log_path})")

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from swarmlens import accounts
-    from swarmlens.cli import run_store_command
+    from swarmlens.commands.common import run_store_command
 
     def body(client, cfg):
         if args.action == "set":

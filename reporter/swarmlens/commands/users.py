@@ -75,7 +75,7 @@ def _count(n: int, noun: str) -> str:
 
 def run(args) -> int:
     from swarmlens import accounts, auth
-    from swarmlens.cli import run_store_command
+    from swarmlens.commands.common import run_store_command
 
     return run_store_command("users", args, lambda client, cfg: _run(args, cfg, client, accounts, auth),
                              usage="list, add, assign, add-ops, set-password, token ...", errors=(auth.AuthError,))

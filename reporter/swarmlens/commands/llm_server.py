@@ -6,7 +6,9 @@ import argparse
 import os
 import sys
 
-EXAMPLE_SCRIPT = os.path.join(os.path.dirname(__file__), "example_support.json")
+import swarmlens.scripted_llm
+
+EXAMPLE_SCRIPT = os.path.join(os.path.dirname(swarmlens.scripted_llm.__file__), "example_support.json")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .script import ScriptError
-    from .server import ScriptedLLMServer
+    from swarmlens.scripted_llm.script import ScriptError
+    from swarmlens.scripted_llm.server import ScriptedLLMServer
 
     try:
         server = ScriptedLLMServer(args.script, host=args.host, port=args.port,

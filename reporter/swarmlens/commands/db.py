@@ -1,4 +1,4 @@
-"""`swarmlens db migrate`, `swarmlens db status` and `swarmlens db check`."""
+"""`swarmlens db migrate`, `db status`, `db check [--repair]` and `db users ...`."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if action == "users" and getattr(args, "users_command", None) is None:
         print("usage: swarmlens db users {list,add,remove,password,grant,revoke}", file=sys.stderr)
         return 2
-    from swarmlens.cli import clickhouse_overrides
+    from swarmlens.commands.common import clickhouse_overrides
 
     overrides = clickhouse_overrides(args)
     cfg = config_module.load({**overrides,

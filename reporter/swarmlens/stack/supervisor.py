@@ -1,299 +1,27 @@
-"""`swarmlens up`: the whole single-machine stack as one process tree.
-
-Started in this order, each waited for before the next:
-
-1. the embedded ClickHouse (``swarmlens clickhouse``) as a child process: chDB holds one data
-   directory per process, so the engine gets a process of its own; ready when ``/ping`` answers;
-2. the migrations (``swarmlens db migrate``), run here;
-3. the OTLP receiver, ``swarmlens ingest`` (crash-safe: it acknowledges only what its write-ahead
-   log holds on disk; see ``swarmlens.ingest``), or rotel with ``collector_config/rotel.env`` when
-   SWARMLENS_COLLECTOR=rotel;
-4. the reporter under gunicorn (``swarmlens.app:create_app()``), configured through the
-   environment;
-5. with ``--demo``, ``swarmlens demo --forever`` sending demo traffic to the receiver like any app.
-
-Every child runs in a process group of its own (so a terminal's Ctrl-C reaches only this
-process, which then stops the children in order) and gets SIGTERM if this process dies
-(``PR_SET_PDEATHSIG``). Ctrl-C or SIGTERM stops them in reverse order: demo, reporter, the receiver
-(which inserts what its log holds), ClickHouse last (which finishes the inserts in flight). Whatever
-is left of a child's process group after that is killed, so nothing survives.
-
-A child that dies on its own is restarted after a pause that doubles with each crash (0.5 s up
-to 30 s); after 5 crashes of one child within 60 s the stack gives up, stops everything and exits 1.
-After an unclean end (a crash of ClickHouse, or of `up` itself), the rollups are compared with
-their details and repaired (``swarmlens db check --repair``) while the receiver holds its inserts
-back. What runs and what is behind is in ``DATA_DIR/up-state.json`` (`swarmlens status`).
-
-Every port is checked before anything starts; a taken one is named in the error. Children log
-to ``DATA_DIR/logs/*.log``.
-"""
+"""The Stack: the children of `swarmlens up` started in order, watched, restarted after a crash
+with backoff, stopped in reverse (the whole story is in the package's docstring)."""
 
 from __future__ import annotations
 
-import argparse
-import ctypes
-import errno
 import fcntl
-import json
 import os
-import secrets
-import signal
-import socket
-import subprocess
+import shlex
 import sys
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable
 
 from swarmlens import config as config_mod
+from swarmlens.stack import StackError
+from swarmlens.stack.admin import ensure_admin
+from swarmlens.stack.children import Child, check_ports, connect_host, http_ok, port_open, wait_ready
+from swarmlens.stack.state import read_state, write_state
 
 DEFAULT_WSGI_APP = "swarmlens.app:create_app()"
-ADMIN_USERNAME = "admin"
-CREDENTIALS_FILE = "admin-credentials"
-STATE_FILE = "up-state.json"
 # Restart policy of crashed children.
 RESTART_FIRST_PAUSE = 0.5
 RESTART_MAX_PAUSE = 30.0
 CRASH_WINDOW = 60.0
 CRASHES_TO_GIVE_UP = 5
-
-_PR_SET_PDEATHSIG = 1
-
-
-class StackError(Exception):
-    """The stack cannot start: a taken port, a child that failed, a locked data directory."""
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="where ClickHouse data, the ingest log, logs and the admin credentials live "
-                                      "(default: SWARMLENS_DATA_DIR, ~/.local/share/swarmlens)")
-    p.add_argument("--clickhouse-port", type=int, metavar="PORT",
-                   help="embedded ClickHouse HTTP port (default: SWARMLENS_CLICKHOUSE_LISTEN_PORT, 8123)")
-    p.add_argument("--otlp-host", metavar="HOST", help="address of the OTLP receivers (default: SWARMLENS_OTLP_HOST)")
-    p.add_argument("--otlp-grpc-port", type=int, metavar="PORT",
-                   help="OTLP/gRPC port (default: SWARMLENS_OTLP_GRPC_PORT, 4317)")
-    p.add_argument("--otlp-http-port", type=int, metavar="PORT",
-                   help="OTLP/HTTP port (default: SWARMLENS_OTLP_HTTP_PORT, 4318)")
-    p.add_argument("--host", metavar="HOST", help="address of the reporter (default: SWARMLENS_REPORTER_HOST)")
-    p.add_argument("--port", type=int, metavar="PORT", help="port of the reporter (default: SWARMLENS_REPORTER_PORT, 8000)")
-    p.add_argument("--workers", type=int, help="gunicorn workers (default: SWARMLENS_REPORTER_WORKERS)")
-    p.add_argument("--demo", action="store_true", help="keep demo traffic flowing (swarmlens demo --forever)")
-    p.add_argument("--demo-interval", type=float, default=2.0, metavar="SECONDS",
-                   help="pause between demo tasks (default: 2)")
-    p.add_argument("--demo-backfill-days", type=int, default=90, metavar="DAYS",
-                   help="on an empty database, --demo first backfills this many days of history (default: 90; 0: none)")
-    p.add_argument("--demo-backfill-tasks", type=int, default=600, metavar="N",
-                   help="tasks of that backfill (default: 600)")
-    p.add_argument("--demo-llm-port", type=int, default=0, metavar="PORT",
-                   help="port of the demo's scripted LLM on 127.0.0.1 (default: a free port)")
-
-
-# ---------------------------------------------------------------------------------------------
-# Children
-
-
-def _die_with_parent() -> None:
-    """In the child between fork and exec: SIGTERM when the parent dies, whatever killed it."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except Exception:
-        pass
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-@dataclass
-class Child:
-    """One child process, the leader of its own process group."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log_path: str
-    stop_grace: float = 30.0
-    ready: Callable[[], bool] | None = field(default=None, repr=False)  # serving again (after a restart)
-    proc: subprocess.Popen | None = field(default=None, repr=False)
-    _log: object = field(default=None, repr=False)
-    restarts: int = 0
-    crashes: list[float] = field(default_factory=list)  # monotonic times of recent crashes
-    restart_at: float | None = None                      # when a crashed child is due to start again
-    last_exit: int | None = None
-    started_at: float = 0.0
-
-    def start(self) -> "Child":
-        if self._log is not None:
-            self._log.close()
-        self.started_at = time.time()
-        self._log = open(self.log_path, "ab", buffering=0)
-        self._log.write(f"\n==> {time.strftime('%Y-%m-%d %H:%M:%S')} starting {' '.join(self.argv)}\n".encode())
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
-        return self
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> int | None:
-        """SIGTERM to the leader and the time it needs to stop cleanly; then nothing of its group survives."""
-        if self.proc is None:
-            return None
-        pgid = self.proc.pid  # start_new_session: the leader's pid is the group id
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=self.stop_grace)
-            except subprocess.TimeoutExpired:
-                print(f"  {self.name} did not stop within {self.stop_grace:.0f} s; killing it", flush=True)
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        # Grandchildren (gunicorn workers, ...) normally leave with their leader; make sure of it.
-        deadline = time.monotonic() + 5
-        sig = signal.SIGTERM
-        while _group_alive(pgid):
-            if time.monotonic() > deadline:
-                sig = signal.SIGKILL
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        return self.proc.returncode
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = Path(self.log_path).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join("    " + line for line in text.rstrip().splitlines()[-lines:])
-
-
-# ---------------------------------------------------------------------------------------------
-# Checks
-
-
-def _connect_host(host: str) -> str:
-    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-
-
-def check_ports(ports: list[tuple[str, str, int]]) -> dict[str, int]:
-    """Binds each (label, host, port) for a moment, the way the servers will (SO_REUSEADDR), and
-    raises StackError naming every port that is taken. Port 0 picks a free port; returns the ports."""
-    chosen: dict[str, int] = {}
-    taken: list[str] = []
-    seen: dict[int, str] = {}
-    for label, host, port in ports:
-        if port and port in seen:
-            taken.append(f"port {port} is given both to {seen[port]} and to {label}")
-            continue
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((host, port))
-            except OSError as exc:
-                why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound: {exc.strerror}"
-                taken.append(f"{label} port {port} on {host} {why}")
-                continue
-            chosen[label] = s.getsockname()[1]
-            seen[chosen[label]] = label
-    if taken:
-        raise StackError("; ".join(taken) + ". Free the port or choose another (see `swarmlens up --help`).")
-    return chosen
-
-
-def _http_ok(url: str, timeout: float = 1.0) -> int | None:
-    """The HTTP status of a GET (any status counts as serving), None when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-
-
-def _wait(child: Child, ready: Callable[[], bool], what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not child.running():
-            raise StackError(f"{child.name} exited with status {child.proc.returncode} before {what}; "
-                             f"its log ({child.log_path}) ends with:\n{child.log_tail()}")
-        if ready():
-            return
-        time.sleep(0.1)
-    raise StackError(f"{child.name} was not {what} within {timeout:.0f} s; its log ({child.log_path}) ends with:\n"
-                     f"{child.log_tail()}")
-
-
-# ---------------------------------------------------------------------------------------------
-# The ops admin account
-
-
-def ensure_admin(config: Mapping, data_dir: str) -> tuple[str, str]:
-    """Makes sure the ops admin account exists; returns (path of the credentials file, note).
-
-    On the first start a random password is generated and written with the username to
-    ``DATA_DIR/admin-credentials`` (mode 0600, before the account exists, so a crash in between
-    loses nothing), and the account is created through the reporter's accounts
-    (``swarmlens.auth``, as ``swarmlens users add-ops`` does). Later starts leave an existing account
-    alone: a password changed since is kept, and the file then no longer holds it.
-    """
-    from swarmlens import auth
-    from swarmlens.store.client import connect
-
-    path = os.path.join(data_dir, CREDENTIALS_FILE)
-    if os.path.exists(path):
-        username, password = _read_credentials(path)
-    else:
-        username, password = ADMIN_USERNAME, secrets.token_urlsafe(18)
-        config_mod.write_private_file(
-            path, f"# swarmlens ops admin, generated by `swarmlens up` on {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
-                  f"username={username}\npassword={password}\n")
-    client = connect(config)
-    try:
-        if auth.ops_account(client, config, username) is not None:
-            return path, f"ops admin {username!r} (created on an earlier start)"
-        auth.set_ops_password(client, config, username, password, create=True)
-        return path, f"ops admin {username!r} created"
-    finally:
-        client.close()
-
-
-def _read_credentials(path: str) -> tuple[str, str]:
-    values = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not line.startswith("#"):
-            values[key.strip()] = value.strip()
-    if not values.get("username") or not values.get("password"):
-        raise StackError(f"{path} has no username=/password= lines; delete it to generate new credentials")
-    return values["username"], values["password"]
-
-
-# ---------------------------------------------------------------------------------------------
-# The stack
-
-
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM / SIGINT."""
 
 
 class Stack:
@@ -372,7 +100,7 @@ class Stack:
             ("reporter (--port)", app_host, cfg.SWARMLENS_REPORTER_PORT),
         ])
         ch_port, grpc_port, http_port, app_port = ports.values()
-        host = _connect_host(ch_host)
+        host = connect_host(ch_host)
         ch_url = f"http://[{host}]:{ch_port}" if ":" in host else f"http://{host}:{ch_port}"
         # The endpoint holds user data: it gets a password, generated on the first start and kept in
         # the data directory, which every child (and every later swarmlens command) reads.
@@ -390,11 +118,11 @@ class Stack:
 
         # 1. ClickHouse
         started = time.monotonic()
-        ch = self._child("clickhouse", [sys.executable, "-m", "swarmlens.cli", "clickhouse",
+        ch = self._child("clickhouse", [sys.executable, "-m", "swarmlens.commands", "clickhouse",
                                         "--data-dir", os.path.join(self.data_dir, "clickhouse"),
                                         "--host", ch_host, "--port", str(ch_port)], self._env(), grace=60)
-        _wait(ch, lambda: _http_ok(ch_url + "/ping") == 200, "answering /ping", timeout=120)
-        ch.ready = lambda: _http_ok(ch_url + "/ping") == 200
+        wait_ready(ch, lambda: http_ok(ch_url + "/ping") == 200, "answering /ping", timeout=120)
+        ch.ready = lambda: http_ok(ch_url + "/ping") == 200
         self.urls["clickhouse"] = ch_url
         self.say(f"  ClickHouse   {ch_url}  (embedded, {time.monotonic() - started:.1f} s; user "
                  f"{cfg.SWARMLENS_CLICKHOUSE_USER}, {self.ch_password_note})")
@@ -423,10 +151,10 @@ class Stack:
                  + f" (passwords in {os.path.join(self.data_dir, 'clickhouse-users')})")
 
         # 3. the OTLP receiver
-        otlp_connect = _connect_host(otlp_host)
+        otlp_connect = connect_host(otlp_host)
         logged_before = self._receiver_last_seq()
         collector = self._start_collector(cfg, otlp_host, grpc_port, http_port)
-        _wait(collector, lambda: _port_open(otlp_connect, http_port) and _port_open(otlp_connect, grpc_port),
+        wait_ready(collector, lambda: port_open(otlp_connect, http_port) and port_open(otlp_connect, grpc_port),
               "listening for OTLP", timeout=30)
         if self._previous_end_unclean:
             # The log's segments from before go in first (a repeat of one cut off mid-insert fills in
@@ -441,7 +169,7 @@ class Stack:
 
         # 4. admin account, then the reporter
         cred_path, note = ensure_admin(cfg, self.data_dir)
-        app_connect = _connect_host(app_host)
+        app_connect = connect_host(app_host)
         app_url = fmt(app_connect, app_port)
         bind = f"[{app_host}]:{app_port}" if ":" in app_host else f"{app_host}:{app_port}"
         app = self._child("reporter", [sys.executable, "-m", "gunicorn", "--bind", bind,
@@ -457,7 +185,7 @@ class Stack:
                                        "--keep-alive", "15",
                                        "--access-logfile", "-", "--error-logfile", "-",
                                        DEFAULT_WSGI_APP], self._env_as("reporter"), grace=30)
-        _wait(app, lambda: _http_ok(app_url + "/") is not None, "serving HTTP", timeout=60)
+        wait_ready(app, lambda: http_ok(app_url + "/") is not None, "serving HTTP", timeout=60)
         self.urls["reporter"] = app_url
         workers = cfg.SWARMLENS_REPORTER_WORKERS
         self.say(f"  reporter     {app_url}  (gunicorn, {workers} worker{'s' if workers != 1 else ''} x "
@@ -465,11 +193,10 @@ class Stack:
         self.say(f"  admin        {note}; username and password in {cred_path} (mode 0600)")
 
         # 5. the notifier: quota alerts and the monthly reports (swarmlens.notify.scheduler)
-        from swarmlens.notify.command import start_in_stack
-
-        start_in_stack(self)
-        import shlex
-
+        notifier = self._child("notifier", [sys.executable, "-m", "swarmlens.commands", "notify", "run"],
+                               self._env_as("reporter"), grace=20)
+        self.say(f"  notifier     quota alerts and monthly reports, checked every {cfg.SWARMLENS_NOTIFY_INTERVAL:g} s "
+                 f"(channels: `swarmlens notify set` or /admin/quotas; log {notifier.log_path})")
         other_dir = self.data_dir != os.path.abspath(os.path.expanduser(config_mod.load().SWARMLENS_DATA_DIR))
         self.say("  CLI          " + (f"SWARMLENS_DATA_DIR={shlex.quote(self.data_dir)} " if other_dir else "")
                  + f"swarmlens users list --clickhouse-url {ch_url}")
@@ -485,7 +212,7 @@ class Stack:
                     self.say(f"  demo config  {line} (change them with swarmlens prices / plans)")
             finally:
                 client.close()
-            argv = [sys.executable, "-m", "swarmlens.cli", "demo", "--forever", "--interval", str(self.demo_interval),
+            argv = [sys.executable, "-m", "swarmlens.commands", "demo", "--forever", "--interval", str(self.demo_interval),
                     "--otlp-endpoint", self.urls["otlp_http"], "--no-progress"]
             if self.demo_backfill_days > 0 and self.demo_backfill_tasks > 0 and self._tasks_empty():
                 argv += ["--backfill-days", str(self.demo_backfill_days), "--tasks", str(self.demo_backfill_tasks),
@@ -499,7 +226,7 @@ class Stack:
                                  f"{demo.log_tail()}")
             self.say(f"  demo         sending demo tasks every {self.demo_interval:g} s (log {demo.log_path})")
             # the same agents on the OpenAI Agents SDK, so that both frameworks show side by side
-            agents_argv = [sys.executable, "-m", "swarmlens.cli", "demo-agents", "--forever", "--interval",
+            agents_argv = [sys.executable, "-m", "swarmlens.commands", "demo-agents", "--forever", "--interval",
                            str(max(self.demo_interval * 3, 1.0)), "--otlp-endpoint", self.urls["otlp_http"]]
             try:
                 import agents  # noqa: F401
@@ -640,12 +367,12 @@ class Stack:
     # -- collector -------------------------------------------------------------------------------
     def _start_collector(self, cfg: config_mod.Config, host: str, grpc_port: int, http_port: int) -> Child:
         if cfg.get("SWARMLENS_COLLECTOR", "swarmlens") == "rotel":
-            from swarmlens.embedded.collector import Rotel
+            from swarmlens.embedded.collector import Rotel, rotel_binary
 
             rotel_env = Rotel.from_config(self._cfg_as(cfg, "ingest")).env
             env = {**{k: v for k, v in self._env_as("ingest").items() if not k.startswith("ROTEL_")}, **rotel_env}
-            return self._child("rotel", [_rotel_binary(), "start"], env, grace=60)
-        return self._child("ingest", [sys.executable, "-m", "swarmlens.cli", "ingest",
+            return self._child("rotel", [rotel_binary(), "start"], env, grace=60)
+        return self._child("ingest", [sys.executable, "-m", "swarmlens.commands", "ingest",
                                       "--data-dir", os.path.join(self.data_dir, "ingest"), "--host", host,
                                       "--grpc-port", str(grpc_port), "--http-port", str(http_port)],
                            self._env_as("ingest"), grace=60)
@@ -665,13 +392,7 @@ class Stack:
                              "recent_crashes": len(c.crashes), "last_exit": c.last_exit,
                              "started_at": c.started_at, "restarting": c.restart_at is not None,
                              "log": c.log_path} for c in self.children]}
-        path = os.path.join(self.data_dir, STATE_FILE)
-        try:
-            with open(path + ".tmp", "w", encoding="utf-8") as f:
-                json.dump(doc, f, indent=1)
-            os.replace(path + ".tmp", path)
-        except OSError:
-            pass
+        write_state(self.data_dir, doc)
 
     def stop(self) -> None:
         for child in reversed(self.children):
@@ -686,92 +407,3 @@ class Stack:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-
-
-def pid_alive(pid) -> bool:
-    """Whether a process with this id runs (one of another user's counts)."""
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (ValueError, TypeError, OverflowError):
-        return False
-
-
-def running_clickhouse_url(data_dir: str) -> str | None:
-    """The ClickHouse URL of the `swarmlens up` running on data_dir, if one runs."""
-    state = read_state(data_dir)
-    if state.get("state") == "stopped" or not pid_alive(state.get("pid")):
-        return None
-    return (state.get("urls") or {}).get("clickhouse")
-
-
-def read_state(data_dir: str) -> dict:
-    """What the last `swarmlens up` on this data directory wrote about itself ({} when nothing)."""
-    try:
-        with open(os.path.join(data_dir, STATE_FILE), encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
-
-
-def _port_open(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
-
-
-def _rotel_binary() -> str:
-    from swarmlens.embedded.collector import rotel_binary
-
-    return rotel_binary()
-
-
-def run(args: argparse.Namespace) -> int:
-    from swarmlens.embedded.collector import CollectorError
-    from swarmlens.store.client import StoreError
-
-    try:
-        cfg = config_mod.load({
-            "SWARMLENS_DATA_DIR": args.data_dir, "SWARMLENS_CLICKHOUSE_LISTEN_PORT": args.clickhouse_port,
-            "SWARMLENS_OTLP_HOST": args.otlp_host, "SWARMLENS_OTLP_GRPC_PORT": args.otlp_grpc_port,
-            "SWARMLENS_OTLP_HTTP_PORT": args.otlp_http_port, "SWARMLENS_REPORTER_HOST": args.host,
-            "SWARMLENS_REPORTER_PORT": args.port, "SWARMLENS_REPORTER_WORKERS": args.workers,
-        })
-    except (ValueError, KeyError) as exc:
-        print(f"swarmlens up: {exc}", file=sys.stderr)
-        return 2
-    stack = Stack(cfg, cfg.SWARMLENS_DATA_DIR, demo=args.demo, demo_interval=args.demo_interval,
-                  demo_backfill_days=args.demo_backfill_days, demo_backfill_tasks=args.demo_backfill_tasks,
-                  say=lambda line: print(line, flush=True))
-    stack.demo_llm_port = args.demo_llm_port
-
-    def on_signal(signum, frame):
-        raise _Stop(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    status = 0
-    try:
-        stack.start()
-        status = stack.watch()
-    except _Stop as exc:
-        print(f"swarmlens up: {exc}, stopping", flush=True)
-    except (StackError, StoreError, CollectorError, OSError, ValueError) as exc:
-        print(f"swarmlens up: {exc}", file=sys.stderr, flush=True)
-        status = 1
-    finally:
-        # Further signals must not interrupt the orderly stop.
-        for sig in previous:
-            signal.signal(sig, lambda s, f: print("swarmlens up: still stopping...", flush=True))
-        stack.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    print("swarmlens up: stopped" + ("" if status == 0 else f" (status {status})"), flush=True)
-    return status

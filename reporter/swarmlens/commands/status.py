@@ -25,7 +25,7 @@ def add_arguments(p) -> None:
 
 
 def _alive(pid) -> bool:
-    from swarmlens.stack import pid_alive
+    from swarmlens.stack.state import pid_alive
 
     return pid_alive(pid)
 
@@ -115,7 +115,7 @@ def _engine(url: str, cfg) -> dict:
 
 def gather(data_dir: str, cfg=None) -> dict:
     from swarmlens.ingest.state import read_status
-    from swarmlens.stack import read_state
+    from swarmlens.stack.state import read_state
 
     up = read_state(data_dir)
     ingest = read_status(os.path.join(data_dir, "ingest"))
@@ -186,7 +186,7 @@ def gather(data_dir: str, cfg=None) -> dict:
 
 def _confinement(data_dir: str, problems: list) -> dict | None:
     """What confines the embedded endpoint, as it recorded at start (embedded/command.py)."""
-    from swarmlens.embedded.command import CONFINEMENT_FILE
+    from swarmlens.commands.clickhouse import CONFINEMENT_FILE
 
     try:
         with open(os.path.join(data_dir, "clickhouse", CONFINEMENT_FILE), encoding="utf-8") as f:
