@@ -12,8 +12,10 @@ one of the two kinds of failed task the demo produces, the other being an LLM er
 from __future__ import annotations
 
 import zlib
+from typing import TYPE_CHECKING
 
-from swarm import Agent
+if TYPE_CHECKING:
+    from swarm import Agent
 
 MODELS = {"triage": "gpt-4o-mini", "billing": "gpt-4o-mini", "tech": "gpt-4o", "account": "gpt-4o-mini",
           "sales": "gpt-4o"}
@@ -78,6 +80,10 @@ def create_quote(plan: str, seats: int) -> str:
 
 def build_agents() -> dict[str, Agent]:
     """The five agents, keyed by their script key (triage, billing, tech, account, sales)."""
+    # Swarm is imported here, not above: the scenarios and tools of this module serve the Agents SDK
+    # app and the command line too, which must load without Swarm (the `demo` extra).
+    from swarm import Agent
+
     agents: dict[str, Agent] = {}
 
     def handoff(key: str):
