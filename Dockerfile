@@ -1,5 +1,6 @@
-# The swarmlens reporter (and the demo app, same image): `swarmlens db migrate`, then gunicorn.
-#   docker build -t swarmlens .      (docker-compose.yml builds it for you)
+# The swarmlens reporter: `swarmlens db migrate`, then gunicorn.
+#   docker build -t swarmlens .                                          (docker-compose.yml builds it for you)
+#   docker build --build-arg SWARMLENS_EXTRAS=demo -t swarmlens-demo .   (adds `swarmlens demo`: compose's demo profile)
 FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -8,14 +9,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     SWARMLENS_DATA_DIR=/var/lib/swarmlens
 
 WORKDIR /app
-# Both distributions of the repository at the versions the tests pass with (constraints.txt): the
-# instrumentation first, since swarmlens depends on it and it is not on PyPI.
-# (scripts/check_dockerfile.py runs these steps in CI, in a clean venv.)
+# swarmlens at the versions the tests pass with (constraints.txt): what a server needs, or with
+# SWARMLENS_EXTRAS=demo also the demo, which needs the instrumentation distribution (built from
+# ./instrumentation, as it is not on PyPI).
+# (scripts/check_dockerfile.py runs these steps in CI, in a clean venv, with each value of the argument.)
+ARG SWARMLENS_EXTRAS=""
 COPY pyproject.toml README.md constraints.txt ./
 COPY instrumentation ./instrumentation
 COPY reporter ./reporter
 COPY collector_config ./collector_config
-RUN pip install --no-cache-dir -c constraints.txt ./instrumentation . \
+RUN pip install --no-cache-dir -c constraints.txt ${SWARMLENS_EXTRAS:+./instrumentation} ".${SWARMLENS_EXTRAS:+[$SWARMLENS_EXTRAS]}" \
     && useradd --system --uid 10001 --home-dir /var/lib/swarmlens --create-home swarmlens
 
 USER swarmlens

@@ -1,8 +1,9 @@
 """Runs the Dockerfile's build steps as written, without a container engine: its COPY lines into a
-fresh directory (the image's WORKDIR), its `pip install` commands in a clean venv there, then
-imports what the image's CMD runs. CI calls it (.ci/run); it exits non-zero when a step fails.
+fresh directory (the image's WORKDIR), its `pip install` commands in a clean venv there (its ARG
+values in their environment, as a build has them), then imports what the image's CMD runs. CI calls
+it (.ci/run), once per image it builds; it exits non-zero when a step fails.
 
-    python3 scripts/check_dockerfile.py [--keep]
+    python3 scripts/check_dockerfile.py [--keep] [--build-arg SWARMLENS_EXTRAS=demo]
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ def steps(text: str) -> list[tuple[str, str]]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", action="store_true", help="keep the build directory and print where it is")
+    ap.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE",
+                    help="a value for one of the Dockerfile's ARGs, as `docker build --build-arg` gives it")
     args = ap.parse_args()
+    given = dict(a.partition("=")[::2] for a in args.build_arg)
     with open(os.path.join(REPO, "Dockerfile"), encoding="utf-8") as f:
         instructions = steps(f.read())
     work = tempfile.mkdtemp(prefix="swarmlens-dockerfile-")
@@ -47,9 +51,14 @@ def main() -> int:
     env = dict(os.environ, PATH=os.path.join(venv, "bin") + os.pathsep + os.environ.get("PATH", ""),
                PIP_DISABLE_PIP_VERSION_CHECK="1", VIRTUAL_ENV=venv)
     ran = 0
+    build_args: dict[str, str] = {}
     try:
         for word, rest in instructions:
-            if word == "COPY":
+            if word == "ARG":
+                name, _, default = rest.partition("=")
+                value = given.get(name, " ".join(shlex.split(default)) if default else "")
+                build_args[name] = env[name] = value
+            elif word == "COPY":
                 *sources, dest = shlex.split(rest)
                 target = os.path.normpath(os.path.join(app, dest))
                 for src in sources:
@@ -89,7 +98,18 @@ def main() -> int:
         if r.returncode != 0:
             print("check_dockerfile: `swarmlens db migrate --help` failed in the image", file=sys.stderr)
             return 1
-        print("check_dockerfile: the Dockerfile's install steps pass")
+        # the demo is in the image exactly when the build asked for it
+        demo = "demo" in build_args.get("SWARMLENS_EXTRAS", "").split(",")
+        r = subprocess.run([os.path.join(venv, "bin", "python"), "-c",
+                            "import importlib.util as u; print(all(u.find_spec(m) for m in "
+                            "('swarm', 'openai', 'opentelemetry.instrumentation.openai_swarm')))"],
+                           cwd="/", env=env, capture_output=True, text=True)
+        if r.stdout.strip() != str(demo):
+            print(f"check_dockerfile: the demo's packages are {'missing from' if demo else 'in'} the image "
+                  f"(SWARMLENS_EXTRAS={build_args.get('SWARMLENS_EXTRAS', '')!r}) {r.stderr[-500:]}", file=sys.stderr)
+            return 1
+        print("check_dockerfile: the Dockerfile's install steps pass"
+              + "".join(f"; {k}={v!r}" for k, v in build_args.items()))
         return 0
     finally:
         if args.keep:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv and installs both distributions of this repository, editable, at the versions in
-# constraints.txt: the instrumentation (instrumentation/) and swarmlens with every extra.
+# constraints.txt: the instrumentation (instrumentation/) and swarmlens with every extra (demo, test,
+# bench, agents: what the tests and `swarmlens up --demo` need).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

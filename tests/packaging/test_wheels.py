@@ -3,8 +3,10 @@ installed into a clean virtual environment, run from outside the source tree.
 
 - the app's venv gets opentelemetry-instrumentation-openai-swarm alone: it imports, it is found
   by `opentelemetry-instrument`, and nothing of the service side (swarmlens, flask, chdb) is there;
-- the server's venv gets swarmlens (which pulls the instrumentation): `swarmlens up --demo` runs
-  from the wheel and the demo's tasks land in ClickHouse.
+- the server's venv gets swarmlens: what a server needs, without the demo's Swarm, openai or the
+  instrumentation (`swarmlens demo` says to install `swarmlens[demo]`); with `swarmlens[demo]` and the
+  instrumentation's wheel, `swarmlens up --demo` runs from the wheel and the demo's tasks land in
+  ClickHouse.
 
 Packages come from pip's cache and the configured index (no other network); the versions are
 those of constraints.txt.
@@ -66,11 +68,13 @@ def _venv(path: Path) -> Path:
     return path / "bin" / "python"
 
 
-def _probe(python: Path, cwd: Path) -> dict[str, str]:
-    """Which modules and commands the venv has, seen from outside the source tree."""
+SERVICE = ("opentelemetry.instrumentation.openai_swarm", "swarmlens", "flask", "chdb", "clickhouse_connect", "rotel")
+
+
+def _probe(python: Path, cwd: Path, mods=SERVICE) -> dict[str, str]:
+    """Which modules the venv has, seen from outside the source tree."""
     code = ("import importlib.util, json, sys\n"
-            "mods = ['opentelemetry.instrumentation.openai_swarm', 'swarmlens', 'flask', 'chdb', 'clickhouse_connect',"
-            " 'rotel']\n"
+            f"mods = {list(mods)!r}\n"
             "print(json.dumps({m: bool(importlib.util.find_spec(m)) for m in mods}))\n")
     import json
 
@@ -100,17 +104,28 @@ def test_the_app_venv_has_the_instrumentation_and_nothing_of_the_service(wheels,
 
 def test_swarmlens_up_runs_from_the_wheel_and_stores_demo_tasks(wheels, tmp_path):
     python = _venv(tmp_path / "server")
+    _run([str(python), *PIP, "-c", str(ROOT / "constraints.txt"), str(wheels["swarmlens"])])
+    found = _probe(python, tmp_path, SERVICE + ("swarm", "openai", "tqdm"))
+    assert found == {"swarmlens": True, "flask": True, "chdb": True, "clickhouse_connect": True, "rotel": True,
+                     "opentelemetry.instrumentation.openai_swarm": False, "swarm": False, "openai": False,
+                     "tqdm": False}
+    swarmlens = str(tmp_path / "server" / "bin" / "swarmlens")
+    for argv in (["demo"], ["up", "--demo", "--data-dir", str(tmp_path / "data")]):
+        res = subprocess.run([swarmlens, *argv], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                             env=_clean_env())
+        assert res.returncode == 2 and res.stdout == "", (argv, res.stdout, res.stderr)
+        assert res.stderr.count("\n") == 1 and "pip install 'swarmlens[demo]'" in res.stderr, res.stderr
+    # the demo extra, with the instrumentation's wheel (not on the index)
     _run([str(python), *PIP, "-c", str(ROOT / "constraints.txt"),
-          str(wheels["opentelemetry_instrumentation_openai_swarm"]), str(wheels["swarmlens"])])
-    found = _probe(python, tmp_path)
-    assert found["swarmlens"] and found["chdb"] and found["rotel"]
+          str(wheels["opentelemetry_instrumentation_openai_swarm"]), str(wheels["swarmlens"]) + "[demo]"])
+    assert all(_probe(python, tmp_path, ("swarm", "openai", "opentelemetry.instrumentation.openai_swarm")).values())
     # The package, not a source tree, is what runs: its files live in the venv.
     where = _run([str(python), "-c", "import swarmlens; print(swarmlens.__file__)"], cwd=tmp_path)
     assert str(tmp_path / "server") in where and str(ROOT) not in where
 
     ports = {name: free_port() for name in ("ch", "grpc", "http", "app")}
     log = tmp_path / "up.out"
-    argv = [str(tmp_path / "server" / "bin" / "swarmlens"), "up", "--demo", "--demo-interval", "0.3",
+    argv = [swarmlens, "up", "--demo", "--demo-interval", "0.3",
             "--data-dir", str(tmp_path / "data"), "--clickhouse-port", str(ports["ch"]),
             "--otlp-grpc-port", str(ports["grpc"]), "--otlp-http-port", str(ports["http"]),
             "--port", str(ports["app"])]
