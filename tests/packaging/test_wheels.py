@@ -74,8 +74,13 @@ SERVICE = ("opentelemetry.instrumentation.openai_swarm", "swarmlens", "flask", "
 def _probe(python: Path, cwd: Path, mods=SERVICE) -> dict[str, str]:
     """Which modules the venv has, seen from outside the source tree."""
     code = ("import importlib.util, json, sys\n"
+            "def found(m):\n"
+            "    try:\n"
+            "        return bool(importlib.util.find_spec(m))\n"
+            "    except ImportError:  # its parent package is missing\n"
+            "        return False\n"
             f"mods = {list(mods)!r}\n"
-            "print(json.dumps({m: bool(importlib.util.find_spec(m)) for m in mods}))\n")
+            "print(json.dumps({m: found(m) for m in mods}))\n")
     import json
 
     return json.loads(_run([str(python), "-c", code], cwd=cwd).strip().splitlines()[-1])
