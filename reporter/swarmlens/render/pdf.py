@@ -9,7 +9,7 @@ core Helvetica with characters outside Latin-1 replaced.
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any, Iterable, Sequence
 
 from fpdf import FPDF
@@ -282,7 +282,15 @@ class Document(FPDF):
             self.ln(6)
         self.set_text_color(*INK)
 
-    def output_bytes(self) -> bytes:
+    def output_bytes(self, as_of: str | None = None) -> bytes:
+        """The PDF. ``as_of`` (an ISO date: the exclusive end of the period a report covers) stamps
+        the document's creation date with the moment its figures became final, when that has
+        passed: the same report of a past period is then the same bytes, whoever makes it and when
+        (the download and the mailed copy of a month's report are one document)."""
+        if as_of:
+            final = datetime.fromisoformat(as_of).replace(tzinfo=timezone.utc)
+            if final <= datetime.now(timezone.utc):
+                self.set_creation_date(final)
         self.alias_nb_pages()
         return bytes(self.output())
 
@@ -320,7 +328,7 @@ def user_month_pdf(ctx: dict[str, Any]) -> bytes:
                 fmt.usd(r["cost_usd"])) for r in ctx["models"]])
     doc.para("Tokens and tasks count at the task level; agent and model tables at their own level. Costs use the "
              "model prices in force when this report was made.", size=8, color=MUTED)
-    return doc.output_bytes()
+    return doc.output_bytes(as_of=m["end_exclusive"])
 
 
 def task_pdf(ctx: dict[str, Any]) -> bytes:
@@ -421,4 +429,4 @@ def usage_report_pdf(ctx: dict[str, Any]) -> bytes:
                 fmt.usd(m["cost_usd"]) + ("" if m["priced"] else " (no price)"),
                 Change(m["change"], "tokens"))
                for m in ctx["models"]])
-    return doc.output_bytes()
+    return doc.output_bytes(as_of=p["end_exclusive"])
