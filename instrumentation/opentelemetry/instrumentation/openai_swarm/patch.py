@@ -287,6 +287,8 @@ class _Stretch:
 
 def live_stretch(ctx: otel_context.Context) -> Optional[_Stretch]:
     """The agent stretch whose invoke_agent span is the current span of ``ctx`` while it is recorded."""
+    if not _LIVE_STRETCHES:  # no Swarm task running (an Agents SDK app): nothing to look up
+        return None
     parent = trace.get_current_span(ctx).get_span_context()
     stretch = _LIVE_STRETCHES.get(parent.span_id) if parent.is_valid else None
     if stretch is not None and stretch.span.get_span_context().trace_id == parent.trace_id:
