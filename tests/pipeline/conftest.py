@@ -60,7 +60,7 @@ class ClickHouseProcess:
 @pytest.fixture()
 def start_rotel(tmp_path):
     """Starts rotel with collector_config/rotel.env for a config; stops it after the test."""
-    from swarmlens.embedded.collector import Rotel
+    from swarmlens.ingest.collectors import Rotel
 
     started = []
 

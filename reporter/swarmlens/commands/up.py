@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if args.demo and (missing := demo_extra_missing("up --demo")):
         print(missing, file=sys.stderr)
         return 2
-    from swarmlens.embedded.collector import CollectorError
+    from swarmlens.ingest.collectors import CollectorError
     from swarmlens.stack import StackError
     from swarmlens.stack.supervisor import Stack
     from swarmlens.store.client import StoreError

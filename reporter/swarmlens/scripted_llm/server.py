@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .script import Script, completion_body, response_body, response_events, responses_messages, stream_chunks
+from .script import (
+    Script,
+    ScriptError,
+    completion_body,
+    response_body,
+    response_events,
+    responses_messages,
+    stream_chunks,
+)
 
 logger = logging.getLogger(__name__)
 
+# The support desk of swarmlens' demo: what the server answers when given no script.
+EXAMPLE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "example_support.json")
 MAX_BODY_BYTES = 32 << 20
+# Routes for a test that runs the server in another process: GET .../requests, POST .../reset.
+# No path of the OpenAI API starts with an underscore.
+CONTROL = "/_scripted"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -44,7 +59,11 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes --------------------------------------------------------------------------
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
-        if path in ("/v1/models", "/models"):
+        if path == CONTROL + "/requests":  # what a test in another process asserts on
+            with self.server.lock:
+                received = list(self.server.requests)
+            self._send_json(200, {"requests": received})
+        elif path in ("/v1/models", "/models"):
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "swarmlens-scripted"}
                     for m in self.server.script.models()]
             self._send_json(200, {"object": "list", "data": data})
@@ -55,6 +74,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
+        if path == CONTROL + "/reset":
+            self.server.reset()
+            self._send_json(200, {"status": "reset"})
+            return
         responses = path in ("/v1/responses", "/responses")
         if path not in ("/v1/chat/completions", "/chat/completions") and not responses:
             self._error(404, f"no route POST {path}")
@@ -152,6 +175,11 @@ class _HTTPServer(ThreadingHTTPServer):
         self.stopping = threading.Event()
         super().__init__(address, _Handler)
 
+    def reset(self) -> None:
+        self.script.reset()
+        with self.lock:
+            self.requests.clear()
+
 
 class ScriptedLLMServer:
     """A scripted OpenAI-compatible server on a background thread.
@@ -239,3 +267,24 @@ class ScriptedLLMServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def serve(script: Any = EXAMPLE_SCRIPT, *, host: str = "127.0.0.1", port: int = 0, usage: bool | None = None,
+          prog: str = "scripted LLM") -> int:
+    """Serves until interrupted, for `swarmlens llm-server` and ``python -m swarmlens.scripted_llm``:
+    the first line printed is ``scripted LLM serving URL ...``; a bad script or a taken port is one
+    line on stderr and status 2."""
+    try:
+        server = ScriptedLLMServer(script, host=host, port=port, usage=usage).bind()
+    except (ScriptError, OSError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    agents = ", ".join(server.script.data["agents"])
+    print(f"scripted LLM serving {server.url} (agents: {agents}; usage: "
+          f"{'on' if server.script.reports_usage else 'off'}); Ctrl-C to stop", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    print("scripted LLM stopped", flush=True)
+    return 0
