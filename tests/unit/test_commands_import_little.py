@@ -67,3 +67,22 @@ def test_the_demo_without_its_extra_says_how_to_install_it(argv, tmp_path):
     lines = seen["output"].strip().splitlines()
     assert len(lines) == 1 and "pip install 'swarmlens[demo]'" in lines[0], lines
     assert not (tmp_path / "up-state.json").exists()
+
+
+def test_each_one_line_help_names_every_action_of_its_command():
+    """`swarmlens --help` lists each command's actions as the command has them (the line of `db` once
+    named two of its four)."""
+    import argparse
+    import re
+
+    from swarmlens.commands.dispatch import COMMANDS, build_parser
+
+    with_actions = 0
+    for name, _, help_text in COMMANDS:
+        command = build_parser(name)._subparsers._group_actions[0].choices[name]
+        actions = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+        for group in actions:
+            with_actions += 1
+            missing = [c for c in group.choices if not re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", help_text)]
+            assert not missing, f"`{name}`'s help ({help_text!r}) leaves out {missing}"
+    assert with_actions >= 5  # db, users, plans, prices, notify

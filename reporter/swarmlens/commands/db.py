@@ -23,13 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s = sub.add_parser("status", help="list migrations: applied, pending, or changed since applied; "
                                       "exits 1 unless the schema is up to date")
     _common(s)
-    c = sub.add_parser("check", help="compare every rollup (each table a materialized view feeds) with its detail "
-                                     "table; --repair rebuilds what differs; exits 1 while anything differs",
-                       description="Compare every table a materialized view feeds with what its source table says "
-                                   "(read with FINAL), partition by partition. With --repair, rebuild each partition "
-                                   "that differs from its source and swap it in, then compare again.")
+    c = sub.add_parser("check", help="CHECK TABLE of every table, then every rollup (each table a materialized view "
+                                     "feeds) against its detail table; --repair sets damaged parts aside and rebuilds "
+                                     "what differs; exits 1 while anything is damaged or differs",
+                       description="Check every part of every table (CHECK TABLE), then compare every table a "
+                                   "materialized view feeds with what its source table says (read with FINAL), "
+                                   "partition by partition. With --repair, set damaged parts aside (into the table's "
+                                   "detached/ folder), rebuild each partition that differs from its source and swap it "
+                                   "in, then compare again.")
     _common(c)
-    c.add_argument("--repair", action="store_true", help="rebuild the partitions that differ, and say which")
+    c.add_argument("--repair", action="store_true",
+                   help="set damaged parts aside and rebuild the partitions that differ, and say which")
     u = sub.add_parser("users", help="ClickHouse users and their roles (admin, reporter, ingest, analyst)",
                        description="Manage the ClickHouse users with CREATE USER / GRANT / DROP USER over the HTTP "
                                    "interface (the embedded endpoint keeps them in its data directory). Roles: "

@@ -37,7 +37,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("demo-agents", "swarmlens.commands.demo_agents",
      "run the demo's OpenAI Agents SDK app against the scripted LLM, sending spans over OTLP "
      "(needs swarmlens[demo,agents])"),
-    ("users", "swarmlens.commands.users", "ops accounts, end users and their plans, API tokens"),
+    ("users", "swarmlens.commands.users",
+     "ops accounts, end users and their plans, API tokens: list, add, assign, add-ops, set-password, disable-ops, "
+     "enable-ops, token"),
     ("plans", "swarmlens.commands.plans", "plans and their monthly token quotas: list, set, delete"),
     ("prices", "swarmlens.commands.prices", "model prices, USD per 1M input and output tokens: list, set"),
     ("notify", "swarmlens.commands.notify",

@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", metavar="HOST", help="address of the reporter (default: SWARMLENS_REPORTER_HOST)")
     p.add_argument("--port", type=int, metavar="PORT", help="port of the reporter (default: SWARMLENS_REPORTER_PORT, 8000)")
     p.add_argument("--workers", type=int, help="gunicorn workers (default: SWARMLENS_REPORTER_WORKERS)")
-    p.add_argument("--demo", action="store_true", help="keep demo traffic flowing (swarmlens demo --forever)")
+    p.add_argument("--demo", action="store_true", help="keep demo traffic flowing (swarmlens demo --forever; needs swarmlens[demo])")
     p.add_argument("--demo-interval", type=float, default=2.0, metavar="SECONDS",
                    help="pause between demo tasks (default: 2)")
     p.add_argument("--demo-backfill-days", type=int, default=90, metavar="DAYS",
