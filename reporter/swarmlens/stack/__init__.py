@@ -33,6 +33,8 @@ process in its own process group; port and readiness checks), ``state`` (``up-st
 account created on the first start).
 """
 
+from swarmlens.errors import SwarmlensError
 
-class StackError(Exception):
+
+class StackError(SwarmlensError):
     """The stack cannot start: a taken port, a child that failed, a locked data directory."""

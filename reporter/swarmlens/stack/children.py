@@ -165,7 +165,6 @@ def wait_ready(child: Child, ready: Callable[[], bool], what: str, timeout: floa
                      f"{child.log_tail()}")
 
 
-
 def port_open(host: str, port: int) -> bool:
     try:
         socket.create_connection((host, port), timeout=0.5).close()
