@@ -49,11 +49,19 @@ def add_months(d: date, months: int) -> date:
 FIRST_DATE, LAST_DATE = date(1970, 2, 1), date(2148, 12, 31)
 
 
+class InvalidPeriod(ValueError):
+    """A date or period a report cannot cover; ``field`` names the parameter it came from."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
 def check_date(d: date, what: str) -> date:
-    """``d`` when a report can cover it; ValueError (a 400 for the caller) otherwise."""
+    """``d`` when a report can cover it; InvalidPeriod (a 400 for the caller) otherwise."""
     if not FIRST_DATE <= d <= LAST_DATE:
-        raise ValueError(f"{what} must be between {FIRST_DATE.isoformat()} and {LAST_DATE.isoformat()}, "
-                         f"not {d.isoformat()}")
+        raise InvalidPeriod(f"{what} must be between {FIRST_DATE.isoformat()} and {LAST_DATE.isoformat()}, "
+                         f"not {d.isoformat()}", what)
     return d
 
 
@@ -113,7 +121,7 @@ def dashboard_period(key: str, now: date | None = None) -> Period:
     if key == "last_month":
         start = add_months(d, -1)
         return Period(key, f"Last month ({start:%B %Y})", start, month_start(d))
-    raise ValueError(f"period must be one of {', '.join(DASHBOARD_PERIODS)}, not {key[:20]!r}")
+    raise InvalidPeriod(f"period must be one of {', '.join(DASHBOARD_PERIODS)}, not {key[:20]!r}", "period")
 
 
 def month_period(value: str | None, now: date | None = None) -> Period:
@@ -124,7 +132,7 @@ def month_period(value: str | None, now: date | None = None) -> Period:
         try:
             start = datetime.strptime(value.strip(), "%Y-%m").date()
         except ValueError:
-            raise ValueError(f"month must look like 2026-03, not {value[:20]!r}") from None
+            raise InvalidPeriod(f"month must look like 2026-03, not {value[:20]!r}", "month") from None
         check_date(start, "month")
     return Period(f"{start:%Y-%m}", f"{start:%B %Y}", start, add_months(start, 1))
 
@@ -139,7 +147,7 @@ def week_period(value: str | None, now: date | None = None) -> Period:
             year, week = value.strip().upper().split("-W")
             start = date.fromisocalendar(int(year), int(week), 1)
         except ValueError:
-            raise ValueError(f"week must look like 2026-W10, not {value[:20]!r}") from None
+            raise InvalidPeriod(f"week must look like 2026-W10, not {value[:20]!r}", "week") from None
         check_date(start, "week")
     iso = start.isocalendar()
     end = start + timedelta(days=7)
@@ -153,14 +161,14 @@ def date_range(start: str | None, end: str | None, default_days: int = 30) -> Pe
         try:
             parsed = date.fromisoformat(value.strip())
         except ValueError:
-            raise ValueError(f"{what} must be a date like 2026-03-01, not {value[:20]!r}") from None
+            raise InvalidPeriod(f"{what} must be a date like 2026-03-01, not {value[:20]!r}", what) from None
         # Beyond what the store can hold nothing is stored: the nearest day it can hold means the same.
         return min(max(parsed, FIRST_DATE), LAST_DATE)
 
     last = parse(end, "to") if end else today()
     first = parse(start, "from") if start else last - timedelta(days=default_days - 1)
     if first > last:
-        raise ValueError("from must not be after to")
+        raise InvalidPeriod("from must not be after to", "to")
     return Period("range", f"{first:%d %b %Y} – {last:%d %b %Y}", first, last + timedelta(days=1))
 
 

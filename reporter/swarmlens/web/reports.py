@@ -8,7 +8,8 @@ from flask import Blueprint, Response, redirect, url_for
 
 from swarmlens.reports import common as rc
 from swarmlens.reports import usage as report
-from swarmlens.web.common import arg_choice, arg_text, client, config, page, period_or_400, requires, wants_json
+from swarmlens.web.common import (arg_choice, arg_text, client, config, form_page, page, period_or_400, requires, typed,
+                                  wants_json)
 
 bp = Blueprint("reports", __name__)
 
@@ -57,7 +58,8 @@ def _build_custom(page_only: bool = False):
 @bp.route("/reports/custom")
 @requires("ops")
 def custom():
-    return page("report.html", _build("custom", page_only=True)[1])
+    return form_page("report.html", lambda: _build("custom", page_only=True)[1],
+                     lambda: {"kind": "custom", "nav": {"param": None}, "typed": typed("from", "to")})
 
 
 @bp.route("/reports/")

@@ -9,7 +9,8 @@ from flask import Blueprint, Response, abort, redirect, url_for
 from swarmlens.reports import common as rc
 from swarmlens.reports import users as report
 from swarmlens.web.common import (arg_choice, arg_int, arg_text, check_user_access, client, config, decode_cursor,
-                                  keyset_params, next_cursor, page, period_or_400, principal, requires)
+                                  form_page, keyset_params, next_cursor, page, period_or_400, principal, requires,
+                                  typed)
 
 bp = Blueprint("users", __name__)
 
@@ -17,11 +18,18 @@ bp = Blueprint("users", __name__)
 @bp.route("/users")
 @requires("ops")
 def users_list():
-    sort = arg_choice("sort", report.SORTS, "tokens")
-    direction = arg_choice("dir", ("asc", "desc"), "desc")
-    return page("users.html", report.users_list(client(), config(), sort, direction,
-                                                page=arg_int("page", 1, 1, 1_000_000),
-                                                per_page=arg_int("limit", report.USERS_PER_PAGE, 1, 1000)))
+    def build() -> dict:
+        sort = arg_choice("sort", report.SORTS, "tokens")
+        direction = arg_choice("dir", ("asc", "desc"), "desc")
+        return report.users_list(client(), config(), sort, direction, page=arg_int("page", 1, 1, 1_000_000),
+                                 per_page=arg_int("limit", report.USERS_PER_PAGE, 1, 1000))
+
+    def form() -> dict:
+        t = typed("sort", "dir", "limit")
+        return {"sorts": list(report.SORTS), "sort": t["sort"] or "tokens", "dir": t["dir"] or "desc",
+                "per_page": t["limit"] or report.USERS_PER_PAGE}
+
+    return form_page("users.html", build, form)
 
 
 @bp.route("/me")
