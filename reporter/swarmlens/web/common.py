@@ -266,7 +266,7 @@ def arg_int(name: str, default: int, minimum: int = 1, maximum: int = 1000) -> i
 def arg_choice(name: str, choices: list[str] | tuple[str, ...] | dict, default: str) -> str:
     raw = request.args.get(name) or default
     if raw not in choices:
-        bad(f"{name} must be one of {', '.join(choices)}, not {raw[:30]!r}", name)
+        bad(f"{name} must be one of {', '.join(c for c in choices if c)}, not {raw[:30]!r}", name)
     return raw
 
 
