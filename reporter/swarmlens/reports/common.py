@@ -89,16 +89,64 @@ class Period:
     def day_list(self) -> list[date]:
         return [self.start + timedelta(days=i) for i in range(self.days)]
 
-    def previous(self) -> "Period":
-        if self.start.day == 1 and self.end == add_months(self.start, 1):
+    @property
+    def is_month(self) -> bool:
+        return self.start.day == 1 and self.end == add_months(self.start, 1)
+
+    @property
+    def is_week(self) -> bool:
+        return self.days == 7 and self.start.weekday() == 0 and "-W" in self.key
+
+    def elapsed_days(self, now: date | None = None) -> int:
+        """Days of the period up to today, today included (a day under way counts as a day)."""
+        d = now or today()
+        return max(0, min(self.days, (d - self.start).days + 1))
+
+    def previous(self, now: date | None = None) -> "Period":
+        """The period this one is compared with: the month or the as many days before it. A period
+        still running (its last day is after today) is compared with the same span of the one
+        before: a week to date with the same days of last week, a month to date with the same days
+        of last month, a range reaching into the future, cut at today, with as many days before it.
+        Its label says which, in the words every page, PDF and mail print after "compared with".
+        Every comparison is taken here (dashboard, agents, reports, mails), so they all agree."""
+        d = now or today()
+        if self.is_month:
             start = add_months(self.start, -1)
-            return Period(f"{start:%Y-%m}", f"{start:%B %Y}", start, self.start)
-        start = self.start - timedelta(days=self.days)
-        return Period("previous", f"{start:%d %b} – {self.start - timedelta(days=1):%d %b %Y}", start, self.start)
+            whole = Period(f"{start:%Y-%m}", f"{start:%B %Y}", start, self.start)
+        else:
+            start = self.start - timedelta(days=self.days)
+            whole = Period("previous", span_label(start, self.start), start, self.start)
+        if self.end - timedelta(days=1) <= d:
+            return whole  # over (or ending today): the whole period before
+        n = self.elapsed_days(d)
+        if n == 0:
+            return Period(whole.key, "nothing yet: this period has not begun", whole.start, whole.start)
+        if self.is_month or self.is_week:
+            end = min(whole.start + timedelta(days=n), whole.end)
+            unit = "month" if self.is_month else "week"
+            if end == whole.end:  # 30 days of March against a February of 28
+                return Period(whole.key, f"all of {whole.label} ({day_words(whole.days)}), as this month has run "
+                                         f"{day_words(n)} so far", whole.start, whole.end)
+            same = "the same day" if n == 1 else f"the same {n} days"
+            return Period(whole.key, f"{same} of last {unit} ({span_label(whole.start, end)}), as this {unit} "
+                                     f"has run {day_words(n)} so far", whole.start, end)
+        start = self.start - timedelta(days=n)
+        return Period("previous", f"the {day_words(n)} before ({span_label(start, self.start)}); the range reaches "
+                                  f"into the future, so it is cut at today, {d:%d %b %Y}", start, self.start)
 
     def as_dict(self) -> dict[str, Any]:
         return {"key": self.key, "label": self.label, "start": self.start.isoformat(),
                 "end_exclusive": self.end.isoformat(), "days": self.days}
+
+
+def span_label(start: date, end: date) -> str:
+    """``[start, end)`` in words: "30 Nov – 02 Dec 2026", or one day "30 Nov 2026"."""
+    last = end - timedelta(days=1)
+    return f"{start:%d %b %Y}" if last <= start else f"{start:%d %b} – {last:%d %b %Y}"
+
+
+def day_words(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
 
 
 DASHBOARD_PERIODS = {
