@@ -12,13 +12,10 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
+from swarmlens.errors import InvalidInput  # noqa: F401  (raised here; callers catch accounts.InvalidInput)
 from swarmlens.store.client import query_file
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$")
-
-
-class InvalidInput(ValueError):
-    """A value a person typed that cannot be stored: the message says what is expected."""
 
 
 def _now() -> datetime:

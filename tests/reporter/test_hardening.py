@@ -49,8 +49,13 @@ def closed_port():
     return port
 
 
+# What "fast" means for a page without its database: well below the query timeout a hung page
+# would wait for (30 s), with room for a shared, busy machine; the ping itself gives up after 1 s.
+FAST = 8.0
+
+
 @pytest.mark.parametrize("kind", ["stalled", "down"])
-def test_data_pages_answer_503_within_2s_while_sign_in_page_static_and_healthz_work(
+def test_data_pages_answer_503_fast_while_sign_in_page_static_and_healthz_work(
         app, seeded, h, tmp_path, request, kind):
     port = request.getfixturevalue("stalled_port" if kind == "stalled" else "closed_port")
     # A stall is a timeout that lasts: with no grace it counts at once (tests/unit/test_ping_grace.py
@@ -63,19 +68,20 @@ def test_data_pages_answer_503_within_2s_while_sign_in_page_static_and_healthz_w
         t0 = time.monotonic()
         r = c.get(path, headers=headers)
         took = time.monotonic() - t0
-        assert r.status_code == 503 and took < 2.0, (path, r.status_code, took)
+        # fast: bounded by the 1 s ping, not by a query's timeout (FAST leaves a busy machine room)
+        assert r.status_code == 503 and took < FAST, (path, r.status_code, took)
         assert "database is not reachable" in r.get_data(as_text=True)
         assert r.headers["Retry-After"]
     # The sign-in page, static files and /healthz need no database.
     for path in ("/login", "/static/style.css", "/healthz"):
         t0 = time.monotonic()
         assert c.get(path).status_code == 200, path
-        assert time.monotonic() - t0 < 1.0, path
+        assert time.monotonic() - t0 < FAST, path
     # Signing in needs the database: it fails fast and says why.
     t0 = time.monotonic()
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").get_data(as_text=True)).group(1)
     r = c.post("/login", data={"csrf_token": csrf, "mode": "ops", "login": "admin", "password": "whatever1"})
-    assert r.status_code == 503 and time.monotonic() - t0 < 2.0
+    assert r.status_code == 503 and time.monotonic() - t0 < FAST
     assert "database is not reachable" in r.get_data(as_text=True)
     r = c.get("/readyz")
     assert r.status_code == 503 and r.get_json()["clickhouse"] == "unreachable"
@@ -85,7 +91,7 @@ def test_data_pages_answer_503_within_2s_while_sign_in_page_static_and_healthz_w
     down = app_down.test_client()
     down.set_cookie("swarmlens_session", up.get_cookie("swarmlens_session").value)
     t0 = time.monotonic()
-    assert down.get("/users").status_code == 503 and time.monotonic() - t0 < 2.0
+    assert down.get("/users").status_code == 503 and time.monotonic() - t0 < FAST
     assert down.get("/login").status_code == 200 and down.get("/static/style.css").status_code == 200
 
 

@@ -12,19 +12,17 @@ from swarmlens.render import charts, fmt
 
 @pytest.mark.parametrize("value, text", [
     (0, "$0.00"), (0.02, "$0.02"), (1234.5, "$1,234.50"), (0.0077, "$0.0077"), (0.00004213, "$0.000042"),
-    (0.009999, "$0.0100"), (3e-9, "<$0.000001"), (-0.5, "-$0.50"), (None, "–"),
+    (0.009999, "$0.01"), (9.99999e-05, "$0.00010"), (3e-9, "<$0.000001"), (-0.5, "-$0.50"), (None, "–"),
 ])
 def test_money_has_significant_digits_and_never_reads_zero_when_not_zero(value, text):
     assert fmt.usd(value) == text
 
 
-def test_a_column_of_money_shares_its_decimals():
-    rows = [{"cost_usd": 0.02}, {"cost_usd": 0.0077}, {"cost_usd": 12.5}, {"cost_usd": 0}]
-    places = fmt.money_column(rows)
-    assert places == 4
-    assert [fmt.usd(r["cost_usd"], places) for r in rows] == ["$0.0200", "$0.0077", "$12.5000", "$0.0000"]
-    # A column with nothing below a cent keeps two decimals.
-    assert fmt.money_column([{"cost_usd": 3.456}, {"cost_usd": None}]) == 2
+def test_money_follows_one_rule_whatever_its_neighbours():
+    """Cents from a cent up, more digits only below a cent: a table never shows "$0.02895" or
+    "$0.00000" because another amount in it is small."""
+    assert [fmt.usd(v) for v in (0.02895, 0.0045, 0.01, 0, 12.5)] == ["$0.03", "$0.0045", "$0.01", "$0.00", "$12.50"]
+    assert not hasattr(fmt, "money_column") and "money_column" not in fmt.FILTERS
 
 
 def test_counts_are_whole_and_averages_always_have_one_decimal():

@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
                 provider.force_flush(30000)
             from swarmlens.demo.seed import showcase
 
-            lines, near_quota = showcase(tasks, args.users, stop)
+            lines, near_quota = showcase(tasks, args.users, stop, interval=args.interval)
             for line in lines:
                 print(f"demo: {line}", flush=True)
         if args.forever and not stop.is_set():

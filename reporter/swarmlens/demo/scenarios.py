@@ -224,6 +224,12 @@ def demo_users(count: int) -> list[str]:
     return users
 
 
+def user_weights(count: int) -> list[float]:
+    """How often each demo user asks, relative to the others: some customers talk to support much
+    more than others."""
+    return [1.0 / (1 + i % 7) for i in range(max(1, count))]
+
+
 @dataclass
 class Task:
     index: int
@@ -247,8 +253,7 @@ def plan(count: int, users: int, *, seed: int = 7, stream_ratio: float = 0.3, ba
     looks lived-in and each export batch covers few days."""
     rng = random.Random(seed * 1_000_003 + start_index)
     ids = demo_users(max(1, users))
-    # Some customers talk to support much more than others.
-    user_weights = [1.0 / (1 + i % 7) for i in range(len(ids))]
+    weights_of_users = user_weights(len(ids))
     weights = [s.weight for s in SCENARIOS]
     offsets: list[float] = []
     if backfill_days > 0:
@@ -262,7 +267,7 @@ def plan(count: int, users: int, *, seed: int = 7, stream_ratio: float = 0.3, ba
     tasks = []
     for i in range(count):
         scenario = rng.choices(SCENARIOS, weights=weights)[0]
-        user = rng.choices(ids, weights=user_weights)[0]
+        user = rng.choices(ids, weights=weights_of_users)[0]
         offset = offsets[i] if offsets else 0.0
         if scenario.name == "outage" and offset < RECENT_SECONDS:
             scenario = BY_NAME["incident"]

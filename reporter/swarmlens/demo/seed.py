@@ -8,7 +8,7 @@ from typing import Mapping
 
 from swarmlens import accounts
 from swarmlens.demo.agents import MODELS
-from swarmlens.demo.scenarios import demo_users
+from swarmlens.demo.scenarios import demo_users, user_weights
 
 # USD per 1M input / output tokens: public list prices when this demo was written.
 DEMO_PRICES = {"gpt-4o": ("2.50", "10.00"), "gpt-4o-mini": ("0.15", "0.60")}
@@ -66,9 +66,29 @@ def _votes(rows: list[dict]) -> list[tuple[dict, str]]:
     return out
 
 
-def showcase(tasks: list, users: int, stop, timeout: float = 120.0) -> tuple[list[str], str | None]:
-    """Waits for the demo's tasks to reach ClickHouse, then votes on some of them and puts one user on
-    a plan they have used 90% of this month. Returns a line per thing done, and that user."""
+# How long the quotas the showcase sets keep telling the same story under live traffic: one user
+# near quota (no live tasks from them), one over (who stays over), everyone else below
+# COMFORT of their quota for at least this long.
+STORY_HOURS = 48
+COMFORT = 0.6
+
+
+def _round_up(n: float) -> int:
+    """Up to two significant digits: quotas read like ones a person set (1,300,000, not 1,283,417)."""
+    import math
+
+    n = max(1, math.ceil(n))
+    step = 10 ** max(0, len(str(n)) - 2)
+    return -(-n // step) * step
+
+
+def showcase(tasks: list, users: int, stop, timeout: float = 120.0,
+             interval: float = 2.0) -> tuple[list[str], str | None]:
+    """Waits for the demo's tasks to reach ClickHouse, then votes on some of them and sizes the
+    plans to the traffic: one user on a plan they have used 90% of this month (their live tasks
+    pause), one over their plan's quota, and everyone else on a plan that the live traffic (a task
+    every ``interval`` seconds) keeps below 60% for two days. Returns a line per thing done, and
+    the user near quota."""
     import math
     import time
     from datetime import datetime, timedelta, timezone
@@ -103,16 +123,37 @@ def showcase(tasks: list, users: int, stop, timeout: float = 120.0) -> tuple[lis
         lines = [f"showcase: {len(votes)} feedback votes ({sum(v == 'up' for _, v in votes)} thumbs-up) "
                  f"on {len(rows)} tasks"]
         month = rc.this_month()
-        used = sorted((int(r["tokens"] or 0), r["user_id"]) for r in rc.quota_rows(client, cfg, month)
-                      if r["user_id"] in ids and int(r["tokens"] or 0) > 0)
+        quota_rows = [r for r in rc.quota_rows(client, cfg, month) if r["user_id"] in ids]
+        used = sorted((int(r["tokens"] or 0), r["user_id"]) for r in quota_rows if int(r["tokens"] or 0) > 0)
         user = None
-        if used:
-            tokens, user = used[len(used) // 2]  # a middling user: live traffic takes a while to push them over
+        if len(used) >= 2:
+            tokens, user = used[len(used) // 2]  # a middling user: their live tasks pause
             quota = math.ceil(tokens / 0.9)
             accounts.set_plan(client, cfg, SHOWCASE_PLAN, quota=quota, warn_at_percent=80, display_name="Starter")
             accounts.upsert_user(client, cfg, user, plan=SHOWCASE_PLAN)
             lines.append(f"showcase: {user} is on plan {SHOWCASE_PLAN} ({quota:,} tokens a month), 90% used; "
                          f"no live tasks from them")
+            over_tokens, over = used[-1]  # the heaviest user, over by a fifth; live traffic keeps them over
+            free = max(1, math.floor(over_tokens / 1.2))
+            accounts.set_plan(client, cfg, "free", quota=free, warn_at_percent=80, display_name="Free")
+            accounts.upsert_user(client, cfg, over, plan="free")
+            lines.append(f"showcase: {over} is on plan free ({free:,} tokens a month), over it")
+            # Everyone else: live traffic adds tokens per task x the user's share of a task every
+            # `interval` seconds (the paused user's share goes to the others).
+            tasks_month = sum(int(r["tasks"] or 0) for r in quota_rows) or 1
+            per_task = sum(t for t, _ in used) / tasks_month
+            weights = dict(zip(ids, user_weights(len(ids))))
+            live = sum(w for u, w in weights.items() if u != user)
+            rest = [u for u in ids if u not in (user, over)]
+            mine = {t_user: t for t, t_user in used}
+            team = _round_up(max((mine.get(u, 0) + per_task * 3600.0 / max(interval, 0.01) * weights[u] / live
+                                  * STORY_HOURS) / COMFORT for u in rest) if rest else 1)
+            accounts.set_plan(client, cfg, "team", quota=team, warn_at_percent=80, display_name="Team")
+            for u in ids:
+                if u not in (user, over):
+                    accounts.upsert_user(client, cfg, u, plan="team")
+            lines.append(f"showcase: the other users are on plan team ({team:,} tokens a month): under "
+                         f"{COMFORT:.0%} of it for {STORY_HOURS} hours of live traffic")
         return lines, user
     finally:
         client.close()

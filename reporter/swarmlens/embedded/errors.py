@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from swarmlens.errors import SwarmlensError
+
 # Exception code -> HTTP status, as ClickHouse's HTTP handler maps them (exceptionCodeToHTTPStatus).
 _STATUS_BY_CODE = {
     194: 401,  # REQUIRED_PASSWORD
@@ -55,7 +57,7 @@ _NESTED_RE = re.compile(r"Code:\s*(\d+)\.\s*DB::Exception:\s*")
 _VERSION_RE = re.compile(r"\s*\(version [^)]*(?:\([^)]*\))?[^)]*\)\s*$")
 
 
-class ClickHouseError(Exception):
+class ClickHouseError(SwarmlensError):
     """An error with a ClickHouse exception code, reported to HTTP clients as a server would."""
 
     def __init__(self, code: int, name: str, message: str, http_status: int | None = None,

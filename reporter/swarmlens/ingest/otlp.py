@@ -43,6 +43,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from swarmlens.errors import SwarmlensError
 from swarmlens.ingest import conventions
 
 # The columns written, in the order rotel and the test span builders (tests/support_spans.py) use.
@@ -68,7 +69,7 @@ _KINDS = {0: "Unspecified", 1: "Internal", 2: "Server", 3: "Client", 4: "Produce
 _STATUS = {0: "Unset", 1: "Ok", 2: "Error"}
 
 
-class BadRequest(Exception):
+class BadRequest(SwarmlensError):
     """The body is not an OTLP trace export at all (not protobuf / JSON of that message)."""
 
 

@@ -50,6 +50,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from swarmlens.errors import SwarmlensError
+
 log = logging.getLogger("swarmlens.ingest.wal")
 
 MAGIC = b"\xf0SWL"
@@ -65,11 +67,11 @@ _NAME = re.compile(r"^(\d{20})(?:-([0-9a-f]{16}))?(\.v2)?\.wal$")
 MAX_RECORD = 1 << 30
 
 
-class WalFull(Exception):
+class WalFull(SwarmlensError):
     """The log holds more than its limit: ClickHouse is behind; the sender should retry later."""
 
 
-class WalUnavailable(Exception):
+class WalUnavailable(SwarmlensError):
     """Nothing was logged: the disk refused the write or is nearly full. The sender retries later."""
 
 

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from swarmlens.notify import claims
 from swarmlens.notify.channels import Channel, Message, Sender, list_channels
 from swarmlens.render import fmt
+from swarmlens.render.mail import MailBody
 from swarmlens.reports import common as rc
 
 LEVELS = {"warn": "quota.warning", "over": "quota.exceeded"}
@@ -24,27 +25,50 @@ def public_link(config: Mapping[str, Any], path: str) -> str:
 
 
 def alert_message(config: Mapping[str, Any], row: dict[str, Any], month: rc.Period, now: datetime) -> Message:
+    """The alert, for ops (the webhook payload and the ops addresses) and, as ``for_user``, in the
+    end user's own words for their own address."""
     level = row["level"]
     plan = row.get("plan_name") or row["plan"]
-    percent = 100.0 * int(row["tokens"] or 0) / int(row["quota"])
+    tokens, quota = int(row["tokens"] or 0), int(row["quota"])
+    percent = 100.0 * tokens / quota
     shown = fmt.percent(percent)  # cut, not rounded: 99.99% must not read as 100.0% (it is not over)
-    link = public_link(config, f"/users/{quote(row['user_id'], safe='')}")
+    warn_at = int(row["warn_at_percent"] or 80)
+    user = row["user_id"]
+    link = public_link(config, f"/users/{quote(user, safe='')}")
+    renews = f"{month.end:%-d %B %Y}"
+    facts = [("Task tokens used", fmt.num(tokens)), ("Monthly quota", fmt.num(quota)), ("Share used", shown),
+             ("Plan", plan), ("Month", month.label)]
+    footer = "Quotas count task tokens (input + output) per calendar month, UTC."
+    tone = "bad" if level == "over" else "warn"
     if level == "over":
-        subject = f"[swarmlens] {row['user_id']} is over the {plan} plan's monthly quota ({shown}, {month.label})"
-        head = (f"{row['user_id']} has used {int(row['tokens']):,} task tokens in {month.label}, over the {plan} "
-                f"plan's quota of {int(row['quota']):,} ({shown}).")
+        ops = MailBody(f"[swarmlens] {user} is over the {plan} plan's monthly quota ({shown}, {month.label})",
+                       f"{user} is over the monthly quota",
+                       [f"{user} has used {tokens:,} task tokens in {month.label}, over the {plan} plan's quota "
+                        f"of {quota:,} ({shown})."], facts, ("Usage of " + user, link) if link else None, footer, tone)
+        own = MailBody(f"You are over your monthly quota ({month.label})", "You are over your monthly quota",
+                       [f"You have used {tokens:,} task tokens in {month.label}, more than the {quota:,} your "
+                        f"{plan} plan includes ({shown}).",
+                        f"Your quota starts again on {renews}. To raise it, ask your account's administrator "
+                        "about a larger plan."], facts, ("Your usage", link) if link else None, footer, tone)
     else:
-        subject = f"[swarmlens] {row['user_id']} reached {shown} of the {plan} plan's monthly quota ({month.label})"
-        head = (f"{row['user_id']} has used {int(row['tokens']):,} of {int(row['quota']):,} task tokens in "
-                f"{month.label} ({shown}); the {plan} plan warns at {int(row['warn_at_percent'] or 80)}%.")
-    text = head + "\n\nQuotas count task tokens (input + output) per calendar month, UTC.\n" + (
-        f"\nUsage: {link}\n" if link else "")
-    payload = {"event": LEVELS[level], "level": level, "user_id": row["user_id"],
+        ops = MailBody(f"[swarmlens] {user} reached {shown} of the {plan} plan's monthly quota ({month.label})",
+                       f"{user} reached {shown} of the monthly quota",
+                       [f"{user} has used {tokens:,} of {quota:,} task tokens in {month.label} ({shown}); the "
+                        f"{plan} plan warns at {warn_at}%."], facts, ("Usage of " + user, link) if link else None,
+                       footer, tone)
+        own = MailBody(f"You have used {shown} of your monthly quota ({month.label})",
+                       f"You have used {shown} of your monthly quota",
+                       [f"You have used {tokens:,} of the {quota:,} task tokens your {plan} plan includes for "
+                        f"{month.label} ({shown}).",
+                        f"Your quota starts again on {renews}."], facts, ("Your usage", link) if link else None,
+                       footer, tone)
+    payload = {"event": LEVELS[level], "level": level, "user_id": user,
                "display_name": row.get("display_name") or "", "plan": row["plan"], "plan_name": plan,
-               "month": month.key, "tokens": int(row["tokens"] or 0), "quota": int(row["quota"]),
-               "percent": round(percent, 3), "warn_at_percent": int(row["warn_at_percent"] or 80),
+               "month": month.key, "tokens": tokens, "quota": quota,
+               "percent": round(percent, 3), "warn_at_percent": warn_at,
                "sent_at": now.isoformat(), "url": link or None}
-    return Message(LEVELS[level], subject, text, payload, user_email=row.get("email") or "")
+    return Message.of(LEVELS[level], ops, payload, user_email=row.get("email") or "",
+                      for_user=Message.of(LEVELS[level], own, payload))
 
 
 def check_quotas(client, config, sender: Sender, now: datetime, channels: list[Channel] | None = None,

@@ -54,14 +54,21 @@ class Channel:
 
     def addresses(self, user_email: str = "") -> list[str]:
         """The e-mail addresses of this channel for one user (``user`` replaced by theirs, when known)."""
-        out = []
+        ops, own = self.audiences(user_email)
+        return ops + own
+
+    def audiences(self, user_email: str = "") -> tuple[list[str], list[str]]:
+        """(the ops addresses, the user's own address if the channel sends to ``user`` and it is
+        known): two audiences, each getting a message of its own, so that the end user never sees
+        the ops addresses nor the wording written for ops."""
+        ops, own = [], []
         for a in (x.strip() for x in self.target.split(",")):
             if a == USER_ADDRESS:
                 if user_email and _EMAIL.match(user_email):
-                    out.append(user_email)
+                    own = [user_email]
             elif a:
-                out.append(a)
-        return out
+                ops.append(a)
+        return ops, own
 
     def shown_target(self) -> str:
         if self.kind == "webhook":
@@ -78,7 +85,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _check_target(kind: str, target: str) -> str:
+def check_target(kind: str, target: str) -> str:
     target = (target or "").strip()
     if kind == "webhook":
         parts = urlsplit(target)
@@ -119,7 +126,7 @@ def set_channel(client, config, name: str, *, kind: str, target: str, plan: str 
     name = check_name(name, "a channel name")
     if kind not in KINDS:
         raise InvalidInput(f"a channel is a webhook or email, not {str(kind)[:20]!r}")
-    target = _check_target(kind, target)
+    target = check_target(kind, target)
     plan = (plan or "").strip()
     if plan:
         plan = check_name(plan, "a plan name")
@@ -158,7 +165,9 @@ def delete_channel(client, config, name: str) -> Channel:
 
 @dataclass
 class Message:
-    """One message, as e-mail (subject, text, attachment) and as webhook JSON (payload)."""
+    """One message, as e-mail (subject, plain text, HTML, attachment) and as webhook JSON (payload).
+    ``for_user`` is the end user's own version (their wording), which alone goes to the address
+    ``user`` of an e-mail channel; a message without one goes to the ops addresses only."""
 
     event: str
     subject: str
@@ -166,6 +175,13 @@ class Message:
     payload: dict[str, Any]
     attachment: tuple[str, bytes] | None = None  # (file name, PDF bytes)
     user_email: str = ""
+    html: str = ""
+    for_user: "Message | None" = None
+
+    @classmethod
+    def of(cls, event: str, body, payload: dict[str, Any], **kw) -> "Message":
+        """A message whose text and HTML parts both come from ``body`` (render.mail.MailBody)."""
+        return cls(event, body.subject, body.text(), payload, html=body.html(), **kw)
 
 
 @dataclass
@@ -200,9 +216,10 @@ class Sender:
         send = self._webhook if channel.kind == "webhook" else self._email
         target = channel.shown_target()
         last = ""
+        sent: set[str] = set()  # the audiences of an e-mail already sent: a retry sends only the rest
         for attempt in range(1, attempts + 1):
             try:
-                detail, target = send(channel, message, delivery_id)
+                detail, target = send(channel, message, delivery_id, sent)
                 return Outcome("sent", attempt, detail, target)
             except _Final as exc:
                 return Outcome("failed", attempt, str(exc)[:500], target)
@@ -213,7 +230,7 @@ class Sender:
         return Outcome("failed", attempts, f"gave up after {attempts} attempts: {last}", target)
 
     # -- webhook ---------------------------------------------------------------------------------
-    def _webhook(self, channel: Channel, message: Message, delivery_id: str) -> tuple[str, str]:
+    def _webhook(self, channel: Channel, message: Message, delivery_id: str, sent: set[str]) -> tuple[str, str]:
         payload = dict(message.payload)
         if message.attachment:
             import base64
@@ -240,27 +257,34 @@ class Sender:
             raise _Retry(f"cannot reach {target}: {getattr(exc, 'reason', exc)}") from None
 
     # -- e-mail ----------------------------------------------------------------------------------
-    def _email(self, channel: Channel, message: Message, delivery_id: str) -> tuple[str, str]:
+    def _email(self, channel: Channel, message: Message, delivery_id: str, sent: set[str]) -> tuple[str, str]:
         cfg = self.config
-        recipients = channel.addresses(message.user_email)
-        if not recipients:
+        ops, own = channel.audiences(message.user_email)
+        pieces = [(audience, to, m) for audience, to, m in (("ops", ops, message), ("user", own, message.for_user))
+                  if to and m is not None]
+        if not pieces:
             raise _Final("no address: the channel sends to the user, who has no e-mail address")
         if not cfg.get("SWARMLENS_SMTP_HOST"):
             raise _Final("SWARMLENS_SMTP_HOST is not set")
-        msg = EmailMessage()
-        msg["From"] = formataddr(("swarmlens", parseaddr(cfg["SWARMLENS_SMTP_FROM"])[1]))
-        msg["To"] = ", ".join(recipients)
-        msg["Subject"] = message.subject
-        msg["Message-ID"] = f"<{delivery_id}@swarmlens>"
-        msg["Date"] = formatdate(usegmt=True)
-        msg["X-Swarmlens-Event"] = message.event
-        msg.set_content(message.text)
-        if message.attachment:
-            name, data = message.attachment
-            msg.add_attachment(data, maintype="application", subtype="pdf", filename=name)
         security = (cfg.get("SWARMLENS_SMTP_SECURITY") or "starttls").lower()
         if security not in ("starttls", "ssl", "none"):
             raise _Final(f"SWARMLENS_SMTP_SECURITY must be starttls, ssl or none, not {security!r}")
+        sender = parseaddr(cfg["SWARMLENS_SMTP_FROM"])[1]
+        domain = sender.rpartition("@")[2] or "swarmlens.invalid"
+        refused: dict = {}
+        for audience, recipients, m in pieces:
+            if audience in sent:
+                continue
+            mail = _mime(m, sender, recipients, f"<{delivery_id}.{audience}@{domain}>")
+            refused.update(self._smtp_send(mail, security))
+            sent.add(audience)
+        to = ", ".join(r for _, rs, _ in pieces for r in rs)
+        if refused:
+            return f"sent; refused: {', '.join(refused)}", to
+        return "sent", to
+
+    def _smtp_send(self, msg: EmailMessage, security: str) -> dict:
+        cfg = self.config
         host, port = cfg["SWARMLENS_SMTP_HOST"], int(cfg["SWARMLENS_SMTP_PORT"])
         try:
             if security == "ssl":
@@ -272,7 +296,7 @@ class Sender:
                     smtp.starttls(context=ssl.create_default_context())
                 if cfg.get("SWARMLENS_SMTP_USER"):
                     smtp.login(cfg["SWARMLENS_SMTP_USER"], cfg.get("SWARMLENS_SMTP_PASSWORD") or "")
-                refused = smtp.send_message(msg)
+                return smtp.send_message(msg)
         except smtplib.SMTPResponseException as exc:
             reply = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
             text = f"SMTP {exc.smtp_code} {reply}"
@@ -283,21 +307,43 @@ class Sender:
             raise _Final(f"every recipient refused: {', '.join(exc.recipients)}") from None
         except (smtplib.SMTPException, OSError) as exc:
             raise _Retry(f"SMTP {host}:{port}: {exc}") from None
-        to = ", ".join(recipients)
-        if refused:
-            return f"sent; refused: {', '.join(refused)}", to
-        return "sent", to
+
+
+def _mime(message: Message, sender: str, recipients: list[str], message_id: str) -> EmailMessage:
+    """One e-mail: a plain-text part, an HTML alternative when the message has one, the PDF."""
+    msg = EmailMessage()
+    msg["From"] = formataddr(("swarmlens", sender))
+    msg["To"] = ", ".join(recipients)
+    msg["Subject"] = message.subject
+    msg["Message-ID"] = message_id
+    msg["Date"] = formatdate(usegmt=True)
+    msg["X-Swarmlens-Event"] = message.event
+    msg.set_content(message.text)
+    if message.html:
+        msg.add_alternative(message.html, subtype="html")
+    if message.attachment:
+        name, data = message.attachment
+        msg.add_attachment(data, maintype="application", subtype="pdf", filename=name)
+    return msg
+
+
+def as_mime(message: Message, config: Mapping[str, Any], recipients: list[str], message_id: str) -> EmailMessage:
+    """The e-mail a message becomes (for previews: `swarmlens notify send-monthly --out`)."""
+    return _mime(message, parseaddr(config["SWARMLENS_SMTP_FROM"])[1], recipients, message_id)
 
 
 def test_message(channel: Channel) -> Message:
-    """What `swarmlens notify test` sends: says what the channel receives, changes nothing."""
+    """What `swarmlens notify test` sends to the channel's webhook or ops addresses: says what the
+    channel receives, changes nothing."""
+    from swarmlens.render.mail import MailBody
+
     sends = " and ".join(x for x, on in (("quota alerts", channel.alerts), ("monthly reports", channel.reports)) if on)
     scope = f"users of plan {channel.plan}" if channel.plan else "every plan"
-    text = f"This is a test from swarmlens. The channel {channel.name} receives {sends} for {scope}.\n"
-    return Message("test", f"[swarmlens] Test message for channel {channel.name}", text,
-                   {"event": "test", "channel": channel.name, "plan": channel.plan or None,
-                    "alerts": channel.alerts, "reports": channel.reports,
-                    "sent_at": datetime.now(timezone.utc).isoformat()})
+    body = MailBody(f"[swarmlens] Test message for channel {channel.name}", f"Test message for channel {channel.name}",
+                    [f"This is a test from swarmlens. The channel {channel.name} receives {sends} for {scope}."])
+    return Message.of("test", body, {"event": "test", "channel": channel.name, "plan": channel.plan or None,
+                                     "alerts": channel.alerts, "reports": channel.reports,
+                                     "sent_at": datetime.now(timezone.utc).isoformat()})
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

@@ -7,6 +7,7 @@
     swarmlens notify test NAME    (a test message, to check the address, URL or signature)
     swarmlens notify log [--limit N]
     swarmlens notify check        (one check now: alerts due, reports due)
+    swarmlens notify send-monthly --month YYYY-MM [--user U] [--to ADDRESSES] [--dry-run] [--out DIR]
     swarmlens notify run          (check every SWARMLENS_NOTIFY_INTERVAL seconds; `swarmlens up` runs it)
 
 A channel without --plan is for every plan. In --email, the address `user` means the user's own
@@ -41,6 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("log", help="the latest notifications and their delivery")
     p.add_argument("--limit", type=int, default=50)
     sub.add_parser("check", help="send what is due now, once")
+    p = sub.add_parser("send-monthly", help="send or preview a month's reports now",
+                       description="A month's reports (each user's PDF and the ops summary) on demand. Without --to, "
+                                   "to the channels that take reports, whatever is not sent yet (recorded, so the "
+                                   "schedule never sends it again); with --to, to those addresses only, unrecorded.")
+    p.add_argument("--month", required=True, metavar="YYYY-MM", help="the month (a past month, or this one to preview)")
+    p.add_argument("--user", action="append", metavar="USER", help="only this user's report (repeatable; no summary)")
+    p.add_argument("--to", default="", metavar="ADDRESSES",
+                   help="comma-separated e-mail addresses instead of the channels; 'user' = each user's own")
+    p.add_argument("--dry-run", action="store_true", help="send nothing: list what would be sent where")
+    p.add_argument("--out", default="", metavar="DIR", help="send nothing: write each e-mail (.eml) and webhook body "
+                                                            "(.json) into DIR")
     sub.add_parser("run", help="send what is due, every SWARMLENS_NOTIFY_INTERVAL seconds, until stopped")
 
 
@@ -96,11 +108,30 @@ def run(args) -> int:
 
             done = Scheduler(cfg, client, say=lambda line: print(line, flush=True)).tick()
             print(f"{len(done)} notification{'' if len(done) == 1 else 's'} sent or attempted")
+        elif a == "send-monthly":
+            from datetime import datetime, timezone
+
+            from swarmlens.notify.channels import Sender
+            from swarmlens.notify.scheduled import send_monthly
+            from swarmlens.reports import common as rc
+
+            try:
+                month = rc.month_period(args.month)
+                done = send_monthly(client, cfg, Sender(cfg), month, datetime.now(timezone.utc), to=args.to,
+                                    users=args.user, dry_run=args.dry_run, out_dir=args.out,
+                                    say=lambda line: print(line, flush=True))
+            except ValueError as exc:
+                raise ch.InvalidInput(str(exc)) from None
+            failed = sum(d["status"] == "failed" for d in done)
+            verb = "previewed" if (args.dry_run or args.out) else "sent or attempted"
+            print(f"{len(done)} message{'' if len(done) == 1 else 's'} {verb}" + (f", {failed} failed" if failed else "")
+                  + (f"; files in {args.out}" if args.out else ""))
+            return 1 if failed else 0
         elif a == "run":
             return _run_forever(client, cfg)
         return 0
 
-    return run_store_command("notify", args, body, usage="channels, set, delete, test, log, check or run")
+    return run_store_command("notify", args, body, usage="channels, set, delete, test, log, check, send-monthly or run")
 
 
 def _run_forever(client, cfg) -> int:

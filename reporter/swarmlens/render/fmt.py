@@ -4,9 +4,10 @@ The rules:
 
 - counts (tasks, tokens, runs) are whole numbers with thousands separators;
 - averages (tokens per task) always have one decimal, whatever their size;
-- money has two decimals from one cent up, and two significant digits below, so that a non-zero
-  cost never reads "$0.00" or "$0.0000"; a column of amounts can share one number of decimals
-  (``money_places``) so that "$0.02" and "$0.0077" do not sit under each other;
+- money, the one rule on every page, PDF, CSV and mail: cents ("$0.03", "$1,234.50") from one cent
+  up, more digits only below a cent (two significant ones: "$0.0077", "$0.000042"), and a non-zero
+  amount never reads "$0.00"; each amount by itself, so a table never shows "$0.02895" or
+  "$0.00000" because a neighbour is small;
 - percentages have one decimal and are cut, never rounded, towards the next threshold: 99.9993%
   of a quota reads "99.9%", since "100.0%" would claim a limit that is not reached; a non-zero
   share below 0.1% reads "<0.1%";
@@ -70,30 +71,24 @@ def avg(value: Any) -> str:
 
 
 def money_places(value: Any) -> int:
-    """Decimals that show ``value`` in dollars with two significant digits below a cent, two above."""
+    """Decimals that show ``value`` in dollars: two from a cent up, two significant digits below."""
     v = abs(_float(value) or 0.0)
+    v = float(f"{v:.1e}")  # rounded to two significant digits first: 0.009999 is a cent, 9.99e-05 is 0.00010
     if v == 0 or v >= 0.01:
         return 2
     # 0.0077 -> 4, 0.00042 -> 5: the first significant digit and one more.
     return min(MONEY_MAX_PLACES, -math.floor(math.log10(v)) + 1)
 
 
-def column_places(values: Iterable[Any]) -> int:
-    """One number of decimals for a column of amounts: enough for its smallest non-zero amount."""
-    return max([money_places(v) for v in values] + [2])
-
-
-def usd(value: Any, places: int | None = None) -> str:
-    """Money in US dollars. ``places`` (from column_places) aligns a column; without it, two decimals
-    from a cent up and two significant digits below. A non-zero amount never reads as zero."""
+def usd(value: Any) -> str:
+    """Money in US dollars: two decimals from a cent up, two significant digits below. A non-zero
+    amount never reads as zero."""
     v = _float(value)
     if v is None:
         return DASH
-    p = money_places(v) if places is None else max(int(places), money_places(v))
     if v != 0 and abs(v) < 10 ** -MONEY_MAX_PLACES:
         return f"<${10 ** -MONEY_MAX_PLACES:.{MONEY_MAX_PLACES}f}" if v > 0 else f"-<${10 ** -MONEY_MAX_PLACES:.{MONEY_MAX_PLACES}f}"
-    text = f"{abs(v):,.{p}f}"
-    return ("-$" if v < 0 else "$") + text
+    return ("-$" if v < 0 else "$") + f"{abs(v):,.{money_places(v)}f}"
 
 
 def _cut(percent: float) -> Decimal:
@@ -277,11 +272,6 @@ def highlight(value: Any, terms: dict[str, list[str]] | None = None, length: int
     return Markup("").join(out)
 
 
-def money_column(rows: Iterable[dict[str, Any]], key: str = "cost_usd") -> int:
-    """column_places of one key over rows (a Jinja filter: ``rows|money_column``)."""
-    return column_places(r.get(key) for r in rows)
-
-
 FILTERS = {"num": num, "avg": avg, "usd": usd, "pct": pct, "percent": percent, "points": points,
            "delta": delta, "tone": tone, "dt": dt, "duration": duration, "pretty": pretty, "short": short,
-           "money_column": money_column, "highlight": highlight}
+           "highlight": highlight}

@@ -9,7 +9,7 @@ core Helvetica with characters outside Latin-1 replaced.
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any, Iterable, Sequence
 
 from fpdf import FPDF
@@ -282,7 +282,15 @@ class Document(FPDF):
             self.ln(6)
         self.set_text_color(*INK)
 
-    def output_bytes(self) -> bytes:
+    def output_bytes(self, as_of: str | None = None) -> bytes:
+        """The PDF. ``as_of`` (an ISO date: the exclusive end of the period a report covers) stamps
+        the document's creation date with the moment its figures became final, when that has
+        passed: the same report of a past period is then the same bytes, whoever makes it and when
+        (the download and the mailed copy of a month's report are one document)."""
+        if as_of:
+            final = datetime.fromisoformat(as_of).replace(tzinfo=timezone.utc)
+            if final <= datetime.now(timezone.utc):
+                self.set_creation_date(final)
         self.alias_nb_pages()
         return bytes(self.output())
 
@@ -296,7 +304,6 @@ def _quota_line(q: dict[str, Any]) -> str:
 
 
 def user_month_pdf(ctx: dict[str, Any]) -> bytes:
-    places = {k: fmt.money_column(ctx[k]) for k in ("agents", "models", "users") if k in ctx}
     m = ctx["month"]
     f = ctx["figures"]
     doc = Document(f"Monthly usage: {ctx['user_id']}", f"{m['label']} ({m['start']} to {m['end_exclusive']}, UTC)")
@@ -313,19 +320,18 @@ def user_month_pdf(ctx: dict[str, Any]) -> bytes:
     doc.table([("Agent", 3, "L"), ("Runs", 1, "R"), ("Input", 1.4, "R"), ("Output", 1.4, "R"), ("Tokens", 1.4, "R"),
                ("Cost", 1.3, "R")],
               [(a["agent"], fmt.num(a["runs"]), fmt.num(a["input_tokens"]), fmt.num(a["output_tokens"]),
-                fmt.num(a["tokens"]), fmt.usd(a["cost_usd"], places["agents"]))
+                fmt.num(a["tokens"]), fmt.usd(a["cost_usd"]))
                for a in ctx["agents"]])
     doc.h2("Models")
     doc.table([("Model", 3, "L"), ("Calls", 1, "R"), ("Input", 1.4, "R"), ("Output", 1.4, "R"), ("Cost", 1.3, "R")],
               [(r["model"], fmt.num(r["calls"]), fmt.num(r["input_tokens"]), fmt.num(r["output_tokens"]),
-                fmt.usd(r["cost_usd"], places["models"])) for r in ctx["models"]])
+                fmt.usd(r["cost_usd"])) for r in ctx["models"]])
     doc.para("Tokens and tasks count at the task level; agent and model tables at their own level. Costs use the "
              "model prices in force when this report was made.", size=8, color=MUTED)
-    return doc.output_bytes()
+    return doc.output_bytes(as_of=m["end_exclusive"])
 
 
 def task_pdf(ctx: dict[str, Any]) -> bytes:
-    places = {k: fmt.money_column(ctx[k]) for k in ("agents", "models", "users") if k in ctx}
     t = ctx["task"]
     doc = Document(f"Task {t['task_id']}", f"{fmt.dt(t['start_time'])} UTC · user {t['user_id']} · status {t['status']}"
                    + (f" ({t['error_type']})" if t["error_type"] else ""))
@@ -342,7 +348,7 @@ def task_pdf(ctx: dict[str, Any]) -> bytes:
     doc.table([("Agent", 3, "L"), ("Model", 2, "L"), ("Input", 1.3, "R"), ("Output", 1.3, "R"), ("Tokens", 1.3, "R"),
                ("Cost", 1.3, "R")],
               [(a["agent"], ", ".join(a["models"]), fmt.num(a["input_tokens"]), fmt.num(a["output_tokens"]),
-                fmt.num(a["tokens"]), fmt.usd(a["cost_usd"], places["agents"])) for a in ctx["agents"]])
+                fmt.num(a["tokens"]), fmt.usd(a["cost_usd"])) for a in ctx["agents"]])
     s = ctx["feedback_summary"]
     if not (s["up"] or s["down"]):
         # No votes: nothing to report, and a heading near the foot of a page would start a page of its own.
@@ -382,7 +388,6 @@ def _waterfall(doc: Document, rows: Sequence[dict[str, Any]], total_ms: float) -
 
 
 def usage_report_pdf(ctx: dict[str, Any]) -> bytes:
-    places = {k: fmt.money_column(ctx[k]) for k in ("agents", "models", "users") if k in ctx}
     p, prev = ctx["period"], ctx["previous_period"]
     doc = Document(f"{ctx['kind'].capitalize()} usage report: {p['key']}",
                    f"{p['label']} ({p['start']} to {p['end_exclusive']}, UTC), compared with {prev['label']}")
@@ -410,18 +415,18 @@ def usage_report_pdf(ctx: dict[str, Any]) -> bytes:
     doc.h2("By user")
     doc.table([("User", 2.5, "L"), ("Tasks", 1, "R"), ("Tokens", 1.4, "R"), ("Cost", 1.3, "R"), ("Previous", 1.4, "R"),
                ("Change", 1.1, "R")],
-              [(u["user_id"], fmt.num(u["tasks"]), fmt.num(u["tokens"]), fmt.usd(u["cost_usd"], places["users"]),
+              [(u["user_id"], fmt.num(u["tasks"]), fmt.num(u["tokens"]), fmt.usd(u["cost_usd"]),
                 fmt.num(u["previous_tokens"]), Change(u["change"], "tokens")) for u in ctx["users"]])
     doc.h2("By agent")
     doc.table([("Agent", 2.5, "L"), ("Runs", 1, "R"), ("Tokens", 1.4, "R"), ("Cost", 1.3, "R"), ("Previous", 1.4, "R"),
                ("Change", 1.1, "R")],
-              [(a["agent"], fmt.num(a["runs"]), fmt.num(a["tokens"]), fmt.usd(a["cost_usd"], places["agents"]),
+              [(a["agent"], fmt.num(a["runs"]), fmt.num(a["tokens"]), fmt.usd(a["cost_usd"]),
                 fmt.num(a["previous_tokens"]), Change(a["change"], "tokens")) for a in ctx["agents"]])
     doc.h2("By model")
     doc.table([("Model", 2.2, "L"), ("Calls", 0.9, "R"), ("Input", 1.2, "R"), ("Output", 1.2, "R"), ("Cost", 2.0, "R"),
                ("Change", 1.0, "R")],
               [(m["model"], fmt.num(m["calls"]), fmt.num(m["input_tokens"]), fmt.num(m["output_tokens"]),
-                fmt.usd(m["cost_usd"], places["models"]) + ("" if m["priced"] else " (no price)"),
+                fmt.usd(m["cost_usd"]) + ("" if m["priced"] else " (no price)"),
                 Change(m["change"], "tokens"))
                for m in ctx["models"]])
-    return doc.output_bytes()
+    return doc.output_bytes(as_of=p["end_exclusive"])

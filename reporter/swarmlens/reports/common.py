@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
+from swarmlens.errors import InvalidInput
 from swarmlens.store.client import query_file
 
 
@@ -49,7 +50,7 @@ def add_months(d: date, months: int) -> date:
 FIRST_DATE, LAST_DATE = date(1970, 2, 1), date(2148, 12, 31)
 
 
-class InvalidPeriod(ValueError):
+class InvalidPeriod(InvalidInput):
     """A date or period a report cannot cover; ``field`` names the parameter it came from."""
 
     def __init__(self, message: str, field: str | None = None):

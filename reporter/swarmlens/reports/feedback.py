@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
+from swarmlens.errors import InvalidInput
 from swarmlens.reports.common import Period, parallel, q, q1, ratio
 
 MAX_COMMENT = 2000
 VOTES = {"up": 1, "down": -1, "1": 1, "-1": -1, "+1": 1, "👍": 1, "👎": -1}
 
 
-class InvalidFeedback(ValueError):
+class InvalidFeedback(InvalidInput):
     """A vote that is not up/down, or a comment that is too long."""
 
 

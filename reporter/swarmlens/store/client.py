@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit
 
+from swarmlens.errors import SwarmlensError
+
 QUERIES_PACKAGE = "swarmlens.store"
 QUERIES_DIR = "queries"
 
 
-class StoreError(Exception):
+class StoreError(SwarmlensError):
     """Base of every error swarmlens' store raises. ``code`` is ClickHouse's error code when known."""
 
     def __init__(self, message: str, code: int | None = None):
@@ -28,6 +30,7 @@ class StoreError(Exception):
 
 
 class StoreUnavailable(StoreError):
+    status = 503
     """ClickHouse cannot be reached at the configured URL, or refused the credentials."""
 
 

@@ -152,7 +152,9 @@ def _quotas_ctx() -> dict:
     rows = got["rows"]
     over = [r for r in rows if r["level"] == "over"]
     for r in over:
-        r["overage_cost_usd"] = (r["cost_usd"] or 0) * r["overage_tokens"] / r["tokens"] if r["tokens"] else 0.0
+        # The overage at the user's own average price this month; unknown (shown "–", never "$0.00")
+        # while their tokens have no price.
+        r["overage_cost_usd"] = r["cost_usd"] * r["overage_tokens"] / r["tokens"] if r["tokens"] and r["cost_usd"] else None
     over.sort(key=lambda r: -r["overage_tokens"])
     warn = sorted((r for r in rows if r["level"] == "warn"), key=lambda r: -(r["percent"] or 0))
     return {"month": month.as_dict(), "over": over, "warn": warn, "no_plan": [r["user_id"] for r in rows if not r["plan"]],
