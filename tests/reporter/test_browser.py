@@ -405,3 +405,27 @@ def test_every_page_fits_a_phone_and_its_menu_works(app, server, browser, seeded
     browser.call("Emulation.clearDeviceMetricsOverride", session=True)
     assert browser.problems() == []
     assert (ARTIFACTS / "phone-dashboard-dashboard.png").stat().st_size > 5_000
+
+
+def test_an_invalid_filter_is_shown_beside_its_field_on_a_phone(server, browser, seeded, h):
+    ARTIFACTS.mkdir(exist_ok=True)
+    _signed_in(server, browser, h)
+    try:
+        for name, path, field in (("search", "/search?q=kettle&from=2026-03-10&to=2026-03-01", "to"),
+                                  ("feedback", "/feedback?vote=sideways&agent=Billing+Agent", "vote")):
+            browser.viewport(PHONE_WIDTH, PHONE_HEIGHT, mobile=True)
+            browser.goto(f"{server}{path}")
+            assert browser.evaluate("document.documentElement.scrollWidth") <= PHONE_WIDTH, path
+            message = browser.evaluate(
+                f"(() => {{ const e = document.getElementById('error-{field}'); const r = e.getBoundingClientRect();"
+                " return {text: e.textContent, shown: r.width > 0 && r.right <= innerWidth,"
+                f" beside: e.closest('label').contains(document.querySelector('[name={field}]'))}}; }})()")
+            assert message["shown"] and message["beside"] and message["text"], (path, message)
+            assert browser.evaluate(f"document.querySelector('[name={field}]').getAttribute('aria-invalid')") == "true"
+            browser.screenshot(ARTIFACTS / f"phone-invalid-{name}.png", width=PHONE_WIDTH, mobile=True)
+        # What was typed is still in the form.
+        assert browser.evaluate("document.querySelector('select[name=agent]').value") == "Billing Agent"
+    finally:
+        browser.call("Emulation.clearDeviceMetricsOverride", session=True)
+    # The browser logs the pages' own 400 status; nothing else went wrong.
+    assert [p for p in browser.problems() if "status of 400" not in p] == []
