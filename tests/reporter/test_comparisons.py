@@ -90,3 +90,23 @@ def test_a_custom_range_reaching_into_the_future_is_cut_at_today(ops, seeded, we
     assert d["daily"][-1]["day"] == wednesday.isoformat()
     text = " ".join(pdf_text(ops.get(f"/reports/custom.pdf?{query}").data).split())
     assert "so it is cut at today" in text
+
+
+def test_the_mailed_summary_of_a_running_month_makes_the_same_comparison(seeded, wednesday):
+    """`swarmlens notify send-monthly --to` previews a month still running: its ops summary carries
+    the same PDF as the page, compared with the same days of the month before."""
+    from swarmlens.notify import scheduled
+    from swarmlens.notify.channels import Channel, check_target
+
+    month = rc.this_month(wednesday)
+    now = datetime.combine(wednesday, time(12), tzinfo=timezone.utc)
+    chan = Channel("--to", "", "email", check_target("email", "ops@example.com"), reports=True, alerts=False)
+    planned = scheduled.plan_month(seeded.client, seeded.config, month, [chan], now)
+    summary = next(p for p in planned if p.key.level == "summary")
+    name, body = summary.make().attachment
+    text = " ".join(pdf_text(body).split())
+    before = rc.add_months(month.start, -1)
+    days = min(wednesday.day, (month.start - before).days)
+    words = "the same day of last month" if days == 1 else (
+        f"the same {days} days of last month" if days < (month.start - before).days else "all of")
+    assert f"compared with {words}" in text, text[:400]
