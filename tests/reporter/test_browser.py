@@ -402,6 +402,13 @@ def test_every_page_fits_a_phone_and_its_menu_works(app, server, browser, seeded
     assert len(links) == 8 and all(link["visible"] and link["reachable"] for link in links), links
     assert all(link["y"] < header_bottom for link in links)
     assert browser.evaluate("document.documentElement.scrollWidth") <= 1280
+    # A tablet and a small laptop: either the whole menu fits the header or it folds; never wider.
+    for width in (768, 1024):
+        browser.viewport(width, 900)
+        for path in ("/", "/admin/quotas", "/search"):
+            browser.goto(f"{server}{path}")
+            assert browser.evaluate("document.documentElement.scrollWidth") <= width, (width, path)
+            assert all(link["reachable"] for link in browser.evaluate(NAV_LINKS)), (width, path)
     browser.call("Emulation.clearDeviceMetricsOverride", session=True)
     assert browser.problems() == []
     assert (ARTIFACTS / "phone-dashboard-dashboard.png").stat().st_size > 5_000
