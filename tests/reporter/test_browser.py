@@ -340,7 +340,7 @@ def test_every_page_fits_a_phone_and_its_menu_works(app, server, browser, seeded
             "docs-api_reference"} <= set(pages)
 
     _signed_in(server, browser, h)
-    wide = {}
+    wide, charts = {}, 0
     try:
         for name, path in pages.items():
             browser.viewport(PHONE_WIDTH, PHONE_HEIGHT, mobile=True)
@@ -365,8 +365,13 @@ def test_every_page_fits_a_phone_and_its_menu_works(app, server, browser, seeded
             assert [link["text"] for link in links] == ["Dashboard", "Users", "Search", "Reports", "Agents",
                                                         "Feedback", "Admin", "API"], path
             assert all(link["visible"] and link["reachable"] for link in links), (path, links)
+            # Wide charts keep a width their labels can be read at, scrolling inside their box.
+            assert browser.evaluate("[...document.querySelectorAll('.chart-scroll svg')].every(s =>"
+                                    " s.getBoundingClientRect().width >= 720 && s.parentElement.clientWidth <= innerWidth)"), path
+            charts += browser.evaluate("document.querySelectorAll('.chart-scroll svg').length")
             browser.screenshot(ARTIFACTS / f"phone-{name}.png", width=PHONE_WIDTH, mobile=True)
         assert wide == {}, f"pages wider than a {PHONE_WIDTH} px screen: {wide}"
+        assert charts >= 8  # dashboards, reports, users' and tasks' pages drew theirs
 
         # A tap on a menu link goes there.
         browser.viewport(PHONE_WIDTH, PHONE_HEIGHT, mobile=True)
