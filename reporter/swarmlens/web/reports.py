@@ -8,7 +8,7 @@ from flask import Blueprint, Response, redirect, url_for
 
 from swarmlens.reports import common as rc
 from swarmlens.reports import usage as report
-from swarmlens.web.common import (arg_choice, arg_text, client, config, form_page, page, period_or_400, requires, typed,
+from swarmlens.web.common import (arg_choice, arg_text, client, config, form_page, period_or_400, requires, typed,
                                   wants_json)
 
 bp = Blueprint("reports", __name__)
@@ -58,8 +58,7 @@ def _build_custom(page_only: bool = False):
 @bp.route("/reports/custom")
 @requires("ops")
 def custom():
-    return form_page("report.html", lambda: _build("custom", page_only=True)[1],
-                     lambda: {"kind": "custom", "nav": {"param": None}, "typed": typed("from", "to")})
+    return _report_page("custom")
 
 
 @bp.route("/reports/")
@@ -68,16 +67,22 @@ def index():
     return redirect(url_for("reports.monthly"))
 
 
+def _report_page(kind: str):
+    """The report's page; an invalid week, month or range shows its form again (status 400)."""
+    return form_page("report.html", lambda: _build(kind, page_only=True)[1],
+                     lambda: {"kind": kind, "nav": {"param": None}, "typed": typed("week", "month", "from", "to")})
+
+
 @bp.route("/reports/weekly")
 @requires("ops")
 def weekly():
-    return page("report.html", _build("weekly", page_only=True)[1])
+    return _report_page("weekly")
 
 
 @bp.route("/reports/monthly")
 @requires("ops")
 def monthly():
-    return page("report.html", _build("monthly", page_only=True)[1])
+    return _report_page("monthly")
 
 
 @bp.route("/reports/<any(weekly, monthly, custom):kind>.csv")
