@@ -80,16 +80,24 @@ def test_a_custom_range_reaching_into_the_future_is_cut_at_today(ops, seeded, we
     start, end = wednesday - timedelta(days=2), wednesday + timedelta(days=40)
     query = f"from={start}&to={end}"
     d = ops.get(f"/reports/custom?{query}&format=json").get_json()
+    assert (d["period"]["start"], d["period"]["end_exclusive"], d["period"]["days"]) == (
+        start.isoformat(), (wednesday + timedelta(days=1)).isoformat(), 3)
     prev = d["previous_period"]
     assert (prev["start"], prev["end_exclusive"]) == ((start - timedelta(days=3)).isoformat(), start.isoformat())
     totals = {t["key"]: t for t in d["totals"]}
+    assert totals["tokens"]["current"] == raw(seeded, start, wednesday + timedelta(days=1))[1]
     assert totals["tokens"]["previous"] == raw(seeded, start - timedelta(days=3), start)[1]
+    words = f"cut at today (the range asked for reaches into the future, to {end:%d %b %Y})"
     page = ops.get(f"/reports/custom?{query}").get_data(as_text=True)
-    assert f"the range reaches into the future, so it is cut at today, {wednesday:%d %b %Y}" in page
+    assert words in page
     # The daily table stops at today: days still to come would read as a fall.
     assert d["daily"][-1]["day"] == wednesday.isoformat()
     text = " ".join(pdf_text(ops.get(f"/reports/custom.pdf?{query}").data).split())
-    assert "so it is cut at today" in text
+    assert "cut at today" in text
+    # The dashboard's and the agents' ranges are cut the same way, and their links keep the cut range.
+    dash = ops.get(f"/?{query}").get_data(as_text=True)
+    assert words in dash and f'name="to" value="{wednesday}"' in dash
+    assert ops.get(f"/agents?{query}&format=json").get_json()["period"]["days"] == 3
 
 
 def test_the_mailed_summary_of_a_running_month_makes_the_same_comparison(seeded, wednesday):

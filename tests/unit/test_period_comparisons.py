@@ -47,15 +47,26 @@ def test_a_month_to_date_is_compared_with_the_same_days_of_last_month():
 
 def test_a_range_reaching_into_the_future_is_cut_at_today():
     # The case: two months asked for, nine days of them happened.
-    prev = rc.date_range("2026-12-01", "2027-01-31").previous(WEDNESDAY)
+    period = rc.date_range("2026-12-01", "2027-01-31", now=WEDNESDAY)
+    assert (period.start, period.end, period.days) == (date(2026, 12, 1), date(2026, 12, 10), 9)
+    assert period.label == ("01 Dec 2026 – 09 Dec 2026, cut at today (the range asked for reaches into the future, "
+                            "to 31 Jan 2027)")
+    prev = period.previous(WEDNESDAY)
     assert (prev.start, prev.end) == (date(2026, 11, 22), date(2026, 12, 1))
-    assert prev.label == ("the 9 days before (22 Nov – 30 Nov 2026); the range reaches into the future, "
-                          "so it is cut at today, 09 Dec 2026")
-    # Ranges that end today or before, and the rolling periods, are compared whole.
-    for period in (rc.date_range("2026-11-01", "2026-12-09"), rc.dashboard_period("7d", WEDNESDAY),
+    assert prev.label == "22 Nov – 30 Nov 2026"
+    # Ranges that end today or before, and the rolling periods, are kept and compared whole.
+    for period in (rc.date_range("2026-11-01", "2026-12-09", now=WEDNESDAY), rc.dashboard_period("7d", WEDNESDAY),
                    rc.dashboard_period("30d", WEDNESDAY)):
+        assert "cut" not in period.label
         assert period.previous(WEDNESDAY).days == period.days
         assert period.previous(WEDNESDAY).end == period.start
+    # A range wholly in the future stays as asked: it has not begun, there is nothing to compare.
+    later = rc.date_range("2027-01-01", "2027-01-31", now=WEDNESDAY)
+    assert later.days == 31 and later.previous(WEDNESDAY).days == 0
+    # A period of another shape reaching into the future: as many days before as it has run.
+    other = rc.Period("x", "ten days", date(2026, 12, 5), date(2026, 12, 15)).previous(WEDNESDAY)
+    assert (other.start, other.end) == (date(2026, 11, 30), date(2026, 12, 5))
+    assert other.label == "the 5 days before (30 Nov – 04 Dec 2026), as this period has run 5 days so far"
 
 
 def test_a_period_that_has_not_begun_has_nothing_to_compare_with():

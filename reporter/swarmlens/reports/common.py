@@ -107,7 +107,7 @@ class Period:
         """The period this one is compared with: the month or the as many days before it. A period
         still running (its last day is after today) is compared with the same span of the one
         before: a week to date with the same days of last week, a month to date with the same days
-        of last month, a range reaching into the future, cut at today, with as many days before it.
+        of last month, any other period with as many days before it as it has run.
         Its label says which, in the words every page, PDF and mail print after "compared with".
         Every comparison is taken here (dashboard, agents, reports, mails), so they all agree."""
         d = now or today()
@@ -131,9 +131,10 @@ class Period:
             same = "the same day" if n == 1 else f"the same {n} days"
             return Period(whole.key, f"{same} of last {unit} ({span_label(whole.start, end)}), as this {unit} "
                                      f"has run {day_words(n)} so far", whole.start, end)
+        # Any other period reaching into the future (date_range() cuts its ranges at today already).
         start = self.start - timedelta(days=n)
-        return Period("previous", f"the {day_words(n)} before ({span_label(start, self.start)}); the range reaches "
-                                  f"into the future, so it is cut at today, {d:%d %b %Y}", start, self.start)
+        return Period("previous", f"the {day_words(n)} before ({span_label(start, self.start)}), as this period "
+                                  f"has run {day_words(n)} so far", start, self.start)
 
     def as_dict(self) -> dict[str, Any]:
         return {"key": self.key, "label": self.label, "start": self.start.isoformat(),
@@ -204,8 +205,10 @@ def week_period(value: str | None, now: date | None = None) -> Period:
                   start, end)
 
 
-def date_range(start: str | None, end: str | None, default_days: int = 30) -> Period:
-    """A period from inclusive ``YYYY-MM-DD`` dates; the last ``default_days`` days by default."""
+def date_range(start: str | None, end: str | None, default_days: int = 30, now: date | None = None) -> Period:
+    """A period from inclusive ``YYYY-MM-DD`` dates; the last ``default_days`` days by default. A
+    range reaching into the future is cut at today, and its label says so: its days to come hold
+    nothing yet, and counted, they would halve an average or a comparison."""
     def parse(value: str, what: str) -> date:
         try:
             parsed = date.fromisoformat(value.strip())
@@ -218,6 +221,10 @@ def date_range(start: str | None, end: str | None, default_days: int = 30) -> Pe
     first = parse(start, "from") if start else last - timedelta(days=default_days - 1)
     if first > last:
         raise InvalidPeriod("from must not be after to", "to")
+    d = now or today()
+    if first <= d < last:
+        return Period("range", f"{first:%d %b %Y} – {d:%d %b %Y}, cut at today (the range asked for reaches into "
+                               f"the future, to {last:%d %b %Y})", first, d + timedelta(days=1))
     return Period("range", f"{first:%d %b %Y} – {last:%d %b %Y}", first, last + timedelta(days=1))
 
 
