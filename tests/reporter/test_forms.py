@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -78,7 +78,8 @@ def test_votes_from_the_task_page_need_csrf_and_the_feedback_page_pages_through_
             assert "vote=up" in link and "limit=3" in link and f"page={number + 1}" in link
             query = link.split("?", 1)[1]
     assert len(set(seen)) == 9
-    times = [f["created_at"] for q in ("vote=up&limit=3", "vote=up&limit=3&page=2") for f in _rows(ops, q)["feedback"]]
+    times = [datetime.fromisoformat(f["created_at"].replace("Z", "+00:00"))
+             for q in ("vote=up&limit=3", "vote=up&limit=3&page=2") for f in _rows(ops, q)["feedback"]]
     assert times == sorted(times, reverse=True)
     # Past the last page: an empty page, not an error; a page number of 0 is an error in place.
     assert _rows(ops, "vote=up&limit=3&page=9")["feedback"] == []
