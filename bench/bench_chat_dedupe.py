@@ -8,7 +8,7 @@ Usage: python bench/bench_chat_dedupe.py BLOCKS [before]    (from the repository
 import random, sys, time, tempfile
 from datetime import datetime, timedelta, timezone
 sys.path.insert(0, "tests")
-from support_spans import Stretch, task_spans, insert_spans
+from swarmlens_testing.spans import Stretch, task_spans, insert_spans
 from swarmlens import config
 from swarmlens.embedded.server import EmbeddedClickHouse
 from swarmlens.store.migrate import migrate_from_config

@@ -33,7 +33,7 @@ from swarmlens.embedded import codecs
 from swarmlens.embedded.server import EmbeddedClickHouse
 from swarmlens.store.migrate import migrate_from_config
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
-from support_spans import COLUMNS, Stretch, insert_spans, task_spans  # noqa: E402  (test helper)
+from swarmlens_testing.spans import COLUMNS, Stretch, insert_spans, task_spans  # noqa: E402  (test helper)
 
 from benchlib import progress, write_section
 

@@ -1,6 +1,6 @@
 """Endpoint fuzzing, the long run: malformed HTTP and encodings thrown at the embedded ClickHouse
 endpoint (`swarmlens clickhouse` in a subprocess on 127.0.0.1, a fresh data directory, a 1 MiB body
-limit). The cases, the oracle and the endpoint harness are tests/support_endpoint_fuzz.py; the bounded
+limit). The cases, the oracle and the endpoint harness are tests/support/swarmlens_testing/endpoint_fuzz.py; the bounded
 run is tests/embedded/test_endpoint_fuzz.py.
 
 Prints a live count, then the cases per category and per status, the endpoint's peak RSS, and every
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 from benchlib import cpu_model, progress  # noqa: E402
-from support_endpoint_fuzz import (ALLOWED_5XX, FuzzEndpoint, Fuzzer, Generator, describe,  # noqa: E402
+from swarmlens_testing.endpoint_fuzz import (ALLOWED_5XX, FuzzEndpoint, Fuzzer, Generator, describe,  # noqa: E402
                                    guard_checksum, prepare)
 
 

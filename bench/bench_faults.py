@@ -10,7 +10,7 @@ senders that retry like the OpenTelemetry SDK (refused connections and 429/502/5
 given up after 10 s), the fault at --fault-at seconds, the load stopped at --duration. Then:
 stored = spans found in otel_traces by (TraceId, SpanId); lost = acknowledged and not stored;
 duplicates = stored more than once; and `swarmlens db check` says whether every rollup equals its
-details. The harness is tests/support_faults.py, which the bounded tests in
+details. The harness is tests/support/swarmlens_testing/faults.py, which the bounded tests in
 tests/pipeline/test_crash_safety.py use too.
 """
 
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from benchlib import cpu_model  # noqa: E402
-from support_faults import Load, Stack  # noqa: E402
+from swarmlens_testing.faults import Load, Stack  # noqa: E402
 
 DOC = REPO / "docs" / "reliability.md"
 BEGIN, END = "<!-- faults table: begin -->", "<!-- faults table: end -->"

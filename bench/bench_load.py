@@ -46,7 +46,7 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 sys.path.insert(0, str(ROOT / "tests"))
-from support_ports import free_port  # noqa: E402  (one port never handed out twice)
+from swarmlens_testing.ports import free_port  # noqa: E402  (one port never handed out twice)
 
 
 def start_stack(data_dir: str, threads: int, workers: int, reuse: bool = True) -> tuple[subprocess.Popen, str]:

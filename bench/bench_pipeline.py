@@ -104,7 +104,7 @@ def rss_mb(pids: list[int]) -> dict[str, float]:
 
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
-from support_ports import free_port  # noqa: E402  (one port never handed out twice)
+from swarmlens_testing.ports import free_port  # noqa: E402  (one port never handed out twice)
 
 USING_ROTEL = os.environ.get("SWARMLENS_COLLECTOR", "").strip().lower() == "rotel"
 COLLECTOR_LABEL = "rotel" if USING_ROTEL else "the swarmlens OTLP receiver"

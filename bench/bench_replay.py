@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from benchlib import cpu_model, start_endpoint, stop_endpoint  # noqa: E402
-from support_faults import build_request  # noqa: E402
+from swarmlens_testing.faults import build_request  # noqa: E402
 
 
 def main() -> int:

@@ -16,7 +16,7 @@ What it makes (deterministic for a given --seed and --end):
 
 Spans go to ``otel.otel_traces`` as RowBinary over the ClickHouse HTTP interface, in batches of
 about 50k spans (the path rotel and the contrib exporter take), so the materialized views derive
-every other table. The spans carry exactly the attributes ``tests/support_spans.py`` (``task_spans``)
+every other table. The spans carry exactly the attributes ``tests/support/swarmlens_testing/spans.py`` (``task_spans``)
 gives them; they are encoded here directly because building dicts for 10M spans takes too long.
 
 With --pg-copy, the same tasks are also written as PostgreSQL COPY text for the original design's

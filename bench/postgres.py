@@ -21,7 +21,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
-from support_ports import free_port  # noqa: E402  (test helper)
+from swarmlens_testing.ports import free_port  # noqa: E402  (test helper)
 
 # Sized for the 2-core, 23 GB machine of docs/benchmarks.md; printed with the results.
 SETTINGS = {
