@@ -640,7 +640,7 @@ class Stack:
     # -- collector -------------------------------------------------------------------------------
     def _start_collector(self, cfg: config_mod.Config, host: str, grpc_port: int, http_port: int) -> Child:
         if cfg.get("SWARMLENS_COLLECTOR", "swarmlens") == "rotel":
-            from swarmlens.embedded.collector import Rotel
+            from swarmlens.ingest.collectors import Rotel
 
             rotel_env = Rotel.from_config(self._cfg_as(cfg, "ingest")).env
             env = {**{k: v for k, v in self._env_as("ingest").items() if not k.startswith("ROTEL_")}, **rotel_env}
@@ -652,7 +652,7 @@ class Stack:
 
     def _collector_note(self, cfg: config_mod.Config) -> str:
         if cfg.get("SWARMLENS_COLLECTOR", "swarmlens") == "rotel":
-            from swarmlens.embedded.collector import settings_path
+            from swarmlens.ingest.collectors import settings_path
 
             return f"rotel, settings {settings_path(cfg)}; not crash-safe"
         return f"swarmlens ingest, write-ahead log {os.path.join(self.data_dir, 'ingest', 'wal')}"
@@ -729,13 +729,13 @@ def _port_open(host: str, port: int) -> bool:
 
 
 def _rotel_binary() -> str:
-    from swarmlens.embedded.collector import rotel_binary
+    from swarmlens.ingest.collectors import rotel_binary
 
     return rotel_binary()
 
 
 def run(args: argparse.Namespace) -> int:
-    from swarmlens.embedded.collector import CollectorError
+    from swarmlens.ingest.collectors import CollectorError
     from swarmlens.store.client import StoreError
 
     try:

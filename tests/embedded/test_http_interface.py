@@ -300,9 +300,9 @@ def test_server_side_insert_failures_are_retried_and_never_answered_with_an_erro
     """A valid batch that fails for a reason of the server's is retried inside the endpoint with
     the same bytes; if it keeps failing the connection is closed rather than answered with an
     error status, since rotel re-sends an empty body after an error status."""
-    from swarmlens.embedded import server
+    from swarmlens.embedded import inserts
 
-    monkeypatch.setattr(server, "_INSERT_RETRY_PAUSES", (0.01, 0.01))
+    monkeypatch.setattr(inserts, "RETRY_PAUSES", (0.01, 0.01))
     db = _db(ch_client)
     ch_client.command(f"CREATE TABLE {db}.m (x String) ENGINE = MergeTree ORDER BY x")
     ep = make_endpoint(pool_size=1)

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from swarmlens import config as config_mod
-from swarmlens.embedded import collector
+from swarmlens.ingest import collectors
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTOR = REPO / "collector_config" / "otel-collector.yaml"
@@ -100,18 +100,18 @@ def test_every_collector_env_placeholder_is_documented_and_given_by_compose():
 
 @pytest.fixture(scope="module")
 def rotel_flags() -> set[str]:
-    help_text = subprocess.run([collector.rotel_binary(), "start", "--help"], capture_output=True, text=True,
+    help_text = subprocess.run([collectors.rotel_binary(), "start", "--help"], capture_output=True, text=True,
                                timeout=30).stdout
     return set(re.findall(r"\[env: ([A-Z0-9_]+)=", help_text))
 
 
 def test_rotel_settings_are_rotel_flags_and_swarmlens_settings(rotel_flags):
-    pairs = collector.read_settings(ROTEL_ENV)
+    pairs = collectors.read_settings(ROTEL_ENV)
     assert len(rotel_flags) > 50, "could not read rotel-agent's flags"
     for name, _ in pairs:
         assert name in rotel_flags, f"{name} is not a rotel-agent setting"
     settings = set(config_mod.setting_names())
-    for name in collector.placeholders(ROTEL_ENV):
+    for name in collectors.placeholders(ROTEL_ENV):
         assert name in settings, f"${{{name}}} is not a swarmlens setting (README table)"
     names = dict(pairs)
     assert names["ROTEL_EXPORTER"] == "clickhouse"
@@ -121,7 +121,7 @@ def test_rotel_settings_are_rotel_flags_and_swarmlens_settings(rotel_flags):
 def test_up_expands_rotel_env_from_the_config(tmp_path):
     cfg = config_mod.load({"SWARMLENS_CLICKHOUSE_URL": "http://127.0.0.1:9", "SWARMLENS_DATA_DIR": str(tmp_path)},
                           environ={})
-    rotel = collector.Rotel.from_config(cfg, SWARMLENS_OTLP_HTTP_PORT=14318)
+    rotel = collectors.Rotel.from_config(cfg, SWARMLENS_OTLP_HTTP_PORT=14318)
     env = rotel.env
     assert env["ROTEL_OTLP_HTTP_ENDPOINT"] == "127.0.0.1:14318"
     assert env["ROTEL_OTLP_GRPC_ENDPOINT"] == "127.0.0.1:4317"
@@ -130,18 +130,18 @@ def test_up_expands_rotel_env_from_the_config(tmp_path):
     assert "ROTEL_CLICKHOUSE_EXPORTER_PASSWORD" not in env, "an empty password is left to rotel's default"
     assert env["ROTEL_PID_FILE"].startswith(str(tmp_path))
     assert rotel.otlp_http_url == "http://127.0.0.1:14318"
-    with_password = collector.Rotel.from_config(dict(cfg, SWARMLENS_CLICKHOUSE_PASSWORD="s3cret")).env
+    with_password = collectors.Rotel.from_config(dict(cfg, SWARMLENS_CLICKHOUSE_PASSWORD="s3cret")).env
     assert with_password["ROTEL_CLICKHOUSE_EXPORTER_PASSWORD"] == "s3cret"
 
 
 def test_rotel_env_errors_are_clear(tmp_path):
     bad = tmp_path / "rotel.env"
     bad.write_text("ROTEL_EXPORTER=clickhouse\nnot a setting\n")
-    with pytest.raises(collector.CollectorError, match=r"rotel.env:2: expected NAME=value"):
-        collector.read_settings(bad)
+    with pytest.raises(collectors.CollectorError, match=r"rotel.env:2: expected NAME=value"):
+        collectors.read_settings(bad)
     bad.write_text("ROTEL_CLICKHOUSE_EXPORTER_ENDPOINT=${SWARMLENS_NO_SUCH}\n")
-    with pytest.raises(collector.CollectorError, match="SWARMLENS_NO_SUCH"):
-        collector.Rotel.from_config(config_mod.load(environ={}), settings=bad)
+    with pytest.raises(collectors.CollectorError, match="SWARMLENS_NO_SUCH"):
+        collectors.Rotel.from_config(config_mod.load(environ={}), settings=bad)
 
 
 # -- docker-compose.yml and Dockerfile -------------------------------------------------------------

@@ -256,10 +256,10 @@ def test_a_large_segment_goes_in_chunks_and_a_repeat_after_a_crash_is_dropped(mi
     import hashlib
     import shutil
 
-    from swarmlens.ingest import server
+    from swarmlens.ingest import inserter, server
     from swarmlens.store.client import connect
 
-    monkeypatch.setattr(server, "INSERT_ROWS", 4)
+    monkeypatch.setattr(inserter, "INSERT_ROWS", 4)
     run = f"chunks-{uuid.uuid4().hex[:8]}"
     ing = server.Ingest(migrated, str(tmp_path / "ingest"))  # not started: the test drives the inserter
     for n in range(3):
@@ -271,9 +271,9 @@ def test_a_large_segment_goes_in_chunks_and_a_repeat_after_a_crash_is_dropped(mi
     shutil.copy(segment.path, kept)
     client = connect(migrated)
     try:
-        ing._insert_segment(client, segment)   # 15 rows in three inserts, one per request of 5
+        ing.inserter._insert_segment(client, segment)   # 15 rows in three inserts, one per request of 5
         shutil.copy(kept, segment.path)        # a crash before the segment was deleted: inserted again
-        ing._insert_segment(client, segment)
+        ing.inserter._insert_segment(client, segment)
     finally:
         client.close()
         ing.wal.close()
@@ -288,7 +288,7 @@ def test_a_large_segment_goes_in_chunks_and_a_repeat_after_a_crash_is_dropped(mi
 def test_with_clickhouse_away_requests_are_acknowledged_kept_on_disk_and_inserted_later(migrated, ch_client, pl,
                                                                                        tmp_path):
     from swarmlens.ingest.server import Ingest
-    from support_ports import free_port
+    from swarmlens_testing.ports import free_port
 
     run = f"away-{uuid.uuid4().hex[:8]}"
     nowhere = config_mod.Config({**migrated, "SWARMLENS_CLICKHOUSE_URL": f"http://127.0.0.1:{free_port()}"})

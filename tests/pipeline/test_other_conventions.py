@@ -1,21 +1,26 @@
 """Plain OpenAI SDK apps instrumented by other packages, through `swarmlens ingest` into ClickHouse:
 OpenInference's `llm.*` / `user.id` are mapped onto the GenAI conventions, OpenLLMetry's spans are
 read as they are, a call written by two instrumentations counts once, and a call with a user is a
-task on that user's history. The real instrumentation packages, the real openai client and the
-scripted LLM over real HTTP."""
+task on that user's history; a Swarm task beside another OpenAI instrumentation (OpenInference,
+genai-openai, logfire, openai-v2) counts every call once, at every level. The real instrumentation
+packages, the real openai client and the scripted LLM over real HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import contextvars
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import openai
 import pytest
 
 from swarmlens.scripted_llm import ScriptedLLMServer
-from support_polling import wait_until
+from swarmlens_testing.polling import wait_until
 
 openinference = pytest.importorskip("openinference.instrumentation.openai")
 openllmetry = pytest.importorskip("opentelemetry.instrumentation.openai")
@@ -243,3 +248,73 @@ def test_a_swarm_task_beside_openinference_counts_every_call_once(ingest, llm, s
         "SELECT agent, sum(calls), sum(input_tokens) FROM {db:Identifier}.chat_usage_daily WHERE user_id = {u:String} "
         "GROUP BY agent", parameters={"db": migrated.SWARMLENS_DATABASE, "u": user}).result_rows
     assert by_agent == [("Plain", 2, 24)]
+
+
+@pytest.fixture(scope="module")
+def desk():
+    """The demo's support desk: a refund is Triage handing off to Billing, which calls two tools."""
+    from swarmlens.demo.scenarios import build_script
+
+    with ScriptedLLMServer(build_script()) as server:
+        yield server
+
+
+def _desk_truth(stream: bool) -> dict:
+    """Per agent (calls, input, output) of what the scripted server answers to one refund task (a
+    streamed one starts at Billing: see Scenario.path)."""
+    from swarmlens.demo.scenarios import BY_NAME, NAMES, steps_with_usage
+
+    truth: dict = {}
+    for key, reply in steps_with_usage(BY_NAME["refund"], stream):
+        calls, ins, outs = truth.get(NAMES[key], (0, 0, 0))
+        truth[NAMES[key]] = (calls + 1, ins + reply["usage"]["prompt_tokens"], outs + reply["usage"]["completion_tokens"])
+    return truth
+
+
+@pytest.mark.parametrize("beside, order, stream", [
+    ("genai-openai", "ours-first", False), ("genai-openai", "theirs-first", True),
+    ("logfire", "ours-first", False), ("logfire", "theirs-first", True),
+    ("openai-v2", "theirs-first", False), ("openai-v2", "ours-first", True)])
+def test_a_swarm_task_beside_another_openai_instrumentation_counts_every_call_once(ingest, desk, store, migrated,
+                                                                                  beside, order, stream):
+    """The other instrumentation writes the chat spans and ours steps aside, in an app of its own
+    (tests/pipeline/beside_app.py): the user's tokens per task, agent and call equal what the scripted
+    server answered, and every call is stored once (a completion logfire streams too: its request span
+    and its log of the stream are one call, migration 0016)."""
+    if beside == "logfire":
+        pytest.importorskip("logfire")
+    elif beside == "genai-openai":
+        pytest.importorskip("opentelemetry.instrumentation.genai.openai")
+    service, user = f"bx-{uuid.uuid4().hex[:6]}", f"bx-user-{uuid.uuid4().hex[:6]}"
+    desk.reset()
+    app = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("beside_app.py")), "--beside", beside, "--order", order,
+         "--llm-url", desk.url, "--endpoint", f"http://127.0.0.1:{ingest.http_port}/v1/traces",
+         "--service", service, "--user", user, *(["--stream"] if stream else [])],
+        env={k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOGFIRE_"))},
+        capture_output=True, text=True, timeout=180)
+    assert app.returncode == 0 and "flushed=True" in app.stdout, app.stderr[-3000:]
+    truth = _desk_truth(stream)
+    calls, ins, outs = (sum(v[i] for v in truth.values()) for i in range(3))
+    assert len(desk.requests) == calls  # one request per completion: no retries, nothing else asked
+
+    (_, copies, call_ins, call_outs, users), tasks = _wait(store, migrated, service, calls, 1)
+    assert (copies, call_ins, call_outs, users) == (0, ins, outs, [user])
+    assert tasks == [(user, 1, calls, ins, outs)]
+    db = migrated.SWARMLENS_DATABASE
+    scopes = [r[0] for r in store.query(
+        "SELECT DISTINCT scope_name FROM {db:Identifier}.chat_calls FINAL WHERE service_name = {s:String}",
+        parameters={"db": db, "s": service}).result_rows]
+    assert scopes and not any("openai_swarm" in s for s in scopes), scopes  # theirs, none of ours
+    # each agent's tokens, from its runs and from its calls, are what the server answered it
+    by_run = store.query(
+        "SELECT agent, sum(turns), sum(input_tokens), sum(output_tokens) FROM {db:Identifier}.agent_runs FINAL "
+        "WHERE service_name = {s:String} GROUP BY agent", parameters={"db": db, "s": service}).result_rows
+    assert {r[0]: tuple(r[1:]) for r in by_run} == truth
+    by_call = store.query(
+        "SELECT agent, count(), sum(input_tokens), sum(output_tokens) FROM {db:Identifier}.chat_calls FINAL "
+        "WHERE service_name = {s:String} AND duplicate_of = '' GROUP BY agent",
+        parameters={"db": db, "s": service}).result_rows
+    assert {r[0]: tuple(r[2:]) for r in by_call} == {agent: t[1:] for agent, t in truth.items()}
+    # and one stored call per completion
+    assert {r[0]: r[1] for r in by_call} == {agent: t[0] for agent, t in truth.items()}

@@ -135,9 +135,9 @@ def test_a_batch_cut_off_by_a_crash_goes_again_with_its_token_and_is_stored_once
         _log(ing, _request(f"{run}{n}", 2))
         ing.wal.seal()
     pending = ing.wal.sealed()
-    ing._first_alone = False
-    batch, token = ing._next_batch(pending)
-    assert len(batch) == 6 and ing._read_inflight()["token"] == token
+    ing.inserter._first_alone = False
+    batch, token = ing.inserter._next_batch(pending)
+    assert len(batch) == 6 and ing.inserter._read_inflight()["token"] == token
     client = connect(migrated)
     real_remove = ing.wal.remove_many
     try:
@@ -146,7 +146,7 @@ def test_a_batch_cut_off_by_a_crash_goes_again_with_its_token_and_is_stored_once
 
         ing.wal.remove_many = crash
         with pytest.raises(KeyboardInterrupt):
-            ing._insert_batch(client, batch, token)
+            ing.inserter._insert_batch(client, batch, token)
     finally:
         client.close()
         ing.wal.remove_many = real_remove
@@ -154,14 +154,14 @@ def test_a_batch_cut_off_by_a_crash_goes_again_with_its_token_and_is_stored_once
     assert _span_copies(ch_client, migrated, run) == (12, 12)
     # The next start finds inflight.json: the same six segments, the same token, dropped as a repeat.
     back = server.Ingest(migrated, str(tmp_path / "ingest"), batch_seconds=0.1)
-    assert back._next_batch(back.wal.sealed()) == (batch, token)
+    assert back.inserter._next_batch(back.wal.sealed()) == (batch, token)
     back.start("127.0.0.1", 0, 0)
     try:
         pl.wait_until(lambda: back.status()["backlog_segments"] == 0, 30, what="the batch repeated")
     finally:
         back.stop()
     assert _span_copies(ch_client, migrated, run) == (12, 12)
-    assert back._read_inflight() is None
+    assert back.inserter._read_inflight() is None
 
 
 def test_a_crash_while_a_committed_batch_was_being_deleted_deletes_the_rest(migrated, ch_client, tmp_path):
@@ -173,19 +173,19 @@ def test_a_crash_while_a_committed_batch_was_being_deleted_deletes_the_rest(migr
     for n in range(4):
         _log(ing, _request(f"{run}{n}", 2))
         ing.wal.seal()
-    ing._first_alone = False
-    batch, token = ing._next_batch(ing.wal.sealed())
+    ing.inserter._first_alone = False
+    batch, token = ing.inserter._next_batch(ing.wal.sealed())
     client = connect(migrated)
     real_remove = ing.wal.remove_many
     try:
         ing.wal.remove_many = lambda segments: (real_remove(segments[:2]), (_ for _ in ()).throw(KeyboardInterrupt()))
         with pytest.raises(KeyboardInterrupt):
-            ing._insert_batch(client, batch, token)
+            ing.inserter._insert_batch(client, batch, token)
     finally:
         client.close()
         ing.wal.close()
     back = server.Ingest(migrated, str(tmp_path / "ingest"))
-    assert len(back.wal.sealed()) == 2 and back._next_batch(back.wal.sealed()) is None
+    assert len(back.wal.sealed()) == 2 and back.inserter._next_batch(back.wal.sealed()) is None
     assert back.wal.sealed() == [] and _span_copies(ch_client, migrated, run) == (8, 8)
     back.wal.close()
 
@@ -203,6 +203,7 @@ def test_a_full_disk_refuses_with_503_loses_nothing_acknowledged_and_recovers(mi
     """A sender keeps sending while the log's filesystem fills (a 3 MiB tmpfs when running as root,
     otherwise writes that fail with ENOSPC past a byte budget), then space returns."""
     from swarmlens.ingest import server, wal as wal_mod
+    from swarmlens.ingest.state import PAUSE_FILE
 
     run = f"full-{uuid.uuid4().hex[:8]}"
     directory = tmp_path / "ingest"
@@ -223,7 +224,7 @@ def test_a_full_disk_refuses_with_503_loses_nothing_acknowledged_and_recovers(mi
             return real(fd, data)
 
         monkeypatch.setattr(wal_mod, "_write_all", write_all)
-    pause = os.path.join(str(directory), server.PAUSE_FILE)
+    pause = os.path.join(str(directory), PAUSE_FILE)
     ing = server.Ingest(migrated, str(directory), batch_seconds=0.1, min_free_bytes=0).start("127.0.0.1", 0, 0)
     sent: dict[str, int] = {}
     stop = threading.Event()

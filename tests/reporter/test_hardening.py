@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from support_polling import wait_until
+from swarmlens_testing.polling import wait_until
 
 HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 
@@ -293,7 +293,7 @@ def test_task_page_with_svg_charts_has_no_style_attribute(ops, seeded):
 
 def test_deeply_nested_json_input_renders_on_the_page_and_in_the_pdf(app, ops, seeded):
     from swarmlens.reports import task as task_report
-    from support_spans import Stretch, insert_spans, task_spans
+    from swarmlens_testing.spans import Stretch, insert_spans, task_spans
 
     deep = "[" * 50_000 + "]" * 50_000
     spans = task_spans(user_id="alice", start=seeded.day_ts(seeded.today) + timedelta(seconds=300),
@@ -358,7 +358,7 @@ def test_api_timestamps_are_rfc3339_with_zone_as_the_openapi_document_says(anon,
 
 
 def test_csv_neutralises_every_formula_start_and_quotes_it(app, ops, seeded):
-    from support_spans import Stretch, insert_spans, task_spans
+    from swarmlens_testing.spans import Stretch, insert_spans, task_spans
 
     hostile = ["\t=1+1", "\r=1+1", "\t@SUM(A1)", "  =cmd", "+1", "-1", "@x", "\n=1"]
     spans = []

@@ -8,7 +8,7 @@ import random
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from support_spans import Stretch, insert_spans, task_spans
+from swarmlens_testing.spans import Stretch, insert_spans, task_spans
 
 DAY = datetime(2026, 5, 11, 9, 0, tzinfo=timezone.utc)
 OFFICIAL = "opentelemetry.instrumentation.openai_v2"
@@ -136,3 +136,41 @@ def test_every_row_of_a_large_block_is_derived(migrated, store_client):
     assert len(rows) == 300 and all(r[5] == "" for r in rows)
     expected_in = sum(10 + i % 7 for i in range(300))
     assert _rollups(store_client, cfg, user)[:2] == ((300, expected_in, 300), (300, expected_in, 300))
+
+
+LOGFIRE = "logfire.openai"
+
+
+def _logfire_stream(chat: dict, rng: random.Random) -> list[dict]:
+    """logfire's two spans of a streamed completion in place of ``chat``: the request span, ended when the
+    stream was returned (no usage, no response id), and the log written when the stream ended, with
+    the usage and the id; both under the agent span, the identity processor's user and agent on both."""
+    attrs = chat["SpanAttributes"]
+    kept = {k: v for k, v in attrs.items() if not k.startswith(("gen_ai.usage.", "gen_ai.response."))}
+    request = dict(chat, SpanId=f"{rng.getrandbits(64):016x}", ScopeName=LOGFIRE, SpanKind="Client",
+                   SpanName="Chat Completion with {request_data[model]!r}", Duration=2_000_000,
+                   SpanAttributes=dict(kept, **{"logfire.span_type": "span"}))
+    log = dict(chat, SpanId=f"{rng.getrandbits(64):016x}", ScopeName=LOGFIRE, SpanKind="Internal",
+               SpanName="streaming response from {request_data[model]!r} took {duration:.2f}s", Duration=0,
+               Timestamp=chat["Timestamp"] + timedelta(milliseconds=40),
+               SpanAttributes=dict(attrs, **{"logfire.span_type": "log"}))
+    return [request, log]
+
+
+def test_a_completion_logfire_streams_is_one_call_its_log(migrated, store_client):
+    """Its request span (no usage, no id) is not a call of its own: the log with the usage is the call,
+    for the agent whose span both are under. A logfire request that failed (no log) stays a call."""
+    cfg, user, rng = migrated, _user(), random.Random(14)
+    spans = _spans(user, DAY + timedelta(hours=4), 5)
+    chats = [s for s in spans if s["SpanName"].startswith("chat ")]
+    streamed = [x for c in chats for x in _logfire_stream(c, rng)]
+    failed = dict(streamed[0], SpanId=f"{rng.getrandbits(64):016x}", StatusCode="Error",
+                  Timestamp=chats[-1]["Timestamp"] + timedelta(seconds=30),
+                  SpanAttributes=dict(streamed[0]["SpanAttributes"], **{"error.type": "RateLimitError"}))
+    insert_spans(store_client, [s for s in spans if s not in chats] + streamed + [failed],
+                 database=cfg.SWARMLENS_OTEL_DATABASE)
+    rows = _calls(store_client, cfg, user)
+    logs = {x["SpanId"] for x in streamed if x["SpanAttributes"]["logfire.span_type"] == "log"}
+    assert sorted(r[0] for r in rows) == sorted(logs | {failed["SpanId"]})
+    assert all(r[5] == "" for r in rows) and {r[1] for r in rows} == {"Triage"}
+    assert _rollups(store_client, cfg, user) == ((3, 156, 19), (3, 156, 19), [("Triage", 156)])

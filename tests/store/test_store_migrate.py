@@ -203,10 +203,10 @@ def test_cluster_rendering():
     # views read and write the local tables, so each node derives its own shard's rows
     views = [s for s in ddl if "MATERIALIZED VIEW" in s]
     # 19 views; agent_daily_mv is created twice (0006, and again by 0011 with fewer columns), tasks_mv
-    # twice (0002, and again by 0012 for any GenAI instrumentation), chat_calls_mv three times (0003, 0012,
-    # and 0014 with duplicates), model_daily_mv and model_daily_all_mv twice (0006/0007, and 0014 counting
-    # originals only), and plain_tasks_mv (0015)
-    assert len(views) == 25
+    # twice (0002, and again by 0012 for any GenAI instrumentation), chat_calls_mv four times (0003, 0012,
+    # 0014 with duplicates, and 0016 without logfire's request spans of streams), model_daily_mv and
+    # model_daily_all_mv twice (0006/0007, and 0014 counting originals only), and plain_tasks_mv (0015)
+    assert len(views) == 26
     assert all(re.search(r"TO `\w+`\.\w+_local", v) and re.search(r"FROM `\w+`\.\w+_local", v) for v in views)
     assert not any("MergeTree" in s and "Replicated" not in s for s in ddl if "ENGINE" in s)
 

@@ -26,7 +26,7 @@ import sys
 import sysconfig
 from dataclasses import dataclass, field
 
-log = logging.getLogger("swarmlens.clickhouse")
+log = logging.getLogger(__name__)
 
 # Files the engine reads about its own process and machine at start and while running (found with
 # strace under a deny-all ruleset). /proc/self resolves to this process when the rule is added.

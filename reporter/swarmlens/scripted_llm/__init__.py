@@ -28,7 +28,11 @@ Python API::
         llm.requests                                # every request body received, in order
 
 From the command line: ``swarmlens llm-server --port 8400 --script support.json`` prints the URL
-and serves until interrupted.
+and serves until interrupted. ``python -m swarmlens.scripted_llm`` takes the same flags, and so does
+``python -I -S reporter/swarmlens/scripted_llm`` from a checkout, which needs nothing but the standard
+library (the instrumentation's tests run it so, where swarmlens is not installed). A test in another
+process reads what the server received with ``GET /_scripted/requests`` (``{"requests": [body,
+...]}``) and clears it with ``POST /_scripted/reset`` (as ``requests`` and ``reset()`` below).
 
 Script format
 -------------

@@ -14,6 +14,9 @@ from .script import Script, completion_body, response_body, response_events, res
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 32 << 20
+# Routes for a test that runs the server in another process: GET .../requests, POST .../reset.
+# No path of the OpenAI API starts with an underscore.
+CONTROL = "/_scripted"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -44,7 +47,11 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes --------------------------------------------------------------------------
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
-        if path in ("/v1/models", "/models"):
+        if path == CONTROL + "/requests":  # what a test in another process asserts on
+            with self.server.lock:
+                received = list(self.server.requests)
+            self._send_json(200, {"requests": received})
+        elif path in ("/v1/models", "/models"):
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "swarmlens-scripted"}
                     for m in self.server.script.models()]
             self._send_json(200, {"object": "list", "data": data})
@@ -55,6 +62,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
+        if path == CONTROL + "/reset":
+            self.server.reset()
+            self._send_json(200, {"status": "reset"})
+            return
         responses = path in ("/v1/responses", "/responses")
         if path not in ("/v1/chat/completions", "/chat/completions") and not responses:
             self._error(404, f"no route POST {path}")
@@ -151,6 +162,11 @@ class _HTTPServer(ThreadingHTTPServer):
         self.lock = lock
         self.stopping = threading.Event()
         super().__init__(address, _Handler)
+
+    def reset(self) -> None:
+        self.script.reset()
+        with self.lock:
+            self.requests.clear()
 
 
 class ScriptedLLMServer:

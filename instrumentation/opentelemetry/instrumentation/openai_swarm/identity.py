@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - the distribution installs the SDK for 
     SpanProcessor = object  # type: ignore[assignment,misc]
 
 from . import utils as u
-from .patch import _CHAT_KEY, _MODEL_CALL_OPERATIONS, _OWN_SCOPE, _TASK_KEY, _get_current
+from .patch import _CHAT_KEY, _MODEL_CALL_OPERATIONS, _OWN_SCOPE, _TASK_KEY, _get_current, live_stretch
 
 _ENDUSER = u.ENDUSER_ID
 _SESSION = u.SESSION_ID
@@ -92,6 +92,10 @@ class IdentitySpanProcessor(SpanProcessor):
             task = ctx.get(_TASK_KEY)
             if task is not None:
                 self._from_task(span, attrs, ctx, task, op)
+                return
+            stretch = live_stretch(ctx)
+            if stretch is not None:  # under our agent span in a context rebuilt from a traceparent
+                self._copy(span, attrs, stretch.identity, stretch.name)
             else:
                 self._from_context(span, attrs, ctx)
         except Exception:  # never break the span or the application
@@ -105,12 +109,16 @@ class IdentitySpanProcessor(SpanProcessor):
             # declaring the operation): it is the chat span of this call, and ours is not made.
             chat.external = True
         stretch = chat.stretch if chat is not None else task.stretch
+        self._copy(span, attrs, task.identity, stretch.name if stretch is not None else None)
+
+    @staticmethod
+    def _copy(span: Any, attrs: Any, identity: dict, agent: Optional[str]) -> None:
         add = {}
-        for key, value in task.identity.items():
+        for key, value in identity.items():
             if key != u.GEN_AI_PROVIDER_NAME and key not in attrs:
                 add[key] = value
-        if stretch is not None and _AGENT not in attrs:
-            add[_AGENT] = stretch.name
+        if agent is not None and _AGENT not in attrs:
+            add[_AGENT] = agent
         if add:
             span.set_attributes(add)
 

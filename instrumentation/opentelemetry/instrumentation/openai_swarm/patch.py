@@ -54,6 +54,11 @@ _TASK_KEY = otel_context.create_key("openai_swarm.task")
 # Set while a chat completion request of a task is in flight, before this package has started a span
 # for it: a GenAI chat span another instrumentation starts under it makes ours a duplicate.
 _CHAT_KEY = otel_context.create_key("openai_swarm.chat")
+# The invoke_agent spans being recorded, by span id. A span another instrumentation starts under one
+# of them in a context that lost ours still belongs to that agent's task (identity.py): logfire, for
+# one, records a streamed completion's usage when the stream ends, in a context it rebuilds from the
+# request's traceparent, which keeps the parent span and nothing else of the context.
+_LIVE_STRETCHES: "weakref.WeakValueDictionary[int, _Stretch]" = weakref.WeakValueDictionary()
 
 _ProxyBase = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
@@ -225,7 +230,8 @@ class _Stretch:
     """One contiguous stretch of an active agent: one invoke_agent span."""
 
     __slots__ = ("span", "agent", "name", "ctx", "chat_attrs", "turns", "input_tokens", "output_tokens",
-                 "cache_read_tokens", "reasoning_tokens", "estimated", "failed")
+                 "cache_read_tokens", "reasoning_tokens", "estimated", "failed", "identity", "span_id",
+                 "__weakref__")
 
     def __init__(self, task: "_Task", agent: Any, model: Any, handoff_from: Optional[str]):
         tel = task.tel
@@ -240,6 +246,11 @@ class _Stretch:
             attrs[u.SWARM_HANDOFF_FROM] = handoff_from
         self.span = span = tel.start_span("invoke_agent " + name, context=task.ctx, kind=_INTERNAL, attributes=attrs)
         self.ctx = _set_span(span, task.ctx)
+        self.identity = identity
+        self.span_id = None
+        if span.is_recording():
+            self.span_id = span.get_span_context().span_id
+            _LIVE_STRETCHES[self.span_id] = self
         self.chat_attrs = {_OP: "chat", **identity, _AGENT: name}  # what every chat span of the stretch starts with
         self.turns = 0
         self.input_tokens = 0
@@ -269,7 +280,20 @@ class _Stretch:
             if self.estimated:
                 attrs[u.SWARM_USAGE_ESTIMATED] = True
             span.set_attributes(attrs)
+        if self.span_id is not None:
+            _LIVE_STRETCHES.pop(self.span_id, None)
         span.end()
+
+
+def live_stretch(ctx: otel_context.Context) -> Optional[_Stretch]:
+    """The agent stretch whose invoke_agent span is the current span of ``ctx`` while it is recorded."""
+    if not _LIVE_STRETCHES:  # no Swarm task running (an Agents SDK app): nothing to look up
+        return None
+    parent = trace.get_current_span(ctx).get_span_context()
+    stretch = _LIVE_STRETCHES.get(parent.span_id) if parent.is_valid else None
+    if stretch is not None and stretch.span.get_span_context().trace_id == parent.trace_id:
+        return stretch
+    return None
 
 
 class _Task:

@@ -1,5 +1,9 @@
 """Fixtures of the instrumentation tests: real Swarm, real openai client, the scripted LLM over
-real HTTP, and an in-memory exporter that is instrumented, yielded, uninstrumented."""
+real HTTP, and an in-memory exporter that is instrumented, yielded, uninstrumented.
+
+Self-contained: these tests run in an environment that holds the instrumentation distribution and
+its test requirements alone (test-requirements.txt, noxfile.py), so nothing here imports swarmlens;
+the scripted LLM runs as a process of its own, from its file path (support_llm)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 sys.path.insert(0, os.path.dirname(__file__))
 
 from opentelemetry.instrumentation.openai_swarm import SwarmInstrumentor  # noqa: E402
+from opentelemetry.instrumentation.openai_swarm.utils import SETTINGS  # noqa: E402
+from support_llm import ScriptedLLM  # noqa: E402
 
 try:  # an environment of the test matrix may hold the Agents SDK (openai>=2) and no Swarm
     import support_scenario as sc  # noqa: E402
@@ -21,9 +27,7 @@ except ImportError:
     sc = None
     # the Swarm tests need Swarm; the Agents SDK's and the pure helpers' run
     collect_ignore_glob = ["test_swarm_auto.py", "test_swarm_semconv.py", "test_swarm_spans.py",
-                           "test_swarm_streaming.py", "test_swarm_coexistence.py", "test_swarm_scripted_llm.py"]
-from opentelemetry.instrumentation.openai_swarm.utils import SETTINGS  # noqa: E402
-from swarmlens.scripted_llm import ScriptedLLMServer  # noqa: E402
+                           "test_swarm_streaming.py", "test_swarm_coexistence.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +40,7 @@ def _clean_settings_env(monkeypatch):
 def llm():
     if sc is None:
         pytest.skip("openai-swarm is not installed")
-    with ScriptedLLMServer(sc.SCRIPT) as server:
+    with ScriptedLLM(sc.SCRIPT) as server:
         yield server
 
 
@@ -44,7 +48,7 @@ def llm():
 def llm_no_usage():
     if sc is None:
         pytest.skip("openai-swarm is not installed")
-    with ScriptedLLMServer(sc.SCRIPT, usage=False) as server:
+    with ScriptedLLM(sc.SCRIPT, usage=False) as server:
         yield server
 
 

@@ -1,11 +1,12 @@
-"""rotel, the OTLP collector of the single-machine stack.
+"""The collector launchers: rotel, the OTLP collector the single-machine stack runs with
+``SWARMLENS_COLLECTOR=rotel`` instead of ``swarmlens ingest``; both feed ClickHouse, so both live here.
 
 rotel (PyPI ``rotel``) ships its Rust binary ``rotel-agent`` inside the wheel. ``swarmlens up``
 starts it with the settings of ``collector_config/rotel.env``: that file is the one place the
 stack's rotel settings live. Its ``${SWARMLENS_*}`` placeholders are expanded from the swarmlens
 configuration, so ports, the ClickHouse URL and credentials follow the README's settings::
 
-    from swarmlens.embedded.collector import Rotel
+    from swarmlens.ingest.collectors import Rotel
     rotel = Rotel.from_config(config, log_path="rotel.log").start()   # waits for the OTLP ports
     rotel.otlp_http_url     # http://127.0.0.1:4318
     rotel.stop()            # SIGTERM: rotel exports what it holds, then exits

@@ -15,7 +15,7 @@ from agents import Agent, OpenAIResponsesModel, RunConfig, Runner, function_tool
 
 from opentelemetry.instrumentation.openai_swarm import swarm_user  # noqa: E402
 from opentelemetry.instrumentation.openai_swarm.agents_sdk import SCOPE, instrument_agents  # noqa: E402
-from swarmlens.scripted_llm import ScriptedLLMServer  # noqa: E402
+from support_llm import ScriptedLLM  # noqa: E402
 
 MODEL = "gpt-4o-mini"
 
@@ -40,7 +40,7 @@ TOTALS = (61 + 95 + 140, 8 + 11 + 17)
 
 @pytest.fixture(scope="module")
 def llm():
-    with ScriptedLLMServer(SCRIPT) as server:
+    with ScriptedLLM(SCRIPT) as server:
         yield server
 
 

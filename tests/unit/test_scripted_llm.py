@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -13,6 +14,8 @@ import openai
 import pytest
 
 from swarmlens.scripted_llm import ScriptedLLMServer, ScriptError, load_script
+
+PACKAGE_DIR = Path(__file__).resolve().parents[2] / "reporter" / "swarmlens" / "scripted_llm"
 
 SYSTEM = {"role": "system", "content": "[agent:a] You are A."}
 SCRIPT = {
@@ -26,7 +29,7 @@ SCRIPT = {
                             {"name": "other", "arguments": "{}"}]},
             {"when": "flaky", "content": "finally", "fail_first": [{"status": 429, "retry_after": 0},
                                                                    {"status": 500}]},
-            {"when": "slow", "content": "late", "delay": 2},
+            {"when": "slow", "content": "late", "delay": 10},
         ]},
     },
 }
@@ -101,7 +104,7 @@ def test_delay_makes_a_client_timeout(server):
     with pytest.raises(openai.APITimeoutError):
         client(server, timeout=0.3).chat.completions.create(
             model="m", messages=[SYSTEM, {"role": "user", "content": "slow"}])
-    assert time.monotonic() - t0 < 1.5
+    assert time.monotonic() - t0 < 8  # gave up at its 0.3 s timeout, long before the 10 s reply
 
 
 def test_unknown_agent_and_exhausted_script_are_clear_errors(server):
@@ -133,7 +136,7 @@ def test_script_validation_names_the_fault(tmp_path):
 
 
 def test_cli_serves_and_prints_the_url():
-    example = Path(__file__).resolve().parents[2] / "reporter" / "swarmlens" / "scripted_llm" / "example_support.json"
+    example = PACKAGE_DIR / "example_support.json"
     proc = subprocess.Popen([sys.executable, "-m", "swarmlens.cli", "llm-server", "--port", "0", "--script",
                              str(example)], stdout=subprocess.PIPE, text=True)
     try:
@@ -144,6 +147,46 @@ def test_cli_serves_and_prints_the_url():
         r = c.chat.completions.create(model="m", messages=[{"role": "system", "content": "[agent:triage]"},
                                                            {"role": "user", "content": "refund please"}])
         assert r.choices[0].message.tool_calls[0].function.name == "transfer_to_billing"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_runs_by_path_on_the_standard_library_alone_with_control_routes(tmp_path):
+    """As the instrumentation's tests run it where swarmlens is not installed: by file path, with no
+    site-packages (-S) and no environment (-I); a test in another process reads what it received
+    and resets it over HTTP."""
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(SCRIPT))
+    proc = subprocess.Popen([sys.executable, "-I", "-S", str(PACKAGE_DIR), "--port", "0", "--script", str(script)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        match = re.match(r"scripted LLM serving (http://127\.0\.0\.1:\d+/v1) ", line)
+        assert match, (line, proc.stderr.read() if proc.poll() is not None else "")
+        url = match.group(1)
+        control = url.removesuffix("/v1") + "/_scripted/"
+
+        def received():
+            with urllib.request.urlopen(control + "requests") as resp:
+                return json.load(resp)["requests"]
+
+        def reset():
+            with urllib.request.urlopen(urllib.request.Request(control + "reset", data=b"", method="POST")) as resp:
+                assert json.load(resp) == {"status": "reset"}
+
+        c = openai.OpenAI(base_url=url, api_key="k", max_retries=0)
+        msgs = [SYSTEM, {"role": "user", "content": "flaky please"}]
+        with pytest.raises(openai.RateLimitError):
+            c.chat.completions.create(model="m", messages=msgs)
+        assert [body["messages"] for body in received()] == [msgs]
+        reset()
+        assert received() == []
+        with pytest.raises(openai.RateLimitError):  # the attempts were forgotten too: it fails first again
+            c.chat.completions.create(model="m", messages=msgs)
+        r = c.chat.completions.create(model="m", messages=[SYSTEM, {"role": "user", "content": "hi"}])
+        assert r.choices[0].message.content == "Hello world, this is A." and r.usage.prompt_tokens == 11
+        assert len(received()) == 2
     finally:
         proc.terminate()
         proc.wait(timeout=10)

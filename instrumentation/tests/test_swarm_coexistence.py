@@ -171,7 +171,10 @@ LOGFIRE_APP = textwrap.dedent("""
     client = sc.make_swarm(Server)
     triage, *_ = sc.build_agents()
     with swarm_user("u-lf", session_id="s-lf"):
-        client.run(triage, [{"role": "user", "content": "I want a refund for my last invoice"}])
+        response = client.run(triage, [{"role": "user", "content": "I want a refund for my last invoice"}],
+                              stream=bool(os.environ.get("STREAM")))
+        if os.environ.get("STREAM"):
+            list(response)
     print(json.dumps([{"name": s.name, "scope": s.instrumentation_scope.name, "kind": s.kind.name,
                        "span_id": s.context.span_id, "parent": s.parent.span_id if s.parent else None,
                        "attributes": {k: v if isinstance(v, (str, int, float, bool)) else list(v)
@@ -180,17 +183,22 @@ LOGFIRE_APP = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("order", ["ours-first", "logfire-first"])
-def test_with_logfire_instrument_openai(tmp_path, llm, order):
+def _logfire_app(tmp_path, llm, order, stream=False):
     pytest.importorskip("logfire")
     app = tmp_path / "app.py"
     app.write_text(LOGFIRE_APP)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOGFIRE_"))}
-    env.update({"ORDER": order, "LLM_URL": llm.url, "PYTHONPATH": str(Path(__file__).resolve().parent)})
+    env.update({"ORDER": order, "LLM_URL": llm.url, "PYTHONPATH": str(Path(__file__).resolve().parent),
+                "STREAM": "1" if stream else ""})
     res = subprocess.run([sys.executable, str(app)], env=env, capture_output=True, text=True, timeout=120,
                          cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
-    spans = json.loads(res.stdout.strip().splitlines()[-1])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("order", ["ours-first", "logfire-first"])
+def test_with_logfire_instrument_openai(tmp_path, llm, order):
+    spans = _logfire_app(tmp_path, llm, order)
     agents = {s["span_id"]: s for s in spans if s["name"].startswith("invoke_agent ")}
     chats = [s for s in spans if s["attributes"].get("gen_ai.operation.name") == "chat"]
     # one chat span per completion, logfire's, each under our agent span: none of ours beside it
@@ -203,3 +211,20 @@ def test_with_logfire_instrument_openai(tmp_path, llm, order):
     root = next(s for s in spans if s["name"] == "invoke_workflow swarm")
     assert (root["attributes"]["swarm.task.usage.input_tokens"],
             root["attributes"]["swarm.task.usage.output_tokens"]) == sc.expected_totals("refund")
+
+
+def test_with_logfire_a_streamed_completion_keeps_its_user_and_agent(tmp_path, llm):
+    """logfire records a streamed completion's usage in a log span when the stream ends, in a context
+    it rebuilds from the request's traceparent (our agent span, none of our context): that span still
+    gets the task's user and the agent whose span it is under, so its tokens count for both."""
+    spans = _logfire_app(tmp_path, llm, "logfire-first", stream=True)
+    agents = {s["span_id"]: s for s in spans if s["name"].startswith("invoke_agent ")}
+    usage = [s for s in spans if s["attributes"].get("gen_ai.usage.input_tokens") is not None
+             and s["scope"] != sc.OUR_SCOPE]
+    assert len(usage) == len(sc.FLOWS["refund"])  # one per completion, none of ours beside them
+    for span in usage:
+        a = span["attributes"]
+        assert span["parent"] in agents, span["name"]
+        assert (a["enduser.id"], a["session.id"]) == ("u-lf", "s-lf")
+        assert a["gen_ai.agent.name"] == agents[span["parent"]]["attributes"]["gen_ai.agent.name"]
+    assert sum(s["attributes"]["gen_ai.usage.input_tokens"] for s in usage) == sc.expected_totals("refund")[0]

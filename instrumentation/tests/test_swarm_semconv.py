@@ -15,7 +15,7 @@ from swarm import Agent
 import support_scenario as sc
 from opentelemetry.instrumentation.openai_swarm import swarm_user
 from opentelemetry.instrumentation.openai_swarm import utils as u
-from swarmlens.scripted_llm import ScriptedLLMServer
+from support_llm import ScriptedLLM
 
 REFUND = [{"role": "user", "content": "I want a refund for my last invoice"}]
 
@@ -103,7 +103,7 @@ def test_a_tool_call_with_malformed_json_arguments_gets_its_span(instrument, exp
         return "pong"
 
     agent = Agent(name="Json", model=sc.MODEL, instructions="[agent:json] test", functions=[ping])
-    with ScriptedLLMServer(MALFORMED) as server:
+    with ScriptedLLM(MALFORMED) as server:
         with pytest.raises(json.JSONDecodeError):
             sc.make_swarm(server).run(agent, [{"role": "user", "content": "go"}])
     assert ran == []  # Swarm failed before calling anything
