@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from flask import Blueprint, Response, redirect, url_for
 
+from swarmlens.render.files import download_name
 from swarmlens.reports import common as rc
 from swarmlens.reports import usage as report
 from swarmlens.web.common import (arg_choice, arg_text, client, config, form_page, period_or_400, requires, typed,
@@ -94,7 +95,7 @@ def usage_csv(kind: str):
     from swarmlens.render import csvsafe
 
     return Response(csvsafe.dumps(columns, rows), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="swarmlens-{kind}-{period.key}-{table}.csv"'})
+                    headers={"Content-Disposition": f'attachment; filename="{download_name(kind, period.key, table, ext="csv")}"'})
 
 
 @bp.route("/reports/<any(weekly, monthly, custom):kind>.pdf")
@@ -104,4 +105,4 @@ def usage_pdf(kind: str):
 
     period, ctx = _build(kind)
     return Response(pdf.usage_report_pdf(ctx), mimetype="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="swarmlens-{kind}-{period.key}.pdf"'})
+                    headers={"Content-Disposition": f'inline; filename="{download_name(kind, period.key, ext="pdf")}"'})

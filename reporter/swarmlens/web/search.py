@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from flask import Blueprint, request
 
+from swarmlens.render.files import download_name
 from swarmlens.reports import common as rc
 from swarmlens.reports import search as report
 from swarmlens.web import csvout
@@ -91,4 +92,4 @@ def search_csv():
     params["limit"] = csvout.MAX_ROWS
     rows = report.search(client(), config(), cursor_params=keyset_params(None), **params)[:csvout.MAX_ROWS]
     p = params["period"]
-    return csvout.tasks_response(rows, f"swarmlens-search-{p.start.isoformat()}-{(p.end - timedelta(days=1)).isoformat()}.csv")
+    return csvout.tasks_response(rows, download_name("search", p.start.isoformat(), (p.end - timedelta(days=1)).isoformat(), ext="csv"))
