@@ -3,12 +3,11 @@
 current schema, or with "before" as the second argument, with chat_calls_mv as migration 0012 made it.
 The row counts at the end must be exact either way.
 
-Usage: python bench/bench_chat_dedupe.py BLOCKS [before]    (from the repository root)
+Usage: python -m bench.bench_chat_dedupe BLOCKS [before]    (from the repository root)
 """
 import random, sys, time, tempfile
 from datetime import datetime, timedelta, timezone
-sys.path.insert(0, "tests")
-from support_spans import Stretch, task_spans, insert_spans
+from swarmlens_testing.spans import Stretch, task_spans, insert_spans
 from swarmlens import config
 from swarmlens.embedded.server import EmbeddedClickHouse
 from swarmlens.store.migrate import migrate_from_config

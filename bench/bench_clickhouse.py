@@ -2,8 +2,8 @@
 endpoint with the materialized views attached, and the per-query cost of the HTTP layer, each run
 side by side with the same work done on chDB in-process.
 
-    .venv/bin/python bench/bench_clickhouse.py            # full run: 25k tasks, batches of 8192 and 65536
-    .venv/bin/python bench/bench_clickhouse.py --quick    # CI-size run
+    .venv/bin/python -m bench.bench_clickhouse            # full run: 25k tasks, batches of 8192 and 65536
+    .venv/bin/python -m bench.bench_clickhouse --quick    # CI-size run
 
 Batches are what rotel sends: RowBinary in ClickHouse LZ4 blocks with decompress=1. Every batch goes
 through HTTP into one fresh schema, in-process into an identical second one, and through HTTP into a
@@ -32,10 +32,9 @@ from swarmlens import config as config_mod
 from swarmlens.embedded import codecs
 from swarmlens.embedded.server import EmbeddedClickHouse
 from swarmlens.store.migrate import migrate_from_config
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
-from support_spans import COLUMNS, Stretch, insert_spans, task_spans  # noqa: E402  (test helper)
+from swarmlens_testing.spans import COLUMNS, Stretch, insert_spans, task_spans  # test helper
 
-from benchlib import progress, write_section
+from bench.benchlib import progress, write_section
 
 AGENTS = ["Triage", "Billing", "Tech Support", "Account", "Sales"]
 TOOLS = ["lookup_invoice", "search_docs", "reset_password", "create_ticket"]
@@ -172,7 +171,7 @@ def main() -> int:
               f"chDB engine {ep.engine.version}"
     lines = [
         SECTION, "",
-        f"Machine: {machine}. Command: `.venv/bin/python bench/bench_clickhouse.py{' --quick' if args.quick else ''}`"
+        f"Machine: {machine}. Command: `.venv/bin/python -m bench.bench_clickhouse{' --quick' if args.quick else ''}`"
         f" ({n_tasks} tasks, {total} contract-shaped spans per run).", "",
         "Each batch is inserted three ways in turn: through the HTTP endpoint as rotel sends it (RowBinary in "
         "ClickHouse LZ4 blocks, decompress=1) into a fresh schema with every view attached; the same RowBinary "

@@ -1,8 +1,8 @@
 """Embedded endpoint streaming benchmark: the server's memory while a client streams a large
 result, and the time to the first byte of a query that takes 2 s, streamed and buffered.
 
-    .venv/bin/python bench/bench_endpoint.py               # 20M rows
-    .venv/bin/python bench/bench_endpoint.py --rows 2000000
+    .venv/bin/python -m bench.bench_endpoint               # 20M rows
+    .venv/bin/python -m bench.bench_endpoint --rows 2000000
 
 The endpoint runs as `swarmlens clickhouse` in its own process on a throwaway data directory, so
 its resident memory (VmRSS from /proc) is the endpoint's alone; it is sampled every 50 ms while
@@ -23,7 +23,7 @@ import time
 
 import requests
 
-from benchlib import progress, start_endpoint, stop_endpoint, write_section
+from bench.benchlib import progress, start_endpoint, stop_endpoint, write_section
 
 SECTION = "## Embedded endpoint: streaming"
 PASSWORD = "bench-endpoint"
@@ -100,7 +100,7 @@ def main() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
-        f"Command: `.venv/bin/python bench/bench_endpoint.py --rows {args.rows}`.",
+        f"Command: `.venv/bin/python -m bench.bench_endpoint --rows {args.rows}`.",
         "",
         "| result of `SELECT number, toString(number) FROM numbers(N)`, TSV | rows | endpoint RSS idle | peak | growth | seconds |",
         "|---|---:|---:|---:|---:|---:|",

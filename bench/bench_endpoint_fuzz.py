@@ -1,14 +1,14 @@
 """Endpoint fuzzing, the long run: malformed HTTP and encodings thrown at the embedded ClickHouse
 endpoint (`swarmlens clickhouse` in a subprocess on 127.0.0.1, a fresh data directory, a 1 MiB body
-limit). The cases, the oracle and the endpoint harness are tests/support_endpoint_fuzz.py; the bounded
+limit). The cases, the oracle and the endpoint harness are tests/support/swarmlens_testing/endpoint_fuzz.py; the bounded
 run is tests/embedded/test_endpoint_fuzz.py.
 
 Prints a live count, then the cases per category and per status, the endpoint's peak RSS, and every
 failure with the case id that rebuilds it (`--only SEED:INDEX`). Exits 1 on any failure.
 
-    .venv/bin/python bench/bench_endpoint_fuzz.py                  # 10,000 cases, seed 1
-    .venv/bin/python bench/bench_endpoint_fuzz.py --cases 500 --seed 7
-    .venv/bin/python bench/bench_endpoint_fuzz.py --only 1:4711    # one case again, verbosely
+    .venv/bin/python -m bench.bench_endpoint_fuzz                  # 10,000 cases, seed 1
+    .venv/bin/python -m bench.bench_endpoint_fuzz --cases 500 --seed 7
+    .venv/bin/python -m bench.bench_endpoint_fuzz --only 1:4711    # one case again, verbosely
 """
 
 from __future__ import annotations
@@ -22,12 +22,9 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
-from benchlib import cpu_model, progress  # noqa: E402
-from support_endpoint_fuzz import (ALLOWED_5XX, FuzzEndpoint, Fuzzer, Generator, describe,  # noqa: E402
-                                   guard_checksum, prepare)
+from bench.benchlib import cpu_model, progress
+from swarmlens_testing.endpoint_fuzz import (ALLOWED_5XX, FuzzEndpoint, Fuzzer, Generator, describe,
+                                              guard_checksum, prepare)
 
 
 def main() -> int:

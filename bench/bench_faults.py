@@ -1,8 +1,8 @@
 """Fault injection on `swarmlens up`: sent / acknowledged / stored / lost / duplicated spans per fault.
 
-    .venv/bin/python bench/bench_faults.py                 # every fault, 40 s runs at 2,000 spans/s
-    .venv/bin/python bench/bench_faults.py --only kill9-clickhouse --duration 20
-    .venv/bin/python bench/bench_faults.py --write-docs    # also replace the table in docs/reliability.md
+    .venv/bin/python -m bench.bench_faults                 # every fault, 40 s runs at 2,000 spans/s
+    .venv/bin/python -m bench.bench_faults --only kill9-clickhouse --duration 20
+    .venv/bin/python -m bench.bench_faults --write-docs    # also replace the table in docs/reliability.md
 
 Each fault is a run of its own: `swarmlens up` on a fresh data directory and free loopback ports,
 task-shaped OTLP/HTTP requests (8 spans a task, 64 spans a request) at --rate spans/s from two
@@ -10,7 +10,7 @@ senders that retry like the OpenTelemetry SDK (refused connections and 429/502/5
 given up after 10 s), the fault at --fault-at seconds, the load stopped at --duration. Then:
 stored = spans found in otel_traces by (TraceId, SpanId); lost = acknowledged and not stored;
 duplicates = stored more than once; and `swarmlens db check` says whether every rollup equals its
-details. The harness is tests/support_faults.py, which the bounded tests in
+details. The harness is tests/support/swarmlens_testing/faults.py, which the bounded tests in
 tests/pipeline/test_crash_safety.py use too.
 """
 
@@ -28,12 +28,10 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.benchlib import cpu_model
+from swarmlens_testing.faults import Load, Stack
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from benchlib import cpu_model  # noqa: E402
-from support_faults import Load, Stack  # noqa: E402
-
 DOC = REPO / "docs" / "reliability.md"
 BEGIN, END = "<!-- faults table: begin -->", "<!-- faults table: end -->"
 
@@ -273,7 +271,7 @@ def main() -> int:
                 a.duration = max(args.duration, args.fault_at + args.stop_seconds + 10)
             rows.append(run_one(name, a, Path(tmp)))
     text = table(rows)
-    command = "bench/bench_faults.py " + " ".join(sys.argv[1:])
+    command = "python -m bench.bench_faults " + " ".join(sys.argv[1:])
     print()
     print(text)
     if args.write_docs:

@@ -1,8 +1,8 @@
 """Server time of the reporter's filtered pages and of search by the start of a word, on data made by
 generate.py, against the same pages unfiltered (and whole-word search) in the same loop.
 
-    .venv/bin/python bench/generate.py --preset full --data-dir /tmp/swarmlens-bench --migrate
-    .venv/bin/python bench/bench_filters.py --data-dir /tmp/swarmlens-bench --reps 20
+    .venv/bin/python -m bench.generate --preset full --data-dir /tmp/swarmlens-bench --migrate
+    .venv/bin/python -m bench.bench_filters --data-dir /tmp/swarmlens-bench --reps 20
 
 The pages go through the Flask test client with an ops API token, against the embedded endpoint in
 a process of its own (as `swarmlens up` runs it), with reuse of results off;
@@ -21,8 +21,7 @@ import sys
 import time
 from datetime import timedelta
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import progress, start_endpoint, stop_endpoint  # noqa: E402
+from bench.benchlib import progress, start_endpoint, stop_endpoint
 
 TARGET_PAGE_P95_MS = 150
 

@@ -3,8 +3,8 @@ the OpenAPI document (default 1000: about 10,000 generated requests, each sent w
 and an ops token), against the real engine. Prints pytest's per-operation outcome and a summary;
 any 5xx fails the run with the request that caused it.
 
-    .venv/bin/python bench/bench_fuzz.py                 # 1000 examples per operation
-    .venv/bin/python bench/bench_fuzz.py --examples 200
+    .venv/bin/python -m bench.bench_fuzz                 # 1000 examples per operation
+    .venv/bin/python -m bench.bench_fuzz --examples 200
 """
 
 from __future__ import annotations

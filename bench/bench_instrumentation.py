@@ -21,7 +21,7 @@
 3. The same per-span and per-task figures for an OpenAI Agents SDK run through swarmlens'
    AgentsTracingProcessor (bench/agents_sdk_overhead.py), when openai-agents is installed.
 
-Usage: python bench/bench_instrumentation.py [--quick] [--rounds N] [--tasks N] [--no-write]
+Usage: python -m bench.bench_instrumentation [--quick] [--rounds N] [--tasks N] [--no-write]
 Results go to the "## Instrumentation overhead" section of docs/benchmarks.md.
 """
 
@@ -43,7 +43,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from benchlib import cpu_model
+from bench.benchlib import cpu_model
 from opentelemetry.instrumentation.openai_swarm import SwarmInstrumentor
 from swarm import Agent, Swarm
 
@@ -320,7 +320,7 @@ def main(argv=None) -> int:
 
     # The OpenAI Agents SDK through swarmlens' tracing processor, measured the same way (agents_sdk_overhead.py).
     try:
-        import agents_sdk_overhead
+        from bench import agents_sdk_overhead
     except ImportError as exc:  # openai-agents not installed (pip install 'swarmlens[agents]')
         print(f"Agents SDK rows skipped: {exc}", file=sys.stderr)
     else:
@@ -328,7 +328,7 @@ def main(argv=None) -> int:
             rounds, tasks, tracer, by_hand=by_hand, hand_plan=hand_plan, start_attributes=_StartAttributes,
             drop_exporter=DropExporter, cpu_per_task=cpu_per_task)
 
-    command = "python " + " ".join(shlex.quote(a) for a in ["bench/bench_instrumentation.py", *(argv or sys.argv[1:])])
+    command = "python -m " + " ".join(shlex.quote(a) for a in ["bench.bench_instrumentation", *(argv or sys.argv[1:])])
     lines = [*machine_info(), f"command: `{command}`",
              f"rounds: {rounds} x {tasks} tasks per variant (best round of each variant, CPU time via time.process_time)",
              "", "Per span (same spans, same SimpleSpanProcessor + dropping exporter):", "",

@@ -1,13 +1,13 @@
 """Load on the reporter: N signed-in clients request pages as fast as they get answers, for a fixed
 time, against `swarmlens up --demo` (started here on free loopback ports, in a fresh data directory).
 
-    .venv/bin/python bench/bench_load.py                      # 50 clients, 60 s, the default layout
-    .venv/bin/python bench/bench_load.py --repeat 3           # three runs, each on a stack of its own
-    .venv/bin/python bench/bench_load.py --compare            # the earlier layouts (sync workers, 2 x 8
+    .venv/bin/python -m bench.bench_load                      # 50 clients, 60 s, the default layout
+    .venv/bin/python -m bench.bench_load --repeat 3           # three runs, each on a stack of its own
+    .venv/bin/python -m bench.bench_load --compare            # the earlier layouts (sync workers, 2 x 8
                                                               # threads), then the default
-    .venv/bin/python bench/bench_load.py --no-reuse           # SWARMLENS_REPORTER_CACHE_BYTES=0
-    .venv/bin/python bench/bench_load.py --quick              # 10 clients, 10 s
-    .venv/bin/python bench/bench_load.py --url http://127.0.0.1:8000 --login admin --password ...
+    .venv/bin/python -m bench.bench_load --no-reuse           # SWARMLENS_REPORTER_CACHE_BYTES=0
+    .venv/bin/python -m bench.bench_load --quick              # 10 clients, 10 s
+    .venv/bin/python -m bench.bench_load --url http://127.0.0.1:8000 --login admin --password ...
 
 Each client signs in as the ops admin (its own session), then cycles through a mix of pages: the
 dashboard, the users list, search, the agents page, the monthly report, feedback, a user's page, a
@@ -36,17 +36,14 @@ from urllib.parse import urlsplit
 
 import requests
 
-from benchlib import write_section
+from bench.benchlib import write_section
+from swarmlens_testing.ports import free_port  # one port never handed out twice
 
 ROOT = Path(__file__).resolve().parents[1]
 # Its own section: "## Reporter under load" holds every run and what they show, written by hand,
 # which --write-docs must not replace.
 SECTION = "## Reporter under load: latest bench_load.py --write-docs run"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-sys.path.insert(0, str(ROOT / "tests"))
-from support_ports import free_port  # noqa: E402  (one port never handed out twice)
 
 
 def start_stack(data_dir: str, threads: int, workers: int, reuse: bool = True) -> tuple[subprocess.Popen, str]:
@@ -306,7 +303,7 @@ def main() -> int:
     if args.write_docs:
         cpu = platform.processor() or platform.machine()
         text = (f"{SECTION}\n\n"
-                f"`bench/bench_load.py{' --compare' if args.compare else ''}`: `swarmlens up --demo` on free loopback "
+                f"`python -m bench.bench_load{' --compare' if args.compare else ''}`: `swarmlens up --demo` on free loopback "
                 f"ports, {args.clients} clients signed in as ops, each requesting the next page of a mix as soon "
                 f"as the last one answered, for {args.seconds:.0f} s. Pages: {', '.join(results[-1][1]['pages'])}. "
                 f"Machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, shared with other "

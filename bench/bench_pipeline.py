@@ -1,8 +1,8 @@
 """Pipeline benchmark: the single-machine stack of `swarmlens up`, measured end to end.
 
-    .venv/bin/python bench/bench_pipeline.py             # full run
-    .venv/bin/python bench/bench_pipeline.py --quick     # CI-size run
-    .venv/bin/python bench/bench_pipeline.py --write-docs   # also replace "## Pipeline" in docs/benchmarks.md
+    .venv/bin/python -m bench.bench_pipeline             # full run
+    .venv/bin/python -m bench.bench_pipeline --quick     # CI-size run
+    .venv/bin/python -m bench.bench_pipeline --write-docs   # also replace "## Pipeline" in docs/benchmarks.md
 
 It starts `swarmlens up` (embedded ClickHouse, migrations, rotel with collector_config/rotel.env,
 the reporter under gunicorn) on free loopback ports and a fresh data directory, then measures:
@@ -44,7 +44,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from benchlib import cpu_model, write_section
+from bench.benchlib import cpu_model, write_section
+from swarmlens_testing.ports import free_port  # one port never handed out twice
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Pipeline"
@@ -102,9 +103,6 @@ def rss_mb(pids: list[int]) -> dict[str, float]:
     by_name["total"] = sum(by_name.values())
     return by_name
 
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
-from support_ports import free_port  # noqa: E402  (one port never handed out twice)
 
 USING_ROTEL = os.environ.get("SWARMLENS_COLLECTOR", "").strip().lower() == "rotel"
 COLLECTOR_LABEL = "rotel" if USING_ROTEL else "the swarmlens OTLP receiver"
@@ -449,7 +447,7 @@ def main() -> int:
     paced_per_sender = max(1, round(args.paced_rate * (3 if args.quick else 10)
                                     / (args.senders * tasks_per_request * SPANS_PER_TASK)))
     fresh_tasks = 20 if args.quick else 60
-    command = ("SWARMLENS_COLLECTOR=rotel " if USING_ROTEL else "") + "python bench/bench_pipeline.py" + \
+    command = ("SWARMLENS_COLLECTOR=rotel " if USING_ROTEL else "") + "python -m bench.bench_pipeline" + \
         (" --quick" if args.quick else "")
     machine = machine_info()
     print(f"machine: {machine}\ncommand: {command}", flush=True)

@@ -1,7 +1,7 @@
 """Replay benchmark: how fast the OTLP receiver drains a backlog of its write-ahead log.
 
-    .venv/bin/python bench/bench_replay.py                          # 100k spans in 200 segments
-    .venv/bin/python bench/bench_replay.py --spans 20000 --segments 40   # a quicker run
+    .venv/bin/python -m bench.bench_replay                          # 100k spans in 200 segments
+    .venv/bin/python -m bench.bench_replay --spans 20000 --segments 40   # a quicker run
 
 A backlog is what `swarmlens up` finds after a crash of the whole tree or a ClickHouse outage: many
 small sealed segments. The benchmark writes one (task-shaped requests of 8-span tasks, as
@@ -20,17 +20,12 @@ import os
 import platform
 import random
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "bench"))
-
-from benchlib import cpu_model, start_endpoint, stop_endpoint  # noqa: E402
-from support_faults import build_request  # noqa: E402
+from bench.benchlib import cpu_model, start_endpoint, stop_endpoint
+from swarmlens_testing.faults import build_request
 
 
 def main() -> int:

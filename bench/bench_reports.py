@@ -3,8 +3,8 @@ against the original PostgreSQL design (``task_history``) and against raw ``otel
 alone, on the same generated data in the same run; the reporter's pages through the Flask test
 client; and bytes on disk, ClickHouse against PostgreSQL.
 
-    .venv/bin/python bench/bench_reports.py --preset tiny            # CI size, about a minute
-    .venv/bin/python bench/bench_reports.py --preset full --write-docs
+    .venv/bin/python -m bench.bench_reports --preset tiny            # CI size, about a minute
+    .venv/bin/python -m bench.bench_reports --preset full --write-docs
 
 Each report runs --reps times (at least 20) on each design after two warm-up runs; the designs
 take turns within each repetition (the order rotates), so the noise of a shared machine hits them
@@ -28,14 +28,10 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import generate  # noqa: E402
-from benchlib import progress, write_section  # noqa: E402
-from postgres import SETTINGS as PG_SETTINGS  # noqa: E402
-from postgres import PostgresServer, PostgresUnavailable  # noqa: E402
-import adhoc  # noqa: E402
-import crosscheck  # noqa: E402
-import pg_well  # noqa: E402
+from bench import adhoc, crosscheck, generate, pg_well
+from bench.benchlib import progress, write_section
+from bench.postgres import SETTINGS as PG_SETTINGS
+from bench.postgres import PostgresServer, PostgresUnavailable
 
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md")
 SECTIONS = ("## Reports at scale", "## Storage", "## How to reproduce", "## Answers cross-checked",
@@ -884,7 +880,7 @@ def markdown(res: dict) -> dict[str, str]:
     lines = [SECTIONS[0], "",
              f"Preset `{m['preset']}`: {m['tasks']:,} tasks, {m['spans']:,} spans ({m['spans'] / m['tasks']:.1f} per "
              f"task), {m['users']:,} users, {m['days']} days ending {m['end'][:10]}, seed {m['seed']}. "
-             f"Every figure below comes from one run of `.venv/bin/python bench/bench_reports.py --preset "
+             f"Every figure below comes from one run of `.venv/bin/python -m bench.bench_reports --preset "
              f"{m['preset']}`; p50 and p95 over {m['reps']} runs per design, the four designs taking turns in "
              "each run (the order rotates).", "",
              f"- **swarmlens**: the reporter's own query file (`store/queries/NAME.sql`) on swarmlens' derived "
@@ -1036,17 +1032,17 @@ def markdown(res: dict) -> dict[str, str]:
              f"directory with {', '.join(f'{k}={v}' for k, v in PG_SETTINGS.items())} (fsync off changes load "
              "time, not query time).", "",
              "Every table of this file, in one command (installs PostgreSQL with apt-get when run as root):", "",
-             "```", ".venv/bin/python bench/run_all.py --preset full     # about 45 minutes at 1M tasks on 2 loaded cores",
-             ".venv/bin/python bench/run_all.py --preset tiny     # CI size, the same code paths", "```", "",
+             "```", ".venv/bin/python -m bench.run_all --preset full     # about 45 minutes at 1M tasks on 2 loaded cores",
+             ".venv/bin/python -m bench.run_all --preset tiny     # CI size, the same code paths", "```", "",
              "or only the sections above:", "", "```",
-             ".venv/bin/python bench/bench_reports.py --preset full --write-docs", "```", "",
+             ".venv/bin/python -m bench.bench_reports --preset full --write-docs", "```", "",
              "10M tasks (about 92M spans), outside CI, with about 60 GB of free disk (ClickHouse, PostgreSQL and "
              "the COPY file):", "", "```",
-             "nice -n 10 .venv/bin/python bench/bench_reports.py --preset 10m --reps 20 --adhoc-reps 2 \\",
+             "nice -n 10 .venv/bin/python -m bench.bench_reports --preset 10m --reps 20 --adhoc-reps 2 \\",
              "    --json bench-10m.json --write-docs", "```", "",
              "Presets: `tiny` 2k tasks, `small` 50k, `full` 1M (about 9.2M spans), `10m` 10M; `--seed` (default 42) and "
              "`--end` (default today, UTC) make the data repeatable. The generator alone: "
-             "`.venv/bin/python bench/generate.py --preset small --url http://127.0.0.1:8123 --migrate`.",
+             "`.venv/bin/python -m bench.generate --preset small --url http://127.0.0.1:8123 --migrate`.",
              f"Load time of this run: ClickHouse {m['load_seconds']:.0f} s for {m['spans']:,} spans "
              f"({m['spans'] / m['load_seconds']:,.0f} spans/s through HTTP, views on, generation included)"
              + (f", PostgreSQL COPY and indexes {m['pg_load_seconds']:.0f} s" if m.get("pg_load_seconds") else "") + "."]

@@ -2,7 +2,7 @@
 text), new texts of one shape (values inlined: cached by shape), parameterized statements with new
 parameter values (one text), and never-seen shapes (the engine parses each: two engine round trips).
 
-    .venv/bin/python bench/bench_verdict.py [--requests 2000]
+    .venv/bin/python -m bench.bench_verdict [--requests 2000]
 
 Each side runs interleaved in rounds over one keep-alive HTTP connection to an in-process endpoint,
 and every side's answers are checked against the values sent. Prints the median per request and
@@ -15,13 +15,10 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 
 import requests
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "reporter"))
 
 
 def main() -> int:

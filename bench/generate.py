@@ -1,7 +1,7 @@
 """Benchmark data: Swarm tasks at scale, in the telemetry contract's shape, loaded the way a
 collector loads them, plus the same tasks as rows of the original PostgreSQL design.
 
-    .venv/bin/python bench/generate.py --preset small --url http://127.0.0.1:8123 --migrate \\
+    .venv/bin/python -m bench.generate --preset small --url http://127.0.0.1:8123 --migrate \\
         --pg-copy /tmp/task_history.copy
 
 What it makes (deterministic for a given --seed and --end):
@@ -16,7 +16,7 @@ What it makes (deterministic for a given --seed and --end):
 
 Spans go to ``otel.otel_traces`` as RowBinary over the ClickHouse HTTP interface, in batches of
 about 50k spans (the path rotel and the contrib exporter take), so the materialized views derive
-every other table. The spans carry exactly the attributes ``tests/support_spans.py`` (``task_spans``)
+every other table. The spans carry exactly the attributes ``tests/support/swarmlens_testing/spans.py`` (``task_spans``)
 gives them; they are encoded here directly because building dicts for 10M spans takes too long.
 
 With --pg-copy, the same tasks are also written as PostgreSQL COPY text for the original design's
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import queue
 import random
 import struct
@@ -39,8 +38,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import progress  # noqa: E402  (the benches share one progress bar)
+from bench.benchlib import progress  # the benches share one progress bar
 
 PRESETS = {
     "tiny": 2_000,

@@ -2,8 +2,8 @@
 bench_reports.py runs at several sizes (the same generator and seed), per report the p50 of swarmlens
 and of PostgreSQL done well, and where one overtakes the other.
 
-    .venv/bin/python bench/growth.py tiny.json small.json full.json            # prints the section
-    .venv/bin/python bench/growth.py tiny.json small.json full.json --write-docs
+    .venv/bin/python -m bench.growth tiny.json small.json full.json            # prints the section
+    .venv/bin/python -m bench.growth tiny.json small.json full.json --write-docs
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import os
 import statistics
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import write_section  # noqa: E402
+from bench.benchlib import write_section
 
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md")
 HEADING = "## Growth"

@@ -1,7 +1,7 @@
 """A throwaway PostgreSQL server for the benchmarks: Debian's package, installed if missing,
 initialised in a temporary directory and started on a free loopback port, stopped at the end.
 
-    from postgres import PostgresServer
+    from bench.postgres import PostgresServer
     with PostgresServer() as pg:          # raises PostgresUnavailable when it cannot run here
         conn = psycopg.connect(pg.dsn)
 
@@ -20,8 +20,7 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
-from support_ports import free_port  # noqa: E402  (test helper)
+from swarmlens_testing.ports import free_port  # test helper
 
 # Sized for the 2-core, 23 GB machine of docs/benchmarks.md; printed with the results.
 SETTINGS = {

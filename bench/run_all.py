@@ -1,7 +1,7 @@
 """Every benchmark of docs/benchmarks.md, one after the other, each replacing its own section.
 
-    .venv/bin/python bench/run_all.py --preset full     # the published figures (about 45 min at 1M tasks on 2 loaded cores)
-    .venv/bin/python bench/run_all.py --preset tiny     # CI size: every bench with --quick
+    .venv/bin/python -m bench.run_all --preset full     # the published figures (about 45 min at 1M tasks on 2 loaded cores)
+    .venv/bin/python -m bench.run_all --preset tiny     # CI size: every bench with --quick
 
 The benches run one at a time, never concurrently, so none of them measures another's load:
 
@@ -21,16 +21,21 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import generate  # noqa: E402
+from bench import generate
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 OTHERS = ("bench_clickhouse.py", "bench_instrumentation.py", "bench_pipeline.py")
 
 
+def _module(script: str) -> list[str]:
+    """The command that runs bench/NAME.py: its module, from the repository root (the run's cwd)."""
+    return ["-m", f"bench.{os.path.splitext(script)[0]}"]
+
+
 def _accepts(script: str, flag: str) -> bool:
-    out = subprocess.run([sys.executable, script, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, timeout=120).stdout
+    out = subprocess.run([sys.executable, *_module(script), "--help"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, timeout=120, cwd=ROOT).stdout
     return flag in out
 
 
@@ -44,19 +49,18 @@ def main() -> int:
     write = [] if args.no_write_docs else ["--write-docs"]
     runs = []
     for name in OTHERS:
-        script = os.path.join(HERE, name)
-        if not os.path.exists(script):
+        if not os.path.exists(os.path.join(HERE, name)):
             print(f"-- {name}: not present, skipped", flush=True)
             continue
-        extra = ["--quick"] if quick and _accepts(script, "--quick") else []
+        extra = ["--quick"] if quick and _accepts(name, "--quick") else []
         # bench_instrumentation.py writes its section unless told --no-write; the others need --write-docs.
         if args.no_write_docs:
-            flags = ["--no-write"] if _accepts(script, "--no-write") else []
+            flags = ["--no-write"] if _accepts(name, "--no-write") else []
         else:
-            flags = [w for w in write if _accepts(script, w)]
-        runs.append((name, [sys.executable, script, *extra, *flags]))
-    runs.append(("bench_reports.py", [sys.executable, os.path.join(HERE, "bench_reports.py"), "--preset",
-                                      args.preset, *write]))
+            flags = [w for w in write if _accepts(name, w)]
+        runs.append((name, [sys.executable, *_module(name), *extra, *flags]))
+    runs.append(("bench_reports.py", [sys.executable, *_module("bench_reports.py"), "--preset", args.preset,
+                                      *write]))
     if args.only:
         runs = [r for r in runs if r[0] in args.only]
     failed = []
@@ -64,7 +68,7 @@ def main() -> int:
     for name, cmd in runs:
         print(f"== {name}: {' '.join(os.path.relpath(c) if c.startswith('/') else c for c in cmd[1:])}", flush=True)
         t = time.monotonic()
-        rc = subprocess.run(cmd, cwd=os.path.dirname(HERE)).returncode
+        rc = subprocess.run(cmd, cwd=ROOT).returncode
         print(f"== {name}: {'ok' if rc == 0 else f'FAILED (exit {rc})'} in {time.monotonic() - t:.0f} s", flush=True)
         if rc != 0:
             failed.append(name)

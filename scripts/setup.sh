@@ -11,9 +11,10 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 echo "==> installing opentelemetry-instrumentation-openai-swarm and swarmlens (pinned by constraints.txt)"
+# tests/support: swarmlens_testing, the helpers tests/ and bench/ share (test-only, not in the wheel)
 .venv/bin/python -m pip install --disable-pip-version-check -q --progress-bar off \
-    -c constraints.txt -e ./instrumentation -e '.[all]' 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -c "import swarmlens, chdb, clickhouse_connect, swarm" \
+    -c constraints.txt -e ./instrumentation -e '.[all]' -e ./tests/support 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -c "import swarmlens, swarmlens_testing, chdb, clickhouse_connect, swarm" \
     || { echo "setup failed: swarmlens did not import" >&2; exit 1; }
 # mcp-clickhouse, the official MCP server, for the test that an analyst uses it (its own venv: it
 # needs newer clickhouse-connect and mcp releases than swarmlens pins)

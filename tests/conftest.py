@@ -4,7 +4,6 @@ session, and fresh random databases per test module so tests never see each othe
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 
 import pytest
@@ -13,8 +12,6 @@ os.environ["TZ"] = "UTC"
 # Tests never read or write the user's own data directory (and its generated ClickHouse password).
 os.environ["SWARMLENS_DATA_DIR"] = os.path.join(
     os.environ.get("TMPDIR", "/tmp"), f"swarmlens-tests-{os.getpid()}")
-# Support modules next to this file (support_polling) are importable from every test package.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ defect, and is logged with its traceback.
 
     SwarmlensError
     ├── InvalidInput         a value a person gave that cannot be used (400; CLI exit 1)
-    │   └── reports.feedback.InvalidFeedback
+    │   ├── reports.feedback.InvalidFeedback
+    │   └── reports.common.InvalidPeriod   a date or period a report cannot cover, with its field
     ├── store.client.StoreError
     │   ├── StoreUnavailable (503)   ├── QueryError   └── MigrationError
     ├── auth.AuthError       a credential a person can fix

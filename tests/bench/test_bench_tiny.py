@@ -2,10 +2,15 @@
 wrong answer (the bench's own exit status, from comparing every report and ad-hoc question across the
 designs), and checking that every ratio is computed (present and positive), not what the ratios are:
 CI machines are too noisy for values. And the generator's data obeys the counting rule, and the
-comparison itself catches a wrong number, a missing row and a wrong key."""
+comparison itself catches a wrong number, a missing row and a wrong key.
+
+bench/ is a package of the checkout (not installed): these tests import its modules as ``bench.NAME``
+and run the bench as ``python -m bench.bench_reports`` from the repository root, so pytest runs from
+the root as ``python -m pytest`` (scripts/test.sh), which puts the root on the path."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -16,8 +21,17 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BENCH = os.path.join(ROOT, "bench")
-sys.path.insert(0, BENCH)
+
+
+def _bench(name: str):
+    """bench.NAME, or a failure that says how to run pytest so that bench imports."""
+    try:
+        return importlib.import_module(f"bench.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != "bench":
+            raise
+        pytest.fail(f"bench.{name} does not import: run the tests from the repository root as "
+                    f"`.venv/bin/python -m pytest` (scripts/test.sh does), which puts the root on the path")
 
 
 def _positive(x) -> bool:
@@ -30,7 +44,7 @@ def test_tiny_preset_runs_both_baselines_and_every_answer_agrees(tmp_path):
     started = time.monotonic()
     # A fixed last day, so the data (and which tasks straddle a midnight) is the same every day.
     proc = subprocess.Popen(
-        [sys.executable, os.path.join(BENCH, "bench_reports.py"), "--preset", "tiny", "--reps", "3", "--end",
+        [sys.executable, "-m", "bench.bench_reports", "--preset", "tiny", "--reps", "3", "--end",
          "2026-11-28", "--adhoc-reps", "1", "--no-pages", "--no-query-files", "--json", str(out_json),
          "--write-docs", "--docs", str(docs)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TZ": "UTC"})
@@ -85,8 +99,7 @@ def test_tiny_preset_runs_both_baselines_and_every_answer_agrees(tmp_path):
 
 
 def test_the_comparison_catches_wrong_answers():
-    import crosscheck
-
+    crosscheck = _bench("crosscheck")
     ref = crosscheck.norm_rows([("Billing", 10, 1500, 0.25), ("Triage", 7, 900, 0.125)])
     same = crosscheck.norm_rows([("Triage", 7, 900, 0.125), ("Billing", 10, 1500, 0.25)])
     assert crosscheck.compare(ref, same, keys=1, tol=crosscheck.EXACT)["ok"]  # order of equal keys may differ
@@ -106,8 +119,7 @@ def test_the_comparison_catches_wrong_answers():
 
 def test_a_wrong_answer_fails_the_bench(tmp_path):
     """The bench's exit status, from a results file whose comparison found a difference."""
-    import bench_reports
-
+    bench_reports = _bench("bench_reports")
     res = {"meta": {}, "reports": [{"name": "dashboard: totals, 30 days", "kind": "aggregate", "errors": {},
                                     "check": {"pgw": {"ok": False, "diff": "row (), column 1: 9.0 against 10.0"}}}],
            "adhoc": [{"name": "q", "errors": {}, "check": {"ok": True}}]}
@@ -121,11 +133,11 @@ def test_generated_tasks_obey_the_counting_rule(clickhouse_url, fresh_databases)
     """Task totals (root spans), agent runs and chat calls add up to the same tokens, every task is
     derived once, and the PostgreSQL rows carry the same totals."""
     import clickhouse_connect
-    import generate
 
     from swarmlens import config
     from swarmlens.store.migrate import migrate_from_config
 
+    generate = _bench("generate")
     cfg = config.load(fresh_databases)
     migrate_from_config(cfg)
     otel, db = cfg["SWARMLENS_OTEL_DATABASE"], cfg["SWARMLENS_DATABASE"]
@@ -156,8 +168,7 @@ def test_generated_tasks_obey_the_counting_rule(clickhouse_url, fresh_databases)
 
 
 def test_a_boundary_difference_passes_only_when_a_straddling_task_explains_it():
-    import bench_reports
-
+    bench_reports = _bench("bench_reports")
     spec = {"name": "monthly report: all users", "kind": "aggregate", "keys": 1, "tol": 0.03, "pick": {},
             "boundary_tasks": 0}
     derived = [("user-00001", 3, 0.0104), ("user-00002", 9, 1.5)]

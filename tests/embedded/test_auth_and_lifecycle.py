@@ -14,7 +14,7 @@ import clickhouse_connect
 import pytest
 import requests
 
-from support_ports import free_port
+from swarmlens_testing.ports import free_port
 from swarmlens.embedded.server import EmbeddedClickHouse
 
 

@@ -23,8 +23,8 @@ import uuid
 import pytest
 import requests
 
-from support_polling import wait_until
-from support_ports import free_port
+from swarmlens_testing.polling import wait_until
+from swarmlens_testing.ports import free_port
 
 SHAPES = {
     "aggregate": "SELECT sum(number) FROM numbers(100000000000)",

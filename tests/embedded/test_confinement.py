@@ -26,8 +26,8 @@ import time
 import pytest
 import requests
 
-from support_polling import wait_until
-from support_ports import free_port
+from swarmlens_testing.polling import wait_until
+from swarmlens_testing.ports import free_port
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Landlock is Linux's")
 

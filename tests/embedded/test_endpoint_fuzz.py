@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from support_endpoint_fuzz import PASSWORD, USER, FuzzEndpoint, Fuzzer, Generator, describe, guard_checksum, prepare
-from support_polling import wait_until
+from swarmlens_testing.endpoint_fuzz import PASSWORD, USER, FuzzEndpoint, Fuzzer, Generator, describe, guard_checksum, prepare
+from swarmlens_testing.polling import wait_until
 
 CASES = 300  # 30 of each category
 SEED = 20261128

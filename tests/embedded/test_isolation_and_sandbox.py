@@ -15,7 +15,7 @@ import clickhouse_connect
 import pytest
 import requests
 
-from support_polling import wait_until
+from swarmlens_testing.polling import wait_until
 
 
 def _db(client) -> str:

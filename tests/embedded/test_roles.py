@@ -13,7 +13,7 @@ import uuid
 import pytest
 import requests
 
-from support_polling import wait_until
+from swarmlens_testing.polling import wait_until
 
 ADMIN_PW = "admin-" + uuid.uuid4().hex[:8]
 

@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from support_polling import rows_become
-from support_ports import free_port
+from swarmlens_testing.polling import rows_become
+from swarmlens_testing.ports import free_port
 from swarmlens import config as config_mod
 from swarmlens.store.migrate import migrate_from_config
 

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from support_polling import wait_until
-from support_spans import Stretch, insert_spans, task_spans
+from swarmlens_testing.polling import wait_until
+from swarmlens_testing.spans import Stretch, insert_spans, task_spans
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Mailbox:
 def smtp():
     from aiosmtpd.controller import Controller
 
-    from support_ports import free_port
+    from swarmlens_testing.ports import free_port
 
     box = Mailbox()
     controller = Controller(box, hostname="127.0.0.1", port=free_port())

@@ -275,10 +275,10 @@ def test_admin_quotas_page_configures_channels_and_shows_deliveries(store, recei
 
 
 def test_the_notifier_keeps_running_while_clickhouse_is_away(store, tmp_path):
-    from support_polling import wait_until
+    from swarmlens_testing.polling import wait_until
     from swarmlens import config
     from swarmlens.notify.scheduler import Scheduler
-    from support_ports import free_port
+    from swarmlens_testing.ports import free_port
 
     cfg = config.load({"SWARMLENS_CLICKHOUSE_URL": f"http://127.0.0.1:{free_port()}",
                        "SWARMLENS_DATA_DIR": str(tmp_path)}, environ={})

@@ -116,7 +116,7 @@ def test_notify_channels_from_the_cli(cli, no_channels):
 
 
 def test_an_unreachable_server_is_one_line_naming_the_setting(tmp_path):
-    from support_ports import free_port
+    from swarmlens_testing.ports import free_port
 
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWARMLENS_")}

@@ -15,7 +15,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 
-from support_polling import wait_until
+from swarmlens_testing.polling import wait_until
 
 
 def _demo(*args: str) -> subprocess.Popen:
@@ -27,7 +27,7 @@ def _demo(*args: str) -> subprocess.Popen:
 
 
 def test_concurrent_tasks_run_as_scripted_on_the_given_llm_port():
-    from support_ports import free_port
+    from swarmlens_testing.ports import free_port
 
     port = free_port()
     p = _demo("--tasks", "300", "--concurrency", "6", "--llm-port", str(port))
@@ -91,7 +91,7 @@ def test_showcase_adds_votes_a_user_near_quota_one_over_and_a_recommendation(sto
     from swarmlens.demo.seed import SHOWCASE_PLAN, showcase
     from swarmlens.reports import common as rc
     from swarmlens.reports import users as users_report
-    from support_spans import Stretch, insert_spans, task_spans
+    from swarmlens_testing.spans import Stretch, insert_spans, task_spans
 
     cfg, client = store.config, store.client
     ids = demo_users(12)

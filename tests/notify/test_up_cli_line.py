@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from support_polling import wait_until
-from support_ports import free_port
+from swarmlens_testing.polling import wait_until
+from swarmlens_testing.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 APP = Path(__file__).with_name("swarm_app.py")
 
 
-from support_ports import free_port  # noqa: E402  (one port never handed out twice)
-from support_polling import wait_until  # noqa: E402,F401  (pl.wait_until)
+from swarmlens_testing.ports import free_port  # noqa: E402  (one port never handed out twice)
+from swarmlens_testing.polling import wait_until  # noqa: E402,F401  (pl.wait_until)
 
 
 def ping(url: str) -> bool:

@@ -14,8 +14,8 @@ import uuid
 
 import pytest
 
-from support_faults import Load, Stack
-from support_polling import wait_until
+from swarmlens_testing.faults import Load, Stack
+from swarmlens_testing.polling import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -288,7 +288,7 @@ def test_a_large_segment_goes_in_chunks_and_a_repeat_after_a_crash_is_dropped(mi
 def test_with_clickhouse_away_requests_are_acknowledged_kept_on_disk_and_inserted_later(migrated, ch_client, pl,
                                                                                        tmp_path):
     from swarmlens.ingest.server import Ingest
-    from support_ports import free_port
+    from swarmlens_testing.ports import free_port
 
     run = f"away-{uuid.uuid4().hex[:8]}"
     nowhere = config_mod.Config({**migrated, "SWARMLENS_CLICKHOUSE_URL": f"http://127.0.0.1:{free_port()}"})

@@ -20,7 +20,7 @@ import openai
 import pytest
 
 from swarmlens.scripted_llm import ScriptedLLMServer
-from support_polling import wait_until
+from swarmlens_testing.polling import wait_until
 
 openinference = pytest.importorskip("openinference.instrumentation.openai")
 openllmetry = pytest.importorskip("opentelemetry.instrumentation.openai")

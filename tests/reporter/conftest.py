@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from support_polling import wait_until
-from support_spans import Stretch, insert_spans, task_spans
+from swarmlens_testing.polling import wait_until
+from swarmlens_testing.spans import Stretch, insert_spans, task_spans
 
 OPS_LOGIN, OPS_PASSWORD = "admin", "correct horse battery"
 PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00)}  # o3-mini stays unpriced on purpose

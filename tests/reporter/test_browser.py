@@ -119,13 +119,28 @@ class Browser:
                 out.append(f"log: {p['entry'].get('text')} {p['entry'].get('url', '')}")
         return out
 
-    def screenshot(self, path: Path) -> None:
+    def screenshot(self, path: Path, width: int = 1280, mobile: bool = False) -> None:
+        """The whole page at ``width`` (a phone's layout with ``mobile``); the window's own size after."""
         height = self.evaluate("Math.ceil(document.documentElement.scrollHeight)") or 900
-        self.call("Emulation.setDeviceMetricsOverride", session=True, width=1280, height=min(int(height), 6000),
-                  deviceScaleFactor=1, mobile=False)
+        self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=min(int(height), 6000),
+                  deviceScaleFactor=1, mobile=mobile)
         data = self.call("Page.captureScreenshot", session=True, format="png", captureBeyondViewport=True)["data"]
         path.write_bytes(base64.b64decode(data))
         self.call("Emulation.clearDeviceMetricsOverride", session=True)
+
+    def viewport(self, width: int, height: int, mobile: bool = False) -> None:
+        self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
+                  deviceScaleFactor=1, mobile=mobile)
+
+    def click(self, x: float, y: float) -> None:
+        """A real left click at (x, y) of the viewport, as a finger or a mouse gives it."""
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", session=True, type=kind, x=x, y=y, button="left", clickCount=1)
+
+    def key(self, key: str, code: str, keycode: int, text: str = "") -> None:
+        self.call("Input.dispatchKeyEvent", session=True, type="keyDown", key=key, code=code,
+                  windowsVirtualKeyCode=keycode, **({"text": text} if text else {}))
+        self.call("Input.dispatchKeyEvent", session=True, type="keyUp", key=key, code=code, windowsVirtualKeyCode=keycode)
 
     def close(self) -> None:
         try:
@@ -251,3 +266,178 @@ def test_filters_date_range_empty_state_and_chart_table_in_a_browser(server, bro
     assert browser.evaluate("document.querySelectorAll('section.api-op').length") >= 8
     browser.screenshot(ARTIFACTS / "api-docs.png")
     assert browser.problems() == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Phones: every page at 390 x 844 fits the screen, and its menu opens and works.
+
+PHONE_WIDTH, PHONE_HEIGHT = 390, 844
+SKIPPED_ENDPOINTS = {"static", "auth.login", "auth.logout", "health.healthz", "health.readyz"}
+
+# Elements that stick out of the viewport and are not inside a box that scrolls: what made the page
+# wider than the screen, named in the failure message.
+OVERFLOWING = """(() => {
+  const w = document.documentElement.clientWidth, out = [];
+  const scrolls = el => { for (let p = el.parentElement; p; p = p.parentElement) {
+    const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll' || o === 'hidden') return true; }
+    return false; };
+  for (const el of document.body.querySelectorAll('*')) {
+    const r = el.getBoundingClientRect();
+    if (r.width && r.right > w + 1 && !scrolls(el))
+      out.push(el.tagName.toLowerCase() + (el.className && el.className.baseVal === undefined ? '.' + el.className : '') + ' ' + Math.round(r.right));
+  }
+  return out.slice(0, 8);
+})()"""
+
+# For each link of the main menu: whether it is shown, inside the screen, and the element a tap on
+# its centre reaches is the link itself (nothing drawn over it).
+NAV_LINKS = """[...document.querySelectorAll('#main-nav a')].map(a => {
+  const r = a.getBoundingClientRect(), x = r.left + r.width / 2, y = r.top + r.height / 2;
+  const hit = document.elementFromPoint(x, y);
+  return {text: a.textContent.trim(), href: a.getAttribute('href'), x, y,
+          visible: r.width > 0 && r.height > 0 && r.left >= 0 && r.right <= innerWidth && r.bottom <= innerHeight,
+          reachable: !!hit && (hit === a || a.contains(hit))};
+})"""
+
+
+def _phone_pages(app, seeded) -> dict[str, str]:
+    """Every HTML page of the app an ops user opens: each GET route without arguments from the
+    url_map (not the API, downloads or health checks), plus a user's, tasks', a custom report's,
+    a search's and filtered pages. A new page is in the test without anyone adding it."""
+    pages = {}
+    for rule in app.url_map.iter_rules():
+        if (rule.endpoint in SKIPPED_ENDPOINTS or rule.arguments or "GET" not in rule.methods
+                or rule.rule.startswith("/api/") or rule.rule.endswith((".csv", ".pdf", ".json"))):
+            continue
+        pages[rule.endpoint.replace(".", "-")] = rule.rule
+    start = seeded.today - timedelta(days=20)
+    pages.update({
+        "user-alice": "/users/alice",
+        "user-bob": "/users/bob",
+        "task-handoff": f"/tasks/{seeded.task_ids['handoff']}",
+        "task-json": f"/tasks/{seeded.task_ids['json']}",
+        "task-xss": f"/tasks/{seeded.task_ids['xss']}",
+        "report-weekly": "/reports/weekly",
+        "report-custom": f"/reports/custom?from={start}&to={seeded.today}",
+        "search-refund": f"/search?q=refund&from={seeded.today - timedelta(days=60)}",
+        "feedback-down": "/feedback?vote=down",
+        "agents-filtered": "/agents?period=30d&model=gpt-4o",
+        "dashboard-range": f"/?from={start}&to={seeded.today}&agent=Triage+Agent",
+    })
+    return pages
+
+
+def test_every_page_fits_a_phone_and_its_menu_works(app, server, browser, seeded, h, ops):
+    ARTIFACTS.mkdir(exist_ok=True)
+    pages = _phone_pages(app, seeded)
+    # Every page of the list answers (a redirect is followed by the browser), so the sizes below are
+    # of the pages themselves, not of an error page.
+    for name, path in pages.items():
+        status = ops.get(path).status_code
+        assert status in (200, 302), f"{name} {path} answered {status}"
+    assert {"dashboard-dashboard", "users-users_list", "search-search", "admin-quotas", "admin-prices",
+            "admin-tokens", "admin-plans", "feedback-feedback_list", "reports-monthly", "agents-agents",
+            "docs-api_reference"} <= set(pages)
+
+    _signed_in(server, browser, h)
+    wide, charts = {}, 0
+    try:
+        for name, path in pages.items():
+            browser.viewport(PHONE_WIDTH, PHONE_HEIGHT, mobile=True)
+            browser.goto(f"{server}{path}")
+            assert browser.evaluate("location.pathname") != "/login", f"{path}: signed out"
+            assert browser.evaluate("screen.width") == PHONE_WIDTH
+            width = browser.evaluate("document.documentElement.scrollWidth")
+            if width > PHONE_WIDTH:
+                wide[path] = (width, browser.evaluate(OVERFLOWING))
+            # The menu is folded; the page's title is not covered by anything.
+            assert browser.evaluate("getComputedStyle(document.getElementById('main-nav')).display") == "none", path
+            assert browser.evaluate(
+                "(() => { const h = document.querySelector('main h1'); const r = h.getBoundingClientRect();"
+                " const e = document.elementFromPoint(r.left + 4, r.top + r.height / 2); return h.contains(e); })()"), path
+            # A tap on "Menu" opens it: every link is shown inside the screen and reachable.
+            button = browser.evaluate("(() => { const r = document.querySelector('label.nav-button')"
+                                      ".getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2,"
+                                      " r.right]; })()")
+            assert button[2] <= PHONE_WIDTH, f"{path}: the Menu button is off the screen"
+            browser.click(button[0], button[1])
+            links = browser.evaluate(NAV_LINKS)
+            assert [link["text"] for link in links] == ["Dashboard", "Users", "Search", "Reports", "Agents",
+                                                        "Feedback", "Admin", "API"], path
+            assert all(link["visible"] and link["reachable"] for link in links), (path, links)
+            # Wide charts keep a width their labels can be read at, scrolling inside their box.
+            assert browser.evaluate("[...document.querySelectorAll('.chart-scroll svg')].every(s =>"
+                                    " s.getBoundingClientRect().width >= 720 && s.parentElement.clientWidth <= innerWidth)"), path
+            charts += browser.evaluate("document.querySelectorAll('.chart-scroll svg').length")
+            browser.screenshot(ARTIFACTS / f"phone-{name}.png", width=PHONE_WIDTH, mobile=True)
+        assert wide == {}, f"pages wider than a {PHONE_WIDTH} px screen: {wide}"
+        assert charts >= 8  # dashboards, reports, users' and tasks' pages drew theirs
+
+        # A tap on a menu link goes there.
+        browser.viewport(PHONE_WIDTH, PHONE_HEIGHT, mobile=True)
+        browser.goto(f"{server}/")
+        button = browser.evaluate("(() => { const r = document.querySelector('label.nav-button').getBoundingClientRect();"
+                                  " return [r.left + r.width / 2, r.top + r.height / 2]; })()")
+        browser.click(*button)
+        search = next(link for link in browser.evaluate(NAV_LINKS) if link["text"] == "Search")
+        browser.events = [e for e in browser.events if e.get("method") != "Page.loadEventFired"]
+        browser.click(search["x"], search["y"])
+        browser.wait_event("Page.loadEventFired")
+        assert browser.evaluate("location.pathname") == "/search"
+
+        # From the keyboard: Tab reaches the menu's toggle, Space opens it, Space closes it.
+        browser.evaluate("document.activeElement && document.activeElement.blur()")
+        browser.key("Tab", "Tab", 9)
+        browser.key("Tab", "Tab", 9)
+        assert browser.evaluate("document.activeElement.id") == "nav-toggle"
+        browser.key(" ", "Space", 32, " ")
+        assert browser.evaluate("getComputedStyle(document.getElementById('main-nav')).display") == "flex"
+        assert all(link["visible"] for link in browser.evaluate(NAV_LINKS))
+        browser.key(" ", "Space", 32, " ")
+        assert browser.evaluate("getComputedStyle(document.getElementById('main-nav')).display") == "none"
+    finally:
+        browser.call("Emulation.clearDeviceMetricsOverride", session=True)
+
+    # At a desktop's width the whole menu is shown in the header, with no Menu button.
+    browser.viewport(1280, 900)
+    browser.goto(f"{server}/")
+    assert browser.evaluate("getComputedStyle(document.querySelector('label.nav-button')).display") == "none"
+    header_bottom = browser.evaluate("document.querySelector('header.top').getBoundingClientRect().bottom")
+    links = browser.evaluate(NAV_LINKS)
+    assert len(links) == 8 and all(link["visible"] and link["reachable"] for link in links), links
+    assert all(link["y"] < header_bottom for link in links)
+    assert browser.evaluate("document.documentElement.scrollWidth") <= 1280
+    # A tablet and a small laptop: either the whole menu fits the header or it folds; never wider.
+    for width in (768, 1024):
+        browser.viewport(width, 900)
+        for path in ("/", "/admin/quotas", "/search"):
+            browser.goto(f"{server}{path}")
+            assert browser.evaluate("document.documentElement.scrollWidth") <= width, (width, path)
+            assert all(link["reachable"] for link in browser.evaluate(NAV_LINKS)), (width, path)
+    browser.call("Emulation.clearDeviceMetricsOverride", session=True)
+    assert browser.problems() == []
+    assert (ARTIFACTS / "phone-dashboard-dashboard.png").stat().st_size > 5_000
+
+
+def test_an_invalid_filter_is_shown_beside_its_field_on_a_phone(server, browser, seeded, h):
+    ARTIFACTS.mkdir(exist_ok=True)
+    _signed_in(server, browser, h)
+    try:
+        for name, path, field in (("search", "/search?q=kettle&from=2026-03-10&to=2026-03-01", "to"),
+                                  ("feedback", "/feedback?vote=sideways&agent=Billing+Agent", "vote")):
+            browser.viewport(PHONE_WIDTH, PHONE_HEIGHT, mobile=True)
+            browser.goto(f"{server}{path}")
+            assert browser.evaluate("document.documentElement.scrollWidth") <= PHONE_WIDTH, path
+            message = browser.evaluate(
+                f"(() => {{ const e = document.getElementById('error-{field}'); const r = e.getBoundingClientRect();"
+                " return {text: e.textContent, shown: r.width > 0 && r.right <= innerWidth,"
+                f" beside: e.closest('label').contains(document.querySelector('[name={field}]'))}}; }})()")
+            assert message["shown"] and message["beside"] and message["text"], (path, message)
+            assert browser.evaluate(f"document.querySelector('[name={field}]').getAttribute('aria-invalid')") == "true"
+            browser.screenshot(ARTIFACTS / f"phone-invalid-{name}.png", width=PHONE_WIDTH, mobile=True)
+        # What was typed is still in the form.
+        assert browser.evaluate("document.querySelector('select[name=agent]').value") == "Billing Agent"
+    finally:
+        browser.call("Emulation.clearDeviceMetricsOverride", session=True)
+    # The browser logs the pages' own 400 status; nothing else went wrong.
+    assert [p for p in browser.problems() if "status of 400" not in p] == []

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from support_polling import wait_until
-from support_spans import Stretch, insert_spans, task_spans
+from swarmlens_testing.polling import wait_until
+from swarmlens_testing.spans import Stretch, insert_spans, task_spans
 
 
 def _extra_spans(now: datetime) -> list[dict]:

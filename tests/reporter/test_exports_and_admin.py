@@ -42,7 +42,7 @@ def test_every_report_table_exports_as_csv(ops, kind):
 
 
 def test_csv_disarms_spreadsheet_formulas(app, ops, seeded):
-    from support_spans import Stretch, insert_spans, task_spans
+    from swarmlens_testing.spans import Stretch, insert_spans, task_spans
 
     spans = task_spans(user_id="=HYPERLINK(\"http://x\")", start=seeded.day_ts(seeded.today) + timedelta(seconds=5),
                        stretches=[Stretch("Triage Agent")])

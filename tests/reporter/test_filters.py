@@ -197,6 +197,9 @@ def test_api_reference_page_is_rendered_from_the_openapi_document(ops, anon):
 def test_pdfs_are_named_by_user_and_period_and_waste_no_page(ops, seeded):
     r = ops.get("/users/bob/report.pdf")
     assert f'filename="swarmlens-bob-{seeded.today:%Y-%m}.pdf"' in r.headers["Content-Disposition"]
+    task = seeded.task_ids["handoff"]
+    r = ops.get(f"/tasks/{task}/report.pdf")
+    assert f'filename="swarmlens-task-{task}.pdf"' in r.headers["Content-Disposition"]
     # A task nobody voted on: no "Thumbs up: 0" section, so nothing spills onto a page of its own.
     pages = _pdf_pages(ops.get(f"/tasks/{seeded.task_ids['error']}/report.pdf").data)
     text = "\n".join(pages)

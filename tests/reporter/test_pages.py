@@ -279,8 +279,10 @@ def test_usage_reports_match_the_raw_spans(ops, seeded, h, kind):
     totals = {t["key"]: t for t in d["totals"]}
     assert totals["tasks"]["current"] == want["tasks"] and totals["tokens"]["current"] == want["tokens"]
     assert totals["avg_tokens_per_task"]["current"] == pytest.approx(want["tokens"] / want["tasks"])
-    pstart = date.fromisoformat(d["previous_period"]["start"])
-    prev = raw_tasks(seeded, pstart, start)
+    # This week or month is still running: it is compared with as many days of the one before.
+    pstart, pend = (date.fromisoformat(d["previous_period"][k]) for k in ("start", "end_exclusive"))
+    assert (pend - pstart).days == min((seeded.today - start).days + 1, (start - pstart).days)
+    prev = raw_tasks(seeded, pstart, pend)
     assert totals["tokens"]["previous"] == prev["tokens"]
     assert totals["tokens"]["change"] == pytest.approx((want["tokens"] - prev["tokens"]) / prev["tokens"])
     # By user at the task level, by agent at the agent level, by model at the chat level.
@@ -302,7 +304,7 @@ def test_usage_reports_match_the_raw_spans(ops, seeded, h, kind):
     for a in d["agents"]:
         assert a["cost_usd"] == pytest.approx(agent_cost[a["agent"]])
     # Each row's previous tokens are what the previous period's own report says of that row.
-    before = ops.get(f"/reports/custom?from={pstart}&to={start - timedelta(days=1)}&format=json").get_json()
+    before = ops.get(f"/reports/custom?from={pstart}&to={pend - timedelta(days=1)}&format=json").get_json()
     for table, key in (("users", "user_id"), ("agents", "agent"), ("models", "model")):
         was = {r[key]: r["tokens"] for r in before[table]}
         assert {r[key]: r["previous_tokens"] for r in d[table]} == {r[key]: was.get(r[key], 0) for r in d[table]}

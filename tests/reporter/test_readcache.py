@@ -11,8 +11,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from support_polling import wait_until
-from support_spans import Stretch, insert_spans, task_spans
+from swarmlens_testing.polling import wait_until
+from swarmlens_testing.spans import Stretch, insert_spans, task_spans
 
 
 def _cache(app):

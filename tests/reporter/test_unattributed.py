@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from support_polling import wait_until
-from support_spans import Stretch, insert_spans, task_spans
+from swarmlens_testing.polling import wait_until
+from swarmlens_testing.spans import Stretch, insert_spans, task_spans
 
 
 def test_dashboard_counts_model_calls_without_a_user(ops, seeded):

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from swarmlens.store.check import check
-from support_spans import Stretch, insert_spans, task_spans
+from swarmlens_testing.spans import Stretch, insert_spans, task_spans
 
 DAY1 = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
 DAY2 = datetime(2026, 4, 2, 9, tzinfo=timezone.utc)

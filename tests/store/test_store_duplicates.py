@@ -8,7 +8,7 @@ import random
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from support_spans import Stretch, insert_spans, task_spans
+from swarmlens_testing.spans import Stretch, insert_spans, task_spans
 
 DAY = datetime(2026, 5, 11, 9, 0, tzinfo=timezone.utc)
 OFFICIAL = "opentelemetry.instrumentation.openai_v2"

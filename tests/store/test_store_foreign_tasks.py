@@ -9,7 +9,7 @@ import random
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from support_spans import Stretch, foreign_spans, insert_spans, task_spans
+from swarmlens_testing.spans import Stretch, foreign_spans, insert_spans, task_spans
 
 DAY = datetime(2026, 4, 6, 10, 0, tzinfo=timezone.utc)
 TASK_COLUMNS = ("user_id", "session_id", "agents", "start_agent", "final_agent", "handoffs", "turns",

@@ -9,8 +9,8 @@ import random
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from support_polling import rows_become
-from support_spans import Stretch, insert_spans, task_spans
+from swarmlens_testing.polling import rows_become
+from swarmlens_testing.spans import Stretch, insert_spans, task_spans
 
 DAY = datetime(2026, 5, 4, 23, 59, 59, tzinfo=timezone.utc)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from swarmlens.store.client import QueryError, query_file
-from support_spans import Stretch, insert_spans, task_spans
+from swarmlens_testing.spans import Stretch, insert_spans, task_spans
 
 DAY = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 

@@ -136,3 +136,14 @@ def test_pdf_changes_carry_the_pages_colours():
     assert pdf.Change(0.5, "cost_usd").color == pdf.BAD and pdf.Change(0.5, "cost_usd").text == "+50.0%"
     assert pdf.Change(-0.1, "avg_tokens_per_task").color == pdf.GOOD
     assert pdf.Change(0.004, "error_rate").text == "+0.4 pp" and pdf.Change(0.2, "tokens").color == pdf.MUTED
+
+
+def test_every_file_swarmlens_hands_out_is_named_by_one_scheme():
+    from swarmlens.render.files import download_name
+
+    assert download_name("alice@acme.example", "2026-03", ext="pdf") == "swarmlens-alice@acme.example-2026-03.pdf"
+    assert download_name("task", "0af7651916cd43dd8448eb211c80319c", ext="pdf") == \
+        "swarmlens-task-0af7651916cd43dd8448eb211c80319c.pdf"
+    assert download_name("weekly", "2026-W10", "users", ext=".csv") == "swarmlens-weekly-2026-W10-users.csv"
+    # nothing of a hostile id survives that a file system or a header would read as structure
+    assert download_name('../e"vil/\r\nx', "2026-03", ext="pdf") == "swarmlens-e_vil_x-2026-03.pdf"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 
-from support_polling import wait_until
+from swarmlens_testing.polling import wait_until
 
 
 def _pool(port: int, grace: float):

@@ -46,7 +46,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from swarmlens.errors import SwarmlensError
 from swarmlens.ingest import conventions
 
-# The columns written, in the order rotel and the test span builders (tests/support_spans.py) use.
+# The columns written, in the order rotel and the test span builders (tests/support/swarmlens_testing/spans.py) use.
 COLUMNS: tuple[str, ...] = (
     "Timestamp", "TraceId", "SpanId", "ParentSpanId", "TraceState", "SpanName", "SpanKind", "ServiceName",
     "ResourceAttributes", "ScopeName", "ScopeVersion", "SpanAttributes", "Duration", "StatusCode",

@@ -19,6 +19,7 @@ from swarmlens.notify import claims
 from swarmlens.notify.alerts import public_link
 from swarmlens.notify.channels import Channel, Message, Sender, as_mime, check_target, list_channels
 from swarmlens.render import fmt
+from swarmlens.render.files import download_name
 from swarmlens.render.mail import MailBody
 from swarmlens.reports import common as rc
 
@@ -26,9 +27,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 
 
 def report_filename(user_id: str | None, period_key: str) -> str:
-    """``swarmlens-USER-2026-03.pdf`` for a user's report, ``swarmlens-summary-2026-03.pdf`` for ops."""
-    who = _UNSAFE.sub("_", user_id).strip("._") if user_id else "summary"
-    return f"swarmlens-{who or 'user'}-{period_key}.pdf"
+    """``swarmlens-USER-2026-03.pdf`` for a user's report, ``swarmlens-summary-2026-03.pdf`` for ops
+    (render.files: the name the reporter's download of the same report carries)."""
+    return download_name(user_id or "summary", period_key, ext="pdf")
 
 
 def due_month(now: datetime) -> rc.Period:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
+from swarmlens.errors import InvalidInput
 from swarmlens.store.client import query_file
 
 
@@ -49,11 +50,19 @@ def add_months(d: date, months: int) -> date:
 FIRST_DATE, LAST_DATE = date(1970, 2, 1), date(2148, 12, 31)
 
 
+class InvalidPeriod(InvalidInput):
+    """A date or period a report cannot cover; ``field`` names the parameter it came from."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
 def check_date(d: date, what: str) -> date:
-    """``d`` when a report can cover it; ValueError (a 400 for the caller) otherwise."""
+    """``d`` when a report can cover it; InvalidPeriod (a 400 for the caller) otherwise."""
     if not FIRST_DATE <= d <= LAST_DATE:
-        raise ValueError(f"{what} must be between {FIRST_DATE.isoformat()} and {LAST_DATE.isoformat()}, "
-                         f"not {d.isoformat()}")
+        raise InvalidPeriod(f"{what} must be between {FIRST_DATE.isoformat()} and {LAST_DATE.isoformat()}, "
+                         f"not {d.isoformat()}", what)
     return d
 
 
@@ -81,16 +90,65 @@ class Period:
     def day_list(self) -> list[date]:
         return [self.start + timedelta(days=i) for i in range(self.days)]
 
-    def previous(self) -> "Period":
-        if self.start.day == 1 and self.end == add_months(self.start, 1):
+    @property
+    def is_month(self) -> bool:
+        return self.start.day == 1 and self.end == add_months(self.start, 1)
+
+    @property
+    def is_week(self) -> bool:
+        return self.days == 7 and self.start.weekday() == 0 and "-W" in self.key
+
+    def elapsed_days(self, now: date | None = None) -> int:
+        """Days of the period up to today, today included (a day under way counts as a day)."""
+        d = now or today()
+        return max(0, min(self.days, (d - self.start).days + 1))
+
+    def previous(self, now: date | None = None) -> "Period":
+        """The period this one is compared with: the month or the as many days before it. A period
+        still running (its last day is after today) is compared with the same span of the one
+        before: a week to date with the same days of last week, a month to date with the same days
+        of last month, any other period with as many days before it as it has run.
+        Its label says which, in the words every page, PDF and mail print after "compared with".
+        Every comparison is taken here (dashboard, agents, reports, mails), so they all agree."""
+        d = now or today()
+        if self.is_month:
             start = add_months(self.start, -1)
-            return Period(f"{start:%Y-%m}", f"{start:%B %Y}", start, self.start)
-        start = self.start - timedelta(days=self.days)
-        return Period("previous", f"{start:%d %b} – {self.start - timedelta(days=1):%d %b %Y}", start, self.start)
+            whole = Period(f"{start:%Y-%m}", f"{start:%B %Y}", start, self.start)
+        else:
+            start = self.start - timedelta(days=self.days)
+            whole = Period("previous", span_label(start, self.start), start, self.start)
+        if self.end - timedelta(days=1) <= d:
+            return whole  # over (or ending today): the whole period before
+        n = self.elapsed_days(d)
+        if n == 0:
+            return Period(whole.key, "nothing yet: this period has not begun", whole.start, whole.start)
+        if self.is_month or self.is_week:
+            end = min(whole.start + timedelta(days=n), whole.end)
+            unit = "month" if self.is_month else "week"
+            if end == whole.end:  # 30 days of March against a February of 28
+                return Period(whole.key, f"all of {whole.label} ({day_words(whole.days)}), as this month has run "
+                                         f"{day_words(n)} so far", whole.start, whole.end)
+            same = "the same day" if n == 1 else f"the same {n} days"
+            return Period(whole.key, f"{same} of last {unit} ({span_label(whole.start, end)}), as this {unit} "
+                                     f"has run {day_words(n)} so far", whole.start, end)
+        # Any other period reaching into the future (date_range() cuts its ranges at today already).
+        start = self.start - timedelta(days=n)
+        return Period("previous", f"the {day_words(n)} before ({span_label(start, self.start)}), as this period "
+                                  f"has run {day_words(n)} so far", start, self.start)
 
     def as_dict(self) -> dict[str, Any]:
         return {"key": self.key, "label": self.label, "start": self.start.isoformat(),
                 "end_exclusive": self.end.isoformat(), "days": self.days}
+
+
+def span_label(start: date, end: date) -> str:
+    """``[start, end)`` in words: "30 Nov – 02 Dec 2026", or one day "30 Nov 2026"."""
+    last = end - timedelta(days=1)
+    return f"{start:%d %b %Y}" if last <= start else f"{start:%d %b} – {last:%d %b %Y}"
+
+
+def day_words(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
 
 
 DASHBOARD_PERIODS = {
@@ -113,7 +171,7 @@ def dashboard_period(key: str, now: date | None = None) -> Period:
     if key == "last_month":
         start = add_months(d, -1)
         return Period(key, f"Last month ({start:%B %Y})", start, month_start(d))
-    raise ValueError(f"period must be one of {', '.join(DASHBOARD_PERIODS)}, not {key[:20]!r}")
+    raise InvalidPeriod(f"period must be one of {', '.join(DASHBOARD_PERIODS)}, not {key[:20]!r}", "period")
 
 
 def month_period(value: str | None, now: date | None = None) -> Period:
@@ -124,7 +182,7 @@ def month_period(value: str | None, now: date | None = None) -> Period:
         try:
             start = datetime.strptime(value.strip(), "%Y-%m").date()
         except ValueError:
-            raise ValueError(f"month must look like 2026-03, not {value[:20]!r}") from None
+            raise InvalidPeriod(f"month must look like 2026-03, not {value[:20]!r}", "month") from None
         check_date(start, "month")
     return Period(f"{start:%Y-%m}", f"{start:%B %Y}", start, add_months(start, 1))
 
@@ -139,7 +197,7 @@ def week_period(value: str | None, now: date | None = None) -> Period:
             year, week = value.strip().upper().split("-W")
             start = date.fromisocalendar(int(year), int(week), 1)
         except ValueError:
-            raise ValueError(f"week must look like 2026-W10, not {value[:20]!r}") from None
+            raise InvalidPeriod(f"week must look like 2026-W10, not {value[:20]!r}", "week") from None
         check_date(start, "week")
     iso = start.isocalendar()
     end = start + timedelta(days=7)
@@ -147,20 +205,26 @@ def week_period(value: str | None, now: date | None = None) -> Period:
                   start, end)
 
 
-def date_range(start: str | None, end: str | None, default_days: int = 30) -> Period:
-    """A period from inclusive ``YYYY-MM-DD`` dates; the last ``default_days`` days by default."""
+def date_range(start: str | None, end: str | None, default_days: int = 30, now: date | None = None) -> Period:
+    """A period from inclusive ``YYYY-MM-DD`` dates; the last ``default_days`` days by default. A
+    range reaching into the future is cut at today, and its label says so: its days to come hold
+    nothing yet, and counted, they would halve an average or a comparison."""
     def parse(value: str, what: str) -> date:
         try:
             parsed = date.fromisoformat(value.strip())
         except ValueError:
-            raise ValueError(f"{what} must be a date like 2026-03-01, not {value[:20]!r}") from None
+            raise InvalidPeriod(f"{what} must be a date like 2026-03-01, not {value[:20]!r}", what) from None
         # Beyond what the store can hold nothing is stored: the nearest day it can hold means the same.
         return min(max(parsed, FIRST_DATE), LAST_DATE)
 
     last = parse(end, "to") if end else today()
     first = parse(start, "from") if start else last - timedelta(days=default_days - 1)
     if first > last:
-        raise ValueError("from must not be after to")
+        raise InvalidPeriod("from must not be after to", "to")
+    d = now or today()
+    if first <= d < last:
+        return Period("range", f"{first:%d %b %Y} – {d:%d %b %Y}, cut at today (the range asked for reaches into "
+                               f"the future, to {last:%d %b %Y})", first, d + timedelta(days=1))
     return Period("range", f"{first:%d %b %Y} – {last:%d %b %Y}", first, last + timedelta(days=1))
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from swarmlens.errors import InvalidInput
-from swarmlens.reports.common import Period, q, ratio
+from swarmlens.reports.common import Period, parallel, q, q1, ratio
 
 MAX_COMMENT = 2000
 VOTES = {"up": 1, "down": -1, "1": 1, "-1": -1, "+1": 1, "👍": 1, "👎": -1}
@@ -51,8 +51,17 @@ def record(client, config, *, task: Mapping[str, Any], voter: str, vote: Any, co
     return row
 
 
-def feedback_list(client, config, period: Period, vote: int, limit: int) -> dict[str, Any]:
-    rows = q(client, config, "feedback_list", start=period.start_ts, end=period.end_ts, vote=vote, limit=limit)
-    return {"period": period.as_dict(), "vote": vote, "feedback": rows,
-            "summary": {"up": sum(1 for r in rows if r["vote"] > 0), "down": sum(1 for r in rows if r["vote"] < 0),
-                        "share_up": ratio(sum(1 for r in rows if r["vote"] > 0), len(rows))}}
+VOTE_FILTERS = {"all": 0, "up": 1, "down": -1}
+
+
+def feedback_list(client, config, period: Period, vote: int, limit: int, agent: str = "",
+                  page: int = 1) -> dict[str, Any]:
+    """One page of the latest votes in ``period`` (``vote`` 1 up, -1 down, 0 both; ``agent`` the
+    tasks it took part in, '' any), newest first, with the counts of every page."""
+    args = {"start": period.start_ts, "end": period.end_ts, "vote": vote, "agent": agent}
+    r = parallel(rows=lambda: q(client, config, "feedback_list", limit=limit, offset=(page - 1) * limit, **args),
+                 summary=lambda: q1(client, config, "feedback_summary", **args))
+    up, down = int(r["summary"].get("up") or 0), int(r["summary"].get("down") or 0)
+    return {"period": period.as_dict(), "vote": vote, "agent": agent, "feedback": r["rows"],
+            "summary": {"up": up, "down": down, "votes": up + down, "share_up": ratio(up, up + down)},
+            "page": page, "pages": max(1, -(-(up + down) // limit)), "per_page": limit}

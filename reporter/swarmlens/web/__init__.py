@@ -9,6 +9,7 @@ from flask import Flask, g, render_template, request, session
 from werkzeug.exceptions import HTTPException
 
 from swarmlens import auth as authn  # not "auth": the blueprint module swarmlens.web.auth takes that name here
+from swarmlens.errors import InvalidInput
 from swarmlens.store.client import StoreError, StoreUnavailable
 
 log = logging.getLogger("swarmlens.reporter")
@@ -91,6 +92,11 @@ def register(app: Flask) -> None:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         return response
+
+    @app.errorhandler(InvalidInput)
+    def _invalid(exc: InvalidInput):
+        # a value a person gave that a form did not catch first: its message, as a 400
+        return _error(exc.status, str(exc))
 
     @app.errorhandler(StoreUnavailable)
     def _store_down(exc: StoreUnavailable):

@@ -10,6 +10,7 @@ from datetime import date, datetime, timezone
 from typing import Any, Callable, Mapping
 
 from flask import abort, current_app, g, jsonify, redirect, render_template, request, url_for
+from werkzeug.exceptions import BadRequest
 
 from swarmlens.reports import common as rc
 
@@ -213,8 +214,40 @@ def check_user_access(user_id: str) -> None:
 # Parameters: every bad value is a 400 with a message that says what is expected
 
 
-def bad(message: str):
-    abort(400, description=message)
+class InvalidParameter(BadRequest):
+    """A value of the query string a page cannot use (a reversed date range, an unknown choice).
+    ``field`` names the parameter, so that a page can show its form again with the message beside
+    that field (``form_page``); elsewhere it is a plain 400."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(description=message)
+        self.field = field
+
+
+def bad(message: str, field: str | None = None):
+    raise InvalidParameter(message, field)
+
+
+def form_page(template: str, build: Callable[[], dict[str, Any]], form: Callable[[], dict[str, Any]]):
+    """``page(template, build())``; when a filter is invalid, the page's form again with status 400:
+    ``form()`` gives what the form needs, its values as typed, and ``errors`` maps the field to its
+    message (``"form"`` when the parameter has no field of its own). The template shows only the
+    form when ``errors`` is set. JSON callers keep the JSON error."""
+    try:
+        ctx = build()
+    except InvalidParameter as exc:
+        if wants_json():
+            raise
+        ctx = form()
+        ctx["errors"] = {exc.field or "form": exc.description}
+        return page(template, ctx, 400)
+    return page(template, ctx)
+
+
+def typed(*names: str) -> dict[str, str]:
+    """The query string's values as the user typed them (cut to a sane length), for a form shown
+    again; the template escapes them."""
+    return {name: (request.args.get(name) or "")[:200] for name in names}
 
 
 def arg_int(name: str, default: int, minimum: int = 1, maximum: int = 1000) -> int:
@@ -224,33 +257,33 @@ def arg_int(name: str, default: int, minimum: int = 1, maximum: int = 1000) -> i
     try:
         value = int(raw)
     except ValueError:
-        bad(f"{name} must be a whole number, not {raw[:20]!r}")
+        bad(f"{name} must be a whole number, not {raw[:20]!r}", name)
     if not minimum <= value <= maximum:
-        bad(f"{name} must be between {minimum} and {maximum}")
+        bad(f"{name} must be between {minimum} and {maximum}", name)
     return value
 
 
 def arg_choice(name: str, choices: list[str] | tuple[str, ...] | dict, default: str) -> str:
     raw = request.args.get(name) or default
     if raw not in choices:
-        bad(f"{name} must be one of {', '.join(choices)}, not {raw[:30]!r}")
+        bad(f"{name} must be one of {', '.join(c for c in choices if c)}, not {raw[:30]!r}", name)
     return raw
 
 
 def arg_text(name: str, max_len: int = 200) -> str:
     raw = (request.args.get(name) or "").strip()
     if len(raw) > max_len:
-        bad(f"{name} is longer than {max_len} characters")
+        bad(f"{name} is longer than {max_len} characters", name)
     if "\x00" in raw:
-        bad(f"{name} contains a NUL character")
+        bad(f"{name} contains a NUL character", name)
     return raw
 
 
-def period_or_400(fn: Callable[..., rc.Period], *args) -> rc.Period:
+def period_or_400(fn: Callable[..., rc.Period], *args, field: str | None = None) -> rc.Period:
     try:
         return fn(*args)
     except ValueError as exc:
-        bad(str(exc))
+        bad(str(exc), getattr(exc, "field", None) or field)
 
 
 # Keyset cursors: the (start_time, task_id) of the last row shown, opaque to callers.
@@ -276,7 +309,7 @@ def decode_cursor(value: str | None) -> tuple[datetime, str] | None:
             raise ValueError
         return when, task_id
     except (ValueError, UnicodeDecodeError, OverflowError):
-        bad("cursor is not valid: use the next_cursor of a previous page")
+        bad("cursor is not valid: use the next_cursor of a previous page", "cursor")
 
 
 def keyset_params(cursor: tuple[datetime, str] | None) -> dict[str, Any]:

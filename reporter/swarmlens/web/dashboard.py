@@ -7,7 +7,7 @@ from flask import Blueprint, redirect, url_for
 from swarmlens.reports import common as rc
 from swarmlens.reports import dashboard as report
 from swarmlens.web import filters
-from swarmlens.web.common import client, config, page, principal, requires
+from swarmlens.web.common import client, config, form_page, principal, requires
 
 bp = Blueprint("dashboard", __name__)
 
@@ -26,12 +26,15 @@ def dashboard():
     who = principal()
     if not who.is_ops:
         return redirect(url_for("users.user_page", user_id=who.id))
-    f = filters.read("30d")
     c, cfg = client(), config()
-    if f.scoped:
-        ctx = report.build_scoped(c, cfg, f.period, user=f.user, agent=f.agent, model=f.model)
-    else:
-        ctx = report.build(c, cfg, f.period)
-    ctx["filters"] = f.as_dict()
-    ctx["menus"] = menus(c, cfg)
-    return page("dashboard.html", ctx)
+
+    def build() -> dict:
+        f = filters.read("30d")
+        if f.scoped:
+            ctx = report.build_scoped(c, cfg, f.period, user=f.user, agent=f.agent, model=f.model)
+        else:
+            ctx = report.build(c, cfg, f.period)
+        return {**ctx, "filters": f.as_dict(), "menus": menus(c, cfg)}
+
+    return form_page("dashboard.html", build, lambda: {"periods": rc.DASHBOARD_PERIODS,
+                                                        "filters": filters.typed("30d"), "menus": menus(c, cfg)})

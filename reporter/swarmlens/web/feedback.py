@@ -1,4 +1,4 @@
-"""The latest feedback with comments (ops)."""
+"""The latest feedback with comments (ops): filtered by period, agent and vote, a page at a time."""
 
 from __future__ import annotations
 
@@ -6,18 +6,35 @@ from flask import Blueprint
 
 from swarmlens.reports import common as rc
 from swarmlens.reports import feedback as report
-from swarmlens.web.common import arg_choice, arg_int, client, config, page, period_or_400, requires
+from swarmlens.web import filters
+from swarmlens.web.common import arg_choice, arg_int, arg_text, client, config, form_page, requires, typed
 
 bp = Blueprint("feedback", __name__)
+
+
+def _agents() -> list[str]:
+    return [a["agent"] for a in rc.q(client(), config(), "known_agents", user="")]
 
 
 @bp.route("/feedback")
 @requires("ops")
 def feedback_list():
-    key = arg_choice("period", rc.DASHBOARD_PERIODS, "30d")
-    vote = {"all": 0, "up": 1, "down": -1}[arg_choice("vote", ("all", "up", "down"), "all")]
-    period = period_or_400(rc.dashboard_period, key)
-    ctx = report.feedback_list(client(), config(), period, vote, arg_int("limit", 200, 1, 1000))
-    ctx["periods"] = rc.DASHBOARD_PERIODS
-    ctx["period_key"] = key
-    return page("feedback.html", ctx)
+    def build() -> dict:
+        f = filters.read("30d", scope=False)
+        vote = arg_choice("vote", report.VOTE_FILTERS, "all")
+        agent = arg_text("agent", 128)
+        per_page = arg_int("limit", config()["SWARMLENS_PAGE_SIZE"], 1, 500)
+        ctx = report.feedback_list(client(), config(), f.period, report.VOTE_FILTERS[vote], per_page, agent,
+                                   arg_int("page", 1, 1, 1_000_000))
+        # What every link of the page keeps: the period, the agent, the vote and the page size.
+        keep = {k: v for k, v in (("agent", agent), ("vote", "" if vote == "all" else vote),
+                                  ("limit", per_page if per_page != config()["SWARMLENS_PAGE_SIZE"] else "")) if v}
+        return {**ctx, "periods": rc.DASHBOARD_PERIODS, "filters": {**f.as_dict(), "agent": agent, "vote": vote},
+                "keep": keep, "view": {**f.args(), **keep}, "agents": _agents()}
+
+    def form() -> dict:
+        t = typed("agent", "vote")
+        return {"periods": rc.DASHBOARD_PERIODS, "filters": {**filters.typed("30d"), **t, "vote": t["vote"] or "all"},
+                "keep": {}, "agents": _agents()}
+
+    return form_page("feedback.html", build, form)

@@ -12,6 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 from swarmlens.reports import common as rc
+from flask import request
+
 from swarmlens.web.common import arg_choice, arg_text, bad, period_or_400
 
 # A custom range longer than this is refused: the pages draw a bar per day.
@@ -64,7 +66,7 @@ def custom_range(default_days: int = 30) -> rc.Period | None:
         return None
     period = period_or_400(rc.date_range, start, end, default_days)
     if period.days > MAX_RANGE_DAYS:
-        bad(f"a date range covers at most {MAX_RANGE_DAYS} days; this one covers {period.days}")
+        bad(f"a date range covers at most {MAX_RANGE_DAYS} days; this one covers {period.days}", "to")
     return period
 
 
@@ -77,3 +79,13 @@ def read(default_period: str = "30d", scope: bool = True) -> Filters:
     if not scope:
         return Filters(period)
     return Filters(period, user=arg_text("user", 128), agent=arg_text("agent", 128), model=arg_text("model", 128))
+
+
+def typed(default_period: str = "30d") -> dict[str, Any]:
+    """The filters as the user typed them, in the shape of ``Filters.as_dict``, for the filter form
+    shown again beside an error (nothing in it has been checked; the template escapes it)."""
+    a = {k: (request.args.get(k) or "")[:200] for k in ("period", "from", "to", "user", "agent", "model")}
+    custom = bool(a["from"] or a["to"])
+    scope = {k: a[k] for k in ("user", "agent", "model") if a[k]}
+    return {**a, "period": "" if custom else (a["period"] or default_period), "custom": custom,
+            "scoped": bool(scope), "view": {}, "scope": scope}

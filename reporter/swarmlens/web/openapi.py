@@ -33,7 +33,8 @@ _Q = [
      "description": "First day (UTC), inclusive; default 30 days before `to`. Days before 1970-02-01 or after "
                     "2148-12-31 (beyond what the store holds) are taken as those days."},
     {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"},
-     "description": "Last day (UTC), inclusive; default today. Clamped as `from` is; a `to` before `from` is a 400."},
+     "description": "Last day (UTC), inclusive; default today. Clamped as `from` is; a `to` after today is cut at "
+                    "today (the answer's `to` says so); a `to` before `from` is a 400."},
     {"name": "agent", "in": "query", "schema": {"type": "string"}, "description": "Only tasks this agent worked on."},
     {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["", "ok", "error"]}},
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},

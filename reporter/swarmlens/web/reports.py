@@ -6,9 +6,11 @@ from datetime import timedelta
 
 from flask import Blueprint, Response, redirect, url_for
 
+from swarmlens.render.files import download_name
 from swarmlens.reports import common as rc
 from swarmlens.reports import usage as report
-from swarmlens.web.common import arg_choice, arg_text, client, config, page, period_or_400, requires, wants_json
+from swarmlens.web.common import (arg_choice, arg_text, client, config, form_page, period_or_400, requires, typed,
+                                  wants_json)
 
 bp = Blueprint("reports", __name__)
 
@@ -57,7 +59,7 @@ def _build_custom(page_only: bool = False):
 @bp.route("/reports/custom")
 @requires("ops")
 def custom():
-    return page("report.html", _build("custom", page_only=True)[1])
+    return _report_page("custom")
 
 
 @bp.route("/reports/")
@@ -66,16 +68,22 @@ def index():
     return redirect(url_for("reports.monthly"))
 
 
+def _report_page(kind: str):
+    """The report's page; an invalid week, month or range shows its form again (status 400)."""
+    return form_page("report.html", lambda: _build(kind, page_only=True)[1],
+                     lambda: {"kind": kind, "nav": {"param": None}, "typed": typed("week", "month", "from", "to")})
+
+
 @bp.route("/reports/weekly")
 @requires("ops")
 def weekly():
-    return page("report.html", _build("weekly", page_only=True)[1])
+    return _report_page("weekly")
 
 
 @bp.route("/reports/monthly")
 @requires("ops")
 def monthly():
-    return page("report.html", _build("monthly", page_only=True)[1])
+    return _report_page("monthly")
 
 
 @bp.route("/reports/<any(weekly, monthly, custom):kind>.csv")
@@ -87,7 +95,7 @@ def usage_csv(kind: str):
     from swarmlens.render import csvsafe
 
     return Response(csvsafe.dumps(columns, rows), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="swarmlens-{kind}-{period.key}-{table}.csv"'})
+                    headers={"Content-Disposition": f'attachment; filename="{download_name(kind, period.key, table, ext="csv")}"'})
 
 
 @bp.route("/reports/<any(weekly, monthly, custom):kind>.pdf")
@@ -97,4 +105,4 @@ def usage_pdf(kind: str):
 
     period, ctx = _build(kind)
     return Response(pdf.usage_report_pdf(ctx), mimetype="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="swarmlens-{kind}-{period.key}.pdf"'})
+                    headers={"Content-Disposition": f'inline; filename="{download_name(kind, period.key, ext="pdf")}"'})

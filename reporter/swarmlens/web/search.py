@@ -6,11 +6,12 @@ from datetime import timedelta
 
 from flask import Blueprint, request
 
+from swarmlens.render.files import download_name
 from swarmlens.reports import common as rc
 from swarmlens.reports import search as report
 from swarmlens.web import csvout
-from swarmlens.web.common import (arg_choice, arg_int, arg_text, client, config, decode_cursor, keyset_params,
-                                  next_cursor, page, period_or_400, principal, requires)
+from swarmlens.web.common import (arg_choice, arg_int, arg_text, client, config, decode_cursor, form_page,
+                                  keyset_params, next_cursor, period_or_400, principal, requires, typed)
 
 bp = Blueprint("search", __name__)
 
@@ -32,6 +33,22 @@ def search_params() -> dict:
 @bp.route("/search")
 @requires("any")
 def search():
+    return form_page("search.html", _search_page, _search_form)
+
+
+def _menus() -> dict:
+    who, c, cfg = principal(), client(), config()
+    r = rc.parallel(agents=lambda: rc.q(c, cfg, "known_agents", user="" if who.is_ops else who.id),
+                    users=lambda: rc.q(c, cfg, "known_users") if who.is_ops else [{"user_id": who.id}])
+    return {"agents": [a["agent"] for a in r["agents"]], "users": [u["user_id"] for u in r["users"]]}
+
+
+def _search_form() -> dict:
+    """The search form as typed, shown again beside what was wrong with it."""
+    return {"filters": typed("q", "from", "to", "user", "agent", "status", "limit"), **_menus()}
+
+
+def _search_page() -> dict:
     params = search_params()
     cursor = decode_cursor(arg_text("cursor", 300))
     who = principal()
@@ -64,7 +81,7 @@ def search():
         "count_capped": count > report.COUNT_CAP,
         "highlight": report.highlight_terms(params["q_text"]),
     }
-    return page("search.html", ctx)
+    return ctx
 
 
 @bp.route("/search.csv")
@@ -75,4 +92,4 @@ def search_csv():
     params["limit"] = csvout.MAX_ROWS
     rows = report.search(client(), config(), cursor_params=keyset_params(None), **params)[:csvout.MAX_ROWS]
     p = params["period"]
-    return csvout.tasks_response(rows, f"swarmlens-search-{p.start.isoformat()}-{(p.end - timedelta(days=1)).isoformat()}.csv")
+    return csvout.tasks_response(rows, download_name("search", p.start.isoformat(), (p.end - timedelta(days=1)).isoformat(), ext="csv"))

@@ -7,6 +7,7 @@ import re
 
 from flask import Blueprint, Response, abort, flash, redirect, request, url_for
 
+from swarmlens.render.files import download_name
 from swarmlens.reports import feedback as fb
 from swarmlens.reports import task as report
 from swarmlens.web.common import client, config, page, principal, requires
@@ -54,4 +55,4 @@ def task_pdf(task_id: str):
     task = visible_task(task_id)
     body = pdf.task_pdf(report.build(client(), config(), task, principal().feedback_user))
     return Response(body, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="task-{task_id}.pdf"'})
+                    headers={"Content-Disposition": f'inline; filename="{download_name("task", task_id, ext="pdf")}"'})

@@ -6,10 +6,12 @@ from datetime import timedelta
 
 from flask import Blueprint, Response, abort, redirect, url_for
 
+from swarmlens.render.files import download_name
 from swarmlens.reports import common as rc
 from swarmlens.reports import users as report
 from swarmlens.web.common import (arg_choice, arg_int, arg_text, check_user_access, client, config, decode_cursor,
-                                  keyset_params, next_cursor, page, period_or_400, principal, requires)
+                                  form_page, keyset_params, next_cursor, page, period_or_400, principal, requires,
+                                  typed)
 
 bp = Blueprint("users", __name__)
 
@@ -17,11 +19,18 @@ bp = Blueprint("users", __name__)
 @bp.route("/users")
 @requires("ops")
 def users_list():
-    sort = arg_choice("sort", report.SORTS, "tokens")
-    direction = arg_choice("dir", ("asc", "desc"), "desc")
-    return page("users.html", report.users_list(client(), config(), sort, direction,
-                                                page=arg_int("page", 1, 1, 1_000_000),
-                                                per_page=arg_int("limit", report.USERS_PER_PAGE, 1, 1000)))
+    def build() -> dict:
+        sort = arg_choice("sort", report.SORTS, "tokens")
+        direction = arg_choice("dir", ("asc", "desc"), "desc")
+        return report.users_list(client(), config(), sort, direction, page=arg_int("page", 1, 1, 1_000_000),
+                                 per_page=arg_int("limit", report.USERS_PER_PAGE, 1, 1000))
+
+    def form() -> dict:
+        t = typed("sort", "dir", "limit")
+        return {"sorts": list(report.SORTS), "sort": t["sort"] or "tokens", "dir": t["dir"] or "desc",
+                "per_page": t["limit"] or report.USERS_PER_PAGE}
+
+    return form_page("users.html", build, form)
 
 
 @bp.route("/me")
@@ -58,15 +67,7 @@ def user_pdf(user_id: str):
     ctx = report.user_month_context(client(), config(), user_id, month)
     body = pdf.user_month_pdf(ctx)
     return Response(body, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="{file_name(user_id, month.key, "pdf")}"'})
-
-
-def file_name(user_id: str, period_key: str, ext: str) -> str:
-    """A user's file name by user and period ("swarmlens-alice-2026-03.pdf"), the name the scheduled
-    reports carry too: a folder of them sorts and reads by itself."""
-    from swarmlens.notify.scheduled import report_filename
-
-    return report_filename(user_id, period_key).removesuffix(".pdf") + "." + ext
+                    headers={"Content-Disposition": f'inline; filename="{download_name(user_id, month.key, ext="pdf")}"'})
 
 
 @bp.route("/users/<path:user_id>/history.csv")
@@ -81,5 +82,5 @@ def user_history_csv(user_id: str):
     rows = search.search(client(), config(), period=period, q_text="", user=user_id, agent="", status="",
                          limit=csvout.MAX_ROWS, cursor_params=keyset_params(None))[:csvout.MAX_ROWS]
     last = period.end - timedelta(days=1)
-    return csvout.tasks_response(rows, file_name(user_id, f"history-{period.start.isoformat()}-{last.isoformat()}",
-                                                 "csv"))
+    return csvout.tasks_response(rows, download_name(user_id, "history", period.start.isoformat(), last.isoformat(),
+                                                     ext="csv"))

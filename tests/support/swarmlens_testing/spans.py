@@ -6,7 +6,7 @@ collector would store them (see the telemetry contract): a root ``invoke_workflo
 ``execute_tool`` spans, with the user on every span, tokens at each level, handoffs and errors.
 ``insert_spans`` writes such rows through clickhouse-connect::
 
-    from support_spans import Stretch, task_spans, insert_spans
+    from swarmlens_testing.spans import Stretch, task_spans, insert_spans
     rows = task_spans(user_id="alice", stretches=[Stretch("Triage", tools=["transfer_to_sales"]),
                                                   Stretch("Sales", chats=[(300, 80), (420, 60)])])
     insert_spans(client, rows, database="otel")

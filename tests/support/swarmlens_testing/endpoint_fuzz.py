@@ -50,8 +50,8 @@ from urllib.parse import quote
 import lz4.block
 import lz4.frame
 
-from support_polling import wait_until
-from support_ports import free_port
+from swarmlens_testing.polling import wait_until
+from swarmlens_testing.ports import free_port
 from swarmlens.embedded import codecs
 from swarmlens.embedded.errors import http_status_for
 

@@ -1,6 +1,6 @@
 """Polling shared by the test packages: rows derived by materialized views appear just after the
-insert returns, and servers and collectors start asynchronously. Importable from any test module
-because tests/conftest.py puts this directory on sys.path (tests cannot import a conftest under
+insert returns, and servers and collectors start asynchronously. Tests and benchmarks import it
+from the installed swarmlens_testing package (tests cannot import a conftest under
 --import-mode=importlib)."""
 
 from __future__ import annotations

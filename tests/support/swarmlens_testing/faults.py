@@ -25,14 +25,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support_polling import poll, wait_until
+from swarmlens_testing.polling import poll, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 SPANS_PER_TASK = 8
 
 
 def free_port() -> int:
-    from support_ports import free_port as fp
+    from swarmlens_testing.ports import free_port as fp
 
     return fp()
 
