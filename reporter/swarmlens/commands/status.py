@@ -185,7 +185,7 @@ def gather(data_dir: str, cfg=None) -> dict:
 
 
 def _confinement(data_dir: str, problems: list) -> dict | None:
-    """What confines the embedded endpoint, as it recorded at start (embedded/command.py)."""
+    """What confines the embedded endpoint, as it recorded at start (commands/clickhouse.py)."""
     from swarmlens.commands.clickhouse import CONFINEMENT_FILE
 
     try:
