@@ -53,7 +53,8 @@ def _running_stack_url() -> str | None:
 def run_store_command(prog: str, args, body, *, usage: str, errors: tuple = ()) -> int:
     """Runs `body(client, config)` of a command that works on the store: checks an action was
     given, connects, reports a user error or a store error on one line, and closes the client."""
-    from swarmlens import accounts, config
+    from swarmlens import config
+    from swarmlens.errors import InvalidInput
     from swarmlens.store.client import StoreError, connect
 
     if not getattr(args, "action", None):
@@ -67,7 +68,7 @@ def run_store_command(prog: str, args, body, *, usage: str, errors: tuple = ()) 
         return 1
     try:
         return int(body(client, cfg) or 0)
-    except (accounts.InvalidInput, *errors) as exc:
+    except (InvalidInput, *errors) as exc:
         print(f"swarmlens {prog}: {exc}", file=sys.stderr)
         return 1
     except StoreError as exc:

@@ -88,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"swarmlens {args.command}: {args._import_error} (is swarmlens installed with its dependencies?)",
               file=sys.stderr)
         return 2
-    return int(importlib.import_module(args._module).run(args) or 0)
+    from swarmlens.errors import SwarmlensError
+
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except SwarmlensError as exc:  # an error raised on purpose: its message, on one line
+        print(f"swarmlens {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 

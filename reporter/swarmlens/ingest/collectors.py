@@ -25,11 +25,13 @@ import time
 from pathlib import Path
 from typing import IO, Mapping
 
+from swarmlens.errors import SwarmlensError
+
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 _LINE = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 
 
-class CollectorError(Exception):
+class CollectorError(SwarmlensError):
     """rotel cannot be started: a missing binary or settings file, or it exited or did not listen."""
 
 

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 from flask import abort, current_app, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import BadRequest
 
+from swarmlens.errors import InvalidInput
 from swarmlens.reports import common as rc
 
 
@@ -214,7 +215,7 @@ def check_user_access(user_id: str) -> None:
 # Parameters: every bad value is a 400 with a message that says what is expected
 
 
-class InvalidParameter(BadRequest):
+class InvalidParameter(BadRequest, InvalidInput):
     """A value of the query string a page cannot use (a reversed date range, an unknown choice).
     ``field`` names the parameter, so that a page can show its form again with the message beside
     that field (``form_page``); elsewhere it is a plain 400."""
