@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
 
-log = logging.getLogger("swarmlens.reporter")
+log = logging.getLogger(__name__)
 
 
 class JSONProvider(DefaultJSONProvider):

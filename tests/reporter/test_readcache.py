@@ -205,7 +205,7 @@ def test_a_table_outside_mergetree_turns_reuse_off(seeded, caplog):
     seeded.client.command(f"CREATE TABLE `{db}`.scratch_memory (x UInt8) ENGINE = Memory")
     try:
         cache = readcache.ReadCache(1 << 20, 60)
-        with caplog.at_level("WARNING", logger="swarmlens.readcache"):
+        with caplog.at_level("WARNING", logger="swarmlens.store.readcache"):
             assert cache.version(seeded.client, seeded.config) is None
         assert not cache.enabled
         assert "scratch_memory (Memory)" in caplog.text

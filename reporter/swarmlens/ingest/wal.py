@@ -52,7 +52,7 @@ from typing import Iterator
 
 from swarmlens.errors import SwarmlensError
 
-log = logging.getLogger("swarmlens.ingest.wal")
+log = logging.getLogger(__name__)
 
 MAGIC = b"\xf0SWL"
 KIND_RECORD = 1

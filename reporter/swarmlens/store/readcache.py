@@ -42,7 +42,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Mapping
 
-log = logging.getLogger("swarmlens.readcache")
+log = logging.getLogger(__name__)
 
 # Per partition of every table: the newest block number or mutation it holds. An insert or a
 # mutation (ALTER UPDATE/DELETE, a lightweight DELETE) raises it; a merge keeps it (a merged part

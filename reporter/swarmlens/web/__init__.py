@@ -12,7 +12,7 @@ from swarmlens import auth as authn  # not "auth": the blueprint module swarmlen
 from swarmlens.errors import InvalidInput
 from swarmlens.store.client import StoreError, StoreUnavailable
 
-log = logging.getLogger("swarmlens.reporter")
+log = logging.getLogger(__name__)
 
 BLUEPRINTS = ("auth", "dashboard", "users", "search", "tasks", "reports", "agents", "feedback", "admin", "api",
               "docs", "health")
