@@ -441,3 +441,34 @@ def test_an_invalid_filter_is_shown_beside_its_field_on_a_phone(server, browser,
         browser.call("Emulation.clearDeviceMetricsOverride", session=True)
     # The browser logs the pages' own 400 status; nothing else went wrong.
     assert [p for p in browser.problems() if "status of 400" not in p] == []
+
+
+def test_the_mails_html_part_renders_escaped_and_fits_a_phone(browser, tmp_path):
+    """Each audience's alert mail, its HTML part opened in the browser at 390 px and at desktop
+    width: the heading and figures show, nothing a user id carries becomes markup, nothing is wider
+    than the screen. Screenshots under test-artifacts/."""
+    from datetime import datetime, timezone
+
+    from swarmlens.notify.alerts import alert_message
+    from swarmlens.reports import common as rc
+
+    hostile = '<img src=x onerror="document.title=1">eve'
+    row = {"level": "over", "plan": "free", "plan_name": "Free <b>plan</b>", "tokens": 24_250, "quota": 20_000,
+           "warn_at_percent": 80, "user_id": hostile, "email": "eve@example.com"}
+    message = alert_message({"SWARMLENS_PUBLIC_URL": "https://swarmlens.example.com"}, row,
+                            rc.month_period("2026-11"), datetime(2026, 11, 20, tzinfo=timezone.utc))
+    ARTIFACTS.mkdir(exist_ok=True)
+    for audience, m in (("ops", message), ("user", message.for_user)):
+        path = tmp_path / f"mail-{audience}.html"
+        path.write_text(m.html, encoding="utf-8")
+        browser.viewport(390, 844, mobile=True)
+        browser.goto(path.as_uri())
+        assert browser.evaluate("document.images.length") == 0  # the user id's <img> stayed text
+        assert browser.evaluate("document.title") == m.subject
+        text = browser.evaluate("document.body.innerText")
+        assert "24,250" in text and "20,000" in text and "121.2%" in text and "Free <b>plan</b>" in text
+        assert ("over the monthly quota" in text) if audience == "ops" else ("You are over your monthly quota" in text)
+        assert browser.evaluate("document.documentElement.scrollWidth") <= 390
+        browser.screenshot(ARTIFACTS / f"mail-{audience}-phone.png", width=390, mobile=True)
+        browser.screenshot(ARTIFACTS / f"mail-{audience}-desktop.png", width=1280)
+        assert browser.problems() == []
