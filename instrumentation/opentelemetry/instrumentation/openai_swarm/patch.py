@@ -111,6 +111,13 @@ _CLIENT = SpanKind.CLIENT
 _OP = u.GEN_AI_OPERATION_NAME
 _AGENT = u.GEN_AI_AGENT_NAME
 _REQUEST_MODEL = u.GEN_AI_REQUEST_MODEL
+_USAGE_INPUT = u.GEN_AI_USAGE_INPUT_TOKENS
+_USAGE_OUTPUT = u.GEN_AI_USAGE_OUTPUT_TOKENS
+_USAGE_CACHE_READ = u.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
+_USAGE_REASONING = u.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
+_RESPONSE_MODEL = u.GEN_AI_RESPONSE_MODEL
+_RESPONSE_ID = u.GEN_AI_RESPONSE_ID
+_FINISH_REASONS = u.GEN_AI_RESPONSE_FINISH_REASONS
 
 _OWN_SCOPE = "opentelemetry.instrumentation.openai_swarm"
 # The operations of the GenAI conventions that are one model call: a span of another instrumentation
@@ -563,10 +570,12 @@ class _Chat:
         self.response_id = getattr(response, "id", None)
         self.response_model = getattr(response, "model", None)
         choices = getattr(response, "choices", None) or ()
-        for choice in choices:
-            reason = getattr(choice, "finish_reason", None)
-            if reason:
-                self.finish_reasons.append(str(reason))
+        if choices:
+            append = self.finish_reasons.append
+            for choice in choices:
+                reason = getattr(choice, "finish_reason", None)
+                if reason:
+                    append(reason if type(reason) is str else str(reason))
         usage = self.usage = u.usage_from_response(getattr(response, "usage", None))
         message = getattr(choices[0], "message", None) if choices else None
         if message is not None and usage is None:
@@ -658,25 +667,23 @@ class _Chat:
         if span.is_recording():
             tel = task.tel
             limit = tel.limit
-            attrs: dict[str, Any] = {
-                u.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
-                u.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
-            }
+            attrs: dict[str, Any] = {_USAGE_INPUT: input_tokens, _USAGE_OUTPUT: output_tokens}
             value = self.response_model
             if value:
-                attrs[u.GEN_AI_RESPONSE_MODEL] = value if type(value) is str and len(value) <= limit \
+                attrs[_RESPONSE_MODEL] = value if type(value) is str and len(value) <= limit \
                     and value.isascii() else _clean_str(value, limit)
             value = self.response_id
             if value:
-                attrs[u.GEN_AI_RESPONSE_ID] = value if type(value) is str and len(value) <= limit \
+                attrs[_RESPONSE_ID] = value if type(value) is str and len(value) <= limit \
                     and value.isascii() else _clean_str(value, limit)
-            if self.finish_reasons:
-                attrs[u.GEN_AI_RESPONSE_FINISH_REASONS] = [
-                    r if len(r) <= 64 and r.isascii() else _clean_str(r, 64) for r in self.finish_reasons]
-            if usage.cache_read_input_tokens is not None:
-                attrs[u.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_input_tokens
-            if usage.reasoning_output_tokens is not None:
-                attrs[u.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
+            reasons = self.finish_reasons
+            if reasons:
+                attrs[_FINISH_REASONS] = [
+                    r if len(r) <= 64 and r.isascii() else _clean_str(r, 64) for r in reasons]
+            if cached is not None:
+                attrs[_USAGE_CACHE_READ] = cached
+            if reasoning is not None:
+                attrs[_USAGE_REASONING] = reasoning
             if estimated:
                 attrs[u.SWARM_USAGE_ESTIMATED] = True
             if self.first_chunk_ns:
