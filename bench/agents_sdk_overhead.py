@@ -74,7 +74,7 @@ def build():
     return client, triage
 
 
-def measure(rounds: int, tasks: int, tracer, *, by_hand, hand_plan, start_attributes, drop_exporter,
+def measure(rounds: int, tasks: int, tracer, *, by_hand, hand_plan, start_attributes, span_processor,
             cpu_per_task) -> dict:
     """The result row of the Agents SDK, in the shape of bench_instrumentation's ``results``."""
     client, triage = build()
@@ -101,7 +101,7 @@ def measure(rounds: int, tasks: int, tracer, *, by_hand, hand_plan, start_attrib
     plan = hand_plan(tree)
 
     run_tp = TracerProvider()
-    run_tp.add_span_processor(SimpleSpanProcessor(drop_exporter()))
+    run_tp.add_span_processor(span_processor())
     processor = AgentsTracingProcessor(run_tp)
 
     cpu = cpu_per_task

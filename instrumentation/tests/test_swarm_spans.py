@@ -413,3 +413,53 @@ def test_a_task_inside_an_app_span_starts_its_own_trace_and_links_back(instrumen
     assert root.context.trace_id != app_span.get_span_context().trace_id
     assert [link.context.span_id for link in root.links] == [app_span.get_span_context().span_id]
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_only_the_functions_a_tool_call_names_get_a_stand_in(instrumented):
+    """Swarm's handle_tool_calls gets the functions no tool call names as they are, the named one
+    behind a stand-in with its name that records the execute_tool span."""
+    import types
+
+    from swarm.types import Agent
+
+    def lookup():
+        return "found"
+
+    def idle():
+        return "never called"
+
+    tel = instrumented._telemetry
+    task = swarm_patch._Task(tel, Agent(name="A", functions=[lookup, idle]),
+                             [{"role": "user", "content": "hi"}], {})
+    seen = {}
+
+    def original(tool_calls, functions, context_variables, debug):
+        seen["functions"] = functions
+        return types.SimpleNamespace(agent=None, messages=[], context_variables={})
+
+    call = types.SimpleNamespace(id="call_1", function=types.SimpleNamespace(name="lookup", arguments="{}"))
+    token = otel_context.attach(task.ctx)
+    try:
+        swarm_patch.traced_handle_tool_calls(tel)(original, None, ([call], [lookup, idle], {}, False), {})
+    finally:
+        otel_context.detach(token)
+        task.finish()
+    stand_in, passed_idle = seen["functions"]
+    assert passed_idle is idle
+    assert stand_in is not lookup and stand_in.__name__ == "lookup" and stand_in.__wrapped__ is lookup
+
+
+def test_an_agent_stretch_freed_without_end_leaves_no_live_entry(instrumented):
+    import gc
+
+    from swarm.types import Agent
+
+    task = swarm_patch._Task(instrumented._telemetry, None, [], {})
+    stretch = task.stretch_for(Agent(name="A"), "gpt-4o")
+    key = stretch.span_id
+    assert swarm_patch._LIVE_STRETCHES[key]() is stretch
+    task.stretch = None
+    del stretch
+    gc.collect()
+    assert key not in swarm_patch._LIVE_STRETCHES
+    task.finish()

@@ -112,3 +112,27 @@ def test_messages_json_shape():
 @pytest.mark.parametrize("value", ["1", "true", "on", "yes"])
 def test_bool_parsing(value):
     assert u._parse_bool(value) is True
+
+
+def test_usage_from_a_mapping_reads_its_items_even_with_attributes_of_the_same_name():
+    from collections.abc import Mapping
+
+    class AttrMapping(Mapping):  # items and attributes disagree: a mapping is read by its items
+        prompt_tokens = 99
+        completion_tokens = 99
+
+        def __init__(self, **items):
+            self._items = items
+
+        def __getitem__(self, key):
+            return self._items[key]
+
+        def __iter__(self):
+            return iter(self._items)
+
+        def __len__(self):
+            return len(self._items)
+
+    for _ in range(2):  # the second time after the per-class answer was kept
+        assert u.usage_from_response(AttrMapping(prompt_tokens=5, completion_tokens=6)) == u.Usage(5, 6)
+    assert AttrMapping not in u._ATTRIBUTE_USAGE_TYPES

@@ -58,7 +58,11 @@ _CHAT_KEY = otel_context.create_key("openai_swarm.chat")
 # of them in a context that lost ours still belongs to that agent's task (identity.py): logfire, for
 # one, records a streamed completion's usage when the stream ends, in a context it rebuilds from the
 # request's traceparent, which keeps the parent span and nothing else of the context.
-_LIVE_STRETCHES: "weakref.WeakValueDictionary[int, _Stretch]" = weakref.WeakValueDictionary()
+# A plain dict of weak references: WeakValueDictionary's item set and pop run several Python calls
+# each, twice per agent stretch; weakref.ref is one C call, and its callback drops the entry of a
+# stretch that was freed without end().
+_LIVE_STRETCHES: "dict[int, weakref.ReferenceType]" = {}
+_weakref = weakref.ref
 
 _ProxyBase = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
@@ -107,6 +111,13 @@ _CLIENT = SpanKind.CLIENT
 _OP = u.GEN_AI_OPERATION_NAME
 _AGENT = u.GEN_AI_AGENT_NAME
 _REQUEST_MODEL = u.GEN_AI_REQUEST_MODEL
+_USAGE_INPUT = u.GEN_AI_USAGE_INPUT_TOKENS
+_USAGE_OUTPUT = u.GEN_AI_USAGE_OUTPUT_TOKENS
+_USAGE_CACHE_READ = u.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
+_USAGE_REASONING = u.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
+_RESPONSE_MODEL = u.GEN_AI_RESPONSE_MODEL
+_RESPONSE_ID = u.GEN_AI_RESPONSE_ID
+_FINISH_REASONS = u.GEN_AI_RESPONSE_FINISH_REASONS
 
 _OWN_SCOPE = "opentelemetry.instrumentation.openai_swarm"
 # The operations of the GenAI conventions that are one model call: a span of another instrumentation
@@ -162,7 +173,8 @@ class Telemetry:
     """What the wrappers share: tracer, settings (read once), Swarm's types, the per-instance views."""
 
     __slots__ = ("tracer", "config", "agent_cls", "result_cls", "limit", "capture_content", "capture_messages",
-                 "message_events", "stream_usage", "start_span", "_views", "_last_view", "on_provider", "_provider")
+                 "message_events", "capture_output", "stream_usage", "start_span", "_views", "_last_view",
+                 "on_provider", "_provider")
 
     def __init__(self, tracer: trace.Tracer, config: u.Config, agent_cls: type, result_cls: type):
         self.tracer = tracer
@@ -173,6 +185,7 @@ class Telemetry:
         self.capture_content = config.capture_content
         self.capture_messages = config.capture_messages
         self.message_events = config.message_events
+        self.capture_output = config.capture_messages or config.message_events  # the reply's message is kept
         self.stream_usage = config.stream_usage
         self.start_span = tracer.start_span
         # Swarm instance -> the _SwarmView its get_chat_completion runs against (weak: an app may
@@ -249,8 +262,8 @@ class _Stretch:
         self.identity = identity
         self.span_id = None
         if span.is_recording():
-            self.span_id = span.get_span_context().span_id
-            _LIVE_STRETCHES[self.span_id] = self
+            self.span_id = span_id = span.get_span_context().span_id
+            _LIVE_STRETCHES[span_id] = _weakref(self, lambda ref, key=span_id: _drop_stretch(key, ref))
         self.chat_attrs = {_OP: "chat", **identity, _AGENT: name}  # what every chat span of the stretch starts with
         self.turns = 0
         self.input_tokens = 0
@@ -285,12 +298,18 @@ class _Stretch:
         span.end()
 
 
+def _drop_stretch(key: int, ref: Any) -> None:
+    if _LIVE_STRETCHES.get(key) is ref:
+        _LIVE_STRETCHES.pop(key, None)
+
+
 def live_stretch(ctx: otel_context.Context) -> Optional[_Stretch]:
     """The agent stretch whose invoke_agent span is the current span of ``ctx`` while it is recorded."""
     if not _LIVE_STRETCHES:  # no Swarm task running (an Agents SDK app): nothing to look up
         return None
     parent = trace.get_current_span(ctx).get_span_context()
-    stretch = _LIVE_STRETCHES.get(parent.span_id) if parent.is_valid else None
+    ref = _LIVE_STRETCHES.get(parent.span_id) if parent.is_valid else None
+    stretch = ref() if ref is not None else None
     if stretch is not None and stretch.span.get_span_context().trace_id == parent.trace_id:
         return stretch
     return None
@@ -498,7 +517,7 @@ class _Chat:
         task.turns += 1
         stretch.turns += 1
         capture = tel.capture_messages
-        if stream and (capture or tel.message_events):
+        if stream and tel.capture_output:
             self.out_text = []
             self.out_tools = {}
         attrs = stretch.chat_attrs.copy()
@@ -551,10 +570,12 @@ class _Chat:
         self.response_id = getattr(response, "id", None)
         self.response_model = getattr(response, "model", None)
         choices = getattr(response, "choices", None) or ()
-        for choice in choices:
-            reason = getattr(choice, "finish_reason", None)
-            if reason:
-                self.finish_reasons.append(str(reason))
+        if choices:
+            append = self.finish_reasons.append
+            for choice in choices:
+                reason = getattr(choice, "finish_reason", None)
+                if reason:
+                    append(reason if type(reason) is str else str(reason))
         usage = self.usage = u.usage_from_response(getattr(response, "usage", None))
         message = getattr(choices[0], "message", None) if choices else None
         if message is not None and usage is None:
@@ -562,8 +583,7 @@ class _Chat:
             for call in getattr(message, "tool_calls", None) or ():
                 fn = getattr(call, "function", None)
                 self.out_chars += len(getattr(fn, "name", "") or "") + len(getattr(fn, "arguments", "") or "")
-        tel = self.task.tel
-        self.finish(output_message=message if tel.capture_messages or tel.message_events else None)
+        self.finish(output_message=message if self.task.tel.capture_output else None)
 
     def on_chunk(self, chunk: Any) -> bool:
         """A streamed chunk arrived; True when it is the usage-only chunk we asked for and
@@ -647,29 +667,28 @@ class _Chat:
         if span.is_recording():
             tel = task.tel
             limit = tel.limit
-            attrs: dict[str, Any] = {
-                u.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
-                u.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
-            }
+            attrs: dict[str, Any] = {_USAGE_INPUT: input_tokens, _USAGE_OUTPUT: output_tokens}
             value = self.response_model
             if value:
-                attrs[u.GEN_AI_RESPONSE_MODEL] = value if type(value) is str and len(value) <= limit \
+                attrs[_RESPONSE_MODEL] = value if type(value) is str and len(value) <= limit \
                     and value.isascii() else _clean_str(value, limit)
             value = self.response_id
             if value:
-                attrs[u.GEN_AI_RESPONSE_ID] = value if type(value) is str and len(value) <= limit \
+                attrs[_RESPONSE_ID] = value if type(value) is str and len(value) <= limit \
                     and value.isascii() else _clean_str(value, limit)
-            if self.finish_reasons:
-                attrs[u.GEN_AI_RESPONSE_FINISH_REASONS] = [_clean_str(r, 64) for r in self.finish_reasons]
-            if usage.cache_read_input_tokens is not None:
-                attrs[u.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_input_tokens
-            if usage.reasoning_output_tokens is not None:
-                attrs[u.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
+            reasons = self.finish_reasons
+            if reasons:
+                attrs[_FINISH_REASONS] = [
+                    r if len(r) <= 64 and r.isascii() else _clean_str(r, 64) for r in reasons]
+            if cached is not None:
+                attrs[_USAGE_CACHE_READ] = cached
+            if reasoning is not None:
+                attrs[_USAGE_REASONING] = reasoning
             if estimated:
                 attrs[u.SWARM_USAGE_ESTIMATED] = True
             if self.first_chunk_ns:
                 attrs[u.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (self.first_chunk_ns - self.start_ns) / 1e9
-            if tel.capture_messages or tel.message_events:
+            if tel.capture_output:
                 message = output_message if output_message is not None else self._stream_output_message()
                 output = None
                 if message is not None:
@@ -909,7 +928,7 @@ def traced_get_chat_completion(tel: Telemetry) -> Callable:
 class _ToolBatch:
     """One handle_tool_calls call: the tool calls it will run and the span of each."""
 
-    __slots__ = ("task", "stretch", "ctx", "calls", "pending", "agent", "names", "tool_error")
+    __slots__ = ("task", "stretch", "ctx", "calls", "pending", "called", "agent", "names", "tool_error")
 
     def __init__(self, task: _Task, tool_calls: Any, names: dict):
         self.task = task
@@ -922,8 +941,10 @@ class _ToolBatch:
             self.agent = None
         self.names = names
         self.tool_error: Optional[BaseException] = None  # what a tool itself raised
-        self.calls = calls = [(tc, _tool_name(tc)) for tc in tool_calls]
+        self.calls = calls = [(tc, getattr(getattr(tc, "function", None), "name", None)) for tc in tool_calls]
         self.pending = [c for c in calls if c[1] in names]
+        # Swarm calls a function only when a tool call names it: only those need a stand-in.
+        self.called = {c[1] for c in self.pending}
 
     def _take(self, name: str) -> Any:
         pending = self.pending
@@ -1076,11 +1097,6 @@ def _tool_description(doc: str, limit: int) -> str:
     return out
 
 
-def _tool_name(tc: Any) -> Optional[str]:
-    fn = getattr(tc, "function", None)
-    return getattr(fn, "name", None)
-
-
 def traced_handle_tool_calls(tel: Telemetry) -> Callable:
     def traced_method(wrapped, instance, args, kwargs):
         task = _current_task()
@@ -1097,11 +1113,14 @@ def traced_handle_tool_calls(tel: Telemetry) -> Callable:
             functions = functions or []
             names = {getattr(f, "__name__", None): f for f in functions}
             batch = _ToolBatch(task, tool_calls or (), names)
-            proxied = [_tool_proxy(f, batch) for f in functions]
-            if "functions" in kwargs:
-                kwargs = dict(kwargs, functions=proxied)
-            else:
-                args = (args[0], proxied) + tuple(args[2:])
+            called = batch.called
+            if called:
+                proxied = [_tool_proxy(f, batch) if getattr(f, "__name__", None) in called else f
+                           for f in functions]
+                if "functions" in kwargs:
+                    kwargs = dict(kwargs, functions=proxied)
+                else:
+                    args = (args[0], proxied) + tuple(args[2:])
         except Exception:
             _log_failure("preparing tool calls")
             batch = None

@@ -336,14 +336,28 @@ def _int(v: Any) -> Optional[int]:
     return None
 
 
+# Usage classes known not to be mappings (the openai client's CompletionUsage): isinstance against
+# the Mapping ABC runs Python code of the abc module on every call, so the answer is kept per class.
+_ATTRIBUTE_USAGE_TYPES: set = set()
+
+
+def _attribute_usage(usage: Any, cls: type) -> bool:
+    if isinstance(usage, _Mapping):
+        return False
+    if getattr(usage, "__class__", None) is cls and len(_ATTRIBUTE_USAGE_TYPES) < 64:  # not a proxy
+        _ATTRIBUTE_USAGE_TYPES.add(cls)
+    return True
+
+
 def usage_from_response(usage: Any) -> Optional[Usage]:
     """Usage of an OpenAI response (object or dict); None when the API reported none."""
     if usage is None:
         return None
-    if type(usage) is not dict:  # the openai client's CompletionUsage: plain attributes, fast path
+    cls = type(usage)
+    if cls is not dict:  # the openai client's CompletionUsage: plain attributes, fast path
         prompt = getattr(usage, "prompt_tokens", None)
         completion = getattr(usage, "completion_tokens", None)
-        if type(prompt) is int and type(completion) is int and not isinstance(usage, _Mapping):
+        if type(prompt) is int and type(completion) is int and (cls in _ATTRIBUTE_USAGE_TYPES or _attribute_usage(usage, cls)):
             out = Usage(prompt, completion)
             details = getattr(usage, "prompt_tokens_details", None)
             if details is not None:
