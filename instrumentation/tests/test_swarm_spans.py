@@ -15,7 +15,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import support_scenario as sc
 from opentelemetry.instrumentation.openai_swarm import SwarmInstrumentor, swarm_user
+from opentelemetry.instrumentation.openai_swarm import chat as swarm_chat
 from opentelemetry.instrumentation.openai_swarm import patch as swarm_patch
+from opentelemetry.instrumentation.openai_swarm import task as swarm_task
+from opentelemetry.instrumentation.openai_swarm import tools as swarm_tools
 from opentelemetry.instrumentation.openai_swarm import utils as swarm_utils
 from swarm import Swarm
 
@@ -338,9 +341,9 @@ def test_internal_failures_are_logged_and_never_reach_the_app(instrumented, swar
     def boom(*args, **kwargs):
         raise ValueError("instrumentation bug")
 
-    for target, attr in ((swarm_utils, "resolve_user"), (swarm_patch._Chat, "on_response"),
-                         (swarm_patch._ToolBatch, "_start"), (swarm_patch._Task, "finish"),
-                         (swarm_patch._Chat, "on_chunk"), (swarm_patch._Task, "stretch_for")):
+    for target, attr in ((swarm_utils, "resolve_user"), (swarm_chat._Chat, "on_response"),
+                         (swarm_tools._ToolBatch, "_start"), (swarm_task._Task, "finish"),
+                         (swarm_chat._Chat, "on_chunk"), (swarm_task._Task, "stretch_for")):
         with monkeypatch.context() as m:
             m.setattr(target, attr, boom)
             caplog.clear()
@@ -429,8 +432,8 @@ def test_only_the_functions_a_tool_call_names_get_a_stand_in(instrumented):
         return "never called"
 
     tel = instrumented._telemetry
-    task = swarm_patch._Task(tel, Agent(name="A", functions=[lookup, idle]),
-                             [{"role": "user", "content": "hi"}], {})
+    task = swarm_task._Task(tel, Agent(name="A", functions=[lookup, idle]),
+                            [{"role": "user", "content": "hi"}], {})
     seen = {}
 
     def original(tool_calls, functions, context_variables, debug):
@@ -440,7 +443,7 @@ def test_only_the_functions_a_tool_call_names_get_a_stand_in(instrumented):
     call = types.SimpleNamespace(id="call_1", function=types.SimpleNamespace(name="lookup", arguments="{}"))
     token = otel_context.attach(task.ctx)
     try:
-        swarm_patch.traced_handle_tool_calls(tel)(original, None, ([call], [lookup, idle], {}, False), {})
+        swarm_tools.traced_handle_tool_calls(tel)(original, None, ([call], [lookup, idle], {}, False), {})
     finally:
         otel_context.detach(token)
         task.finish()
@@ -454,12 +457,34 @@ def test_an_agent_stretch_freed_without_end_leaves_no_live_entry(instrumented):
 
     from swarm.types import Agent
 
-    task = swarm_patch._Task(instrumented._telemetry, None, [], {})
+    task = swarm_task._Task(instrumented._telemetry, None, [], {})
     stretch = task.stretch_for(Agent(name="A"), "gpt-4o")
     key = stretch.span_id
-    assert swarm_patch._LIVE_STRETCHES[key]() is stretch
+    assert swarm_task._LIVE_STRETCHES[key]() is stretch
     task.stretch = None
     del stretch
     gc.collect()
-    assert key not in swarm_patch._LIVE_STRETCHES
+    assert key not in swarm_task._LIVE_STRETCHES
     task.finish()
+
+
+def test_the_wrapper_modules_keep_the_names_of_patch():
+    """patch.py was split by concern; everything it held is still importable from it, the very objects
+    the modules use (so the instrumentor, identity.py and apps that imported from patch keep working)."""
+    from opentelemetry.instrumentation.openai_swarm import client_views, common, run, streaming, telemetry
+
+    owners = {
+        common: ("_TASK_KEY", "_CHAT_KEY", "_OWN_SCOPE", "_MODEL_CALL_OPERATIONS", "_SUPPRESS_KEY", "_get_current",
+                 "_attach", "_detach", "_guard", "_log_failure", "_arg", "_record_error"),
+        telemetry: ("Telemetry",),
+        swarm_task: ("_Task", "_Stretch", "_LIVE_STRETCHES", "live_stretch", "_current_task"),
+        swarm_chat: ("_Chat", "traced_get_chat_completion"),
+        streaming: ("_chat_stream",),
+        client_views: ("_SwarmView", "_CompletionsView", "_server_attributes"),
+        swarm_tools: ("_ToolBatch", "_tool_proxy", "_tool_description", "traced_handle_tool_calls"),
+        run: ("traced_run", "traced_run_and_stream", "_traced_stream"),
+    }
+    for module, names in owners.items():
+        for name in names:
+            assert getattr(swarm_patch, name) is getattr(module, name), (module.__name__, name)
+    assert swarm_patch._Chat.__module__ == "opentelemetry.instrumentation.openai_swarm.chat"

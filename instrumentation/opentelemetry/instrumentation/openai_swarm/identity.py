@@ -13,7 +13,7 @@ same sources as a task's: ``swarm_user()`` around the call, then the baggage ent
 ``enduser.id`` / ``session.id``; it is copied onto every span with a ``gen_ai.*`` attribute.
 
 The processor also tells a Swarm chat completion that another instrumentation made its chat
-span (see ``patch._Chat``), so a trace never has two.
+span (see ``chat._Chat``), so a trace never has two.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ except ImportError:  # pragma: no cover - the distribution installs the SDK for 
     SpanProcessor = object  # type: ignore[assignment,misc]
 
 from . import utils as u
-from .patch import _CHAT_KEY, _MODEL_CALL_OPERATIONS, _OWN_SCOPE, _TASK_KEY, _get_current, live_stretch
+from .common import _CHAT_KEY, _MODEL_CALL_OPERATIONS, _OWN_SCOPE, _TASK_KEY, _get_current
+from .task import live_stretch
 
 _ENDUSER = u.ENDUSER_ID
 _SESSION = u.SESSION_ID
