@@ -38,3 +38,9 @@ def test_every_span_and_attribute_of_the_contract_is_in_the_reference():
              and re.fullmatch(r"(gen_ai|swarm|enduser|session|error)\.[a-z_.]+", v)]
     missing = [a for a in attrs if f"`{a}`" not in DOC]
     assert not missing, missing
+
+
+def test_every_module_of_the_package_is_in_the_code_table():
+    section = DOC.split("## The code\n", 1)[1].split("\n## ", 1)[0]
+    missing = sorted(p.name for p in PACKAGE.glob("*.py") if f"`{p.name}`" not in section)
+    assert not missing, f"not in 'The code' of docs/instrumentation.md: {missing}"
