@@ -16,7 +16,6 @@ from opentelemetry.trace import SpanKind, StatusCode
 import support_scenario as sc
 from opentelemetry.instrumentation.openai_swarm import SwarmInstrumentor, swarm_user
 from opentelemetry.instrumentation.openai_swarm import chat as swarm_chat
-from opentelemetry.instrumentation.openai_swarm import patch as swarm_patch
 from opentelemetry.instrumentation.openai_swarm import task as swarm_task
 from opentelemetry.instrumentation.openai_swarm import tools as swarm_tools
 from opentelemetry.instrumentation.openai_swarm import utils as swarm_utils
@@ -468,23 +467,3 @@ def test_an_agent_stretch_freed_without_end_leaves_no_live_entry(instrumented):
     task.finish()
 
 
-def test_the_wrapper_modules_keep_the_names_of_patch():
-    """patch.py was split by concern; everything it held is still importable from it, the very objects
-    the modules use (so the instrumentor, identity.py and apps that imported from patch keep working)."""
-    from opentelemetry.instrumentation.openai_swarm import client_views, common, run, streaming, telemetry
-
-    owners = {
-        common: ("_TASK_KEY", "_CHAT_KEY", "_OWN_SCOPE", "_MODEL_CALL_OPERATIONS", "_SUPPRESS_KEY", "_get_current",
-                 "_attach", "_detach", "_guard", "_log_failure", "_arg", "_record_error"),
-        telemetry: ("Telemetry",),
-        swarm_task: ("_Task", "_Stretch", "_LIVE_STRETCHES", "live_stretch", "_current_task"),
-        swarm_chat: ("_Chat", "traced_get_chat_completion"),
-        streaming: ("_chat_stream",),
-        client_views: ("_SwarmView", "_CompletionsView", "_server_attributes"),
-        swarm_tools: ("_ToolBatch", "_tool_proxy", "_tool_description", "traced_handle_tool_calls"),
-        run: ("traced_run", "traced_run_and_stream", "_traced_stream"),
-    }
-    for module, names in owners.items():
-        for name in names:
-            assert getattr(swarm_patch, name) is getattr(module, name), (module.__name__, name)
-    assert swarm_patch._Chat.__module__ == "opentelemetry.instrumentation.openai_swarm.chat"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextvars
 from typing import Any
 
-import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -24,8 +23,6 @@ _TASK_KEY = otel_context.create_key("openai_swarm.task")
 # Set while a chat completion request of a task is in flight, before this package has started a span
 # for it: a GenAI chat span another instrumentation starts under it makes ours a duplicate.
 _CHAT_KEY = otel_context.create_key("openai_swarm.chat")
-
-_ProxyBase = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
 try:  # the keys suppress_instrumentation() sets; is_instrumentation_enabled() reads the same two
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY

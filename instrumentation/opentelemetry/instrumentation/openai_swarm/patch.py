@@ -13,9 +13,7 @@ Where the code is
 - ``telemetry``: ``Telemetry``, what the wrappers share for one ``instrument()``;
 - ``common``: context keys, hot-path aliases, failure guards, error recording.
 
-Every name this module held before those modules existed is still importable from here (the
-same objects). A test that replaces a module-level name replaces it where it is used, in its own
-module; a class attribute (``_Chat.on_response``) can be replaced through either.
+A test that replaces a module-level name replaces it where it is used, in its own module.
 
 How a task becomes a trace
 --------------------------
@@ -52,67 +50,11 @@ pass through a plain generator. ``bench/bench_instrumentation.py`` measures the 
 
 from __future__ import annotations
 
-from .chat import (  # noqa: F401
-    _CLIENT,
-    _FINISH_REASONS,
-    _RESPONSE_ID,
-    _RESPONSE_MODEL,
-    _USAGE_CACHE_READ,
-    _USAGE_INPUT,
-    _USAGE_OUTPUT,
-    _USAGE_REASONING,
-    _Chat,
-    _MethodType,
-    _time_ns,
-    traced_get_chat_completion,
-)
-from .client_views import _ChatView, _ClientView, _CompletionsView, _server_attributes, _SwarmView  # noqa: F401
-from .common import (  # noqa: F401
-    _AGENT,
-    _CHAT_KEY,
-    _INTERNAL,
-    _MODEL_CALL_OPERATIONS,
-    _OP,
-    _OWN_SCOPE,
-    _REQUEST_MODEL,
-    _SUPPRESS_KEY,
-    _SUPPRESS_KEY_PLAIN,
-    _TASK_KEY,
-    _arg,
-    _attach,
-    _clean_str,
-    _context_ops,
-    _detach,
-    _get_current,
-    _Guard,
-    _guard,
-    _log_failure,
-    _ProxyBase,
-    _record_error,
-    _set_span,
-    _set_value,
-)
-from .run import _GeneratorType, _traced_stream, traced_run, traced_run_and_stream  # noqa: F401
-from .streaming import _chat_stream  # noqa: F401
-from .task import (  # noqa: F401
-    _LIVE_STRETCHES,
-    _current_task,
-    _drop_stretch,
-    _Stretch,
-    _Task,
-    _weakref,
-    live_stretch,
-)
-from .telemetry import Telemetry, _get_tracer_provider  # noqa: F401
-from .tools import (  # noqa: F401
-    _CTX_VARS,
-    _UNSET,
-    _descriptions,
-    _tool_description,
-    _tool_proxy,
-    _ToolBatch,
-    traced_handle_tool_calls,
-)
+from .chat import traced_get_chat_completion
+from .run import traced_run, traced_run_and_stream
+from .task import live_stretch
+from .telemetry import Telemetry
+from .tools import traced_handle_tool_calls
 
 __all__ = ["Telemetry", "traced_get_chat_completion", "traced_handle_tool_calls", "traced_run",
            "traced_run_and_stream", "live_stretch"]
