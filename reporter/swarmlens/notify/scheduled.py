@@ -9,7 +9,6 @@ at its next check: after a downtime over the first of the month it catches up, a
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Mapping
@@ -19,11 +18,9 @@ from swarmlens.notify import claims
 from swarmlens.notify.alerts import public_link
 from swarmlens.notify.channels import Channel, Message, Sender, as_mime, check_target, list_channels
 from swarmlens.render import fmt
-from swarmlens.render.files import download_name
+from swarmlens.render.files import download_name, safe_part
 from swarmlens.render.mail import MailBody
 from swarmlens.reports import common as rc
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 
 
 def report_filename(user_id: str | None, period_key: str) -> str:
@@ -207,7 +204,7 @@ def send_monthly(client, config, sender: Sender, month: rc.Period, now: datetime
         os.makedirs(out_dir, exist_ok=True)
     for n, p in enumerate(planned, 1):
         message = p.make()
-        stem = f"{n:03d}-{p.key.level}-{_UNSAFE.sub('_', p.key.user_id or 'ops')}-{_UNSAFE.sub('_', p.channel.name)}"
+        stem = f"{n:03d}-{p.key.level}-{safe_part(p.key.user_id or 'ops')}-{safe_part(p.channel.name)}"
         if p.channel.kind == "webhook":
             target = p.channel.shown_target()
             if out_dir:

@@ -15,7 +15,11 @@ import re
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 
 
+def safe_part(part: str) -> str:
+    """One piece of a file name, cut to characters safe on every system ("_" for what is left out)."""
+    return _UNSAFE.sub("_", str(part)).strip("._") or "_"
+
+
 def download_name(*parts: str, ext: str) -> str:
     """``download_name("alice", "2026-03", ext="pdf")`` -> ``swarmlens-alice-2026-03.pdf``."""
-    safe = [(_UNSAFE.sub("_", str(p)).strip("._") or "_") for p in parts if p != ""]
-    return "-".join(["swarmlens", *safe]) + "." + ext.lstrip(".")
+    return "-".join(["swarmlens", *(safe_part(p) for p in parts if p != "")]) + "." + ext.lstrip(".")
